@@ -1,0 +1,309 @@
+//! The audit trail as values: events, their place in a keyed hash chain, and verification.
+//!
+//! Each stored event carries `prev_hash` (the hash of the event before it) and its own `hash`,
+//! an HMAC-SHA-256 under the deployment's audit key over a canonical encoding of the sequence
+//! number, the previous hash and every field. The key lives outside the database (a file in the
+//! data directory or a configured path), so someone who can write the database but not read the
+//! key cannot forge a consistent chain. A separate head record (last sequence number and hash)
+//! catches the removal of events from the end.
+//!
+//! No patient data goes into `detail`: targets are identifiers, never names.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::time::Timestamp;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    Success,
+    Failure,
+    Denied,
+}
+
+impl AuditOutcome {
+    pub fn key(self) -> &'static str {
+        match self {
+            AuditOutcome::Success => "success",
+            AuditOutcome::Failure => "failure",
+            AuditOutcome::Denied => "denied",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            AuditOutcome::Success => "成功",
+            AuditOutcome::Failure => "失敗",
+            AuditOutcome::Denied => "拒否",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<Self> {
+        match key {
+            "success" => Some(AuditOutcome::Success),
+            "failure" => Some(AuditOutcome::Failure),
+            "denied" => Some(AuditOutcome::Denied),
+            _ => None,
+        }
+    }
+}
+
+/// One thing that happened: who (user, facility, profession), did what (action) to what
+/// (target), with what outcome, when, from where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: Timestamp,
+    pub user_id: Option<i64>,
+    /// The login ID as typed or known; kept even when the user does not exist (failed logins).
+    pub login_id: String,
+    pub facility_id: Option<i64>,
+    pub profession: Option<String>,
+    /// A stable dotted key such as `auth.login` or `directory.facility.create`.
+    pub action: String,
+    /// What the action was about, as `kind:id` (never a name or other patient data).
+    pub target: String,
+    pub outcome: AuditOutcome,
+    /// Short machine-readable detail (a reason code, changed field names). Never patient data.
+    pub detail: String,
+    /// Client address as seen by the server.
+    pub client: String,
+    /// True when the actor is an emergency account (非常時用アカウント).
+    pub emergency: bool,
+}
+
+/// An event with its place in the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainedAuditEvent {
+    pub seq: i64,
+    pub event: AuditEvent,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The hash the chain starts from.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The deployment's audit key (at least 32 bytes). Its `Debug` never shows the bytes.
+#[derive(Clone)]
+pub struct AuditKey(Vec<u8>);
+
+impl AuditKey {
+    pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
+        if bytes.len() < 32 {
+            return Err(format!("監査鍵が短すぎます（{} バイト、32 バイト以上が必要）", bytes.len()));
+        }
+        Ok(AuditKey(bytes))
+    }
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(..)")
+    }
+}
+
+fn put(mac: &mut Hmac<Sha256>, field: &[u8]) {
+    mac.update(&(field.len() as u64).to_be_bytes());
+    mac.update(field);
+}
+
+/// The hash of `event` at position `seq` following `prev_hash`.
+pub fn chain_hash(key: &AuditKey, seq: i64, prev_hash: &str, event: &AuditEvent) -> String {
+    // HMAC accepts keys of any length, so this cannot fail; fall back to an empty MAC anyway.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key.0) else {
+        return String::new();
+    };
+    put(&mut mac, b"renkei-audit-v1");
+    put(&mut mac, &seq.to_be_bytes());
+    put(&mut mac, prev_hash.as_bytes());
+    put(&mut mac, &event.at.0.to_be_bytes());
+    put(&mut mac, event.user_id.map(|v| v.to_string()).unwrap_or_default().as_bytes());
+    put(&mut mac, event.login_id.as_bytes());
+    put(&mut mac, event.facility_id.map(|v| v.to_string()).unwrap_or_default().as_bytes());
+    put(&mut mac, event.profession.as_deref().unwrap_or("").as_bytes());
+    put(&mut mac, event.action.as_bytes());
+    put(&mut mac, event.target.as_bytes());
+    put(&mut mac, event.outcome.key().as_bytes());
+    put(&mut mac, event.detail.as_bytes());
+    put(&mut mac, event.client.as_bytes());
+    put(&mut mac, &[u8::from(event.emergency)]);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Links `event` after the event with `prev_seq` / `prev_hash`.
+pub fn link(key: &AuditKey, prev_seq: i64, prev_hash: &str, event: AuditEvent) -> ChainedAuditEvent {
+    let seq = prev_seq + 1;
+    let hash = chain_hash(key, seq, prev_hash, &event);
+    ChainedAuditEvent { seq, event, prev_hash: prev_hash.to_string(), hash }
+}
+
+/// One thing wrong with a stored chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainProblem {
+    /// The event's contents do not match its hash: it was modified (or forged without the key).
+    Modified { seq: i64 },
+    /// Sequence numbers jump: events between were deleted.
+    Missing { after: i64, next: i64 },
+    /// The event does not follow the one before it: something was inserted or removed here.
+    BrokenLink { seq: i64 },
+    /// The chain does not end where the head record says: events were removed from or added to
+    /// the end.
+    HeadMismatch { head_seq: i64, last_seq: i64 },
+}
+
+impl std::fmt::Display for ChainProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChainProblem::Modified { seq } => write!(f, "event {seq}: contents do not match its hash (modified)"),
+            ChainProblem::Missing { after, next } => {
+                write!(f, "events {}..{} are missing (deleted)", after + 1, next - 1)
+            }
+            ChainProblem::BrokenLink { seq } => {
+                write!(f, "event {seq}: does not follow the previous event (inserted or reordered)")
+            }
+            ChainProblem::HeadMismatch { head_seq, last_seq } => write!(
+                f,
+                "the chain ends at event {last_seq} but the head record says {head_seq} (events removed or added at the end)"
+            ),
+        }
+    }
+}
+
+/// Checks a chain read in sequence order, one event at a time, in constant memory.
+#[derive(Debug)]
+pub struct ChainVerifier {
+    key: AuditKey,
+    last_seq: i64,
+    last_hash: String,
+    checked: u64,
+    problems: Vec<ChainProblem>,
+}
+
+impl ChainVerifier {
+    pub fn new(key: AuditKey) -> Self {
+        ChainVerifier { key, last_seq: 0, last_hash: GENESIS_HASH.to_string(), checked: 0, problems: Vec::new() }
+    }
+
+    pub fn push(&mut self, row: &ChainedAuditEvent) {
+        self.checked += 1;
+        if chain_hash(&self.key, row.seq, &row.prev_hash, &row.event) != row.hash {
+            self.problems.push(ChainProblem::Modified { seq: row.seq });
+        }
+        if row.seq != self.last_seq + 1 {
+            self.problems.push(ChainProblem::Missing { after: self.last_seq, next: row.seq });
+        } else if row.prev_hash != self.last_hash {
+            self.problems.push(ChainProblem::BrokenLink { seq: row.seq });
+        }
+        self.last_seq = row.seq;
+        self.last_hash = row.hash.clone();
+    }
+
+    /// Ends verification against the head record (`None` when no event was ever written).
+    pub fn finish(mut self, head: Option<(i64, String)>) -> ChainReport {
+        let (head_seq, head_hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
+        if head_seq != self.last_seq || head_hash != self.last_hash {
+            self.problems.push(ChainProblem::HeadMismatch { head_seq, last_seq: self.last_seq });
+        }
+        ChainReport { checked: self.checked, problems: self.problems }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainReport {
+    pub checked: u64,
+    pub problems: Vec<ChainProblem>,
+}
+
+impl ChainReport {
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> AuditKey {
+        AuditKey::new(vec![7u8; 32]).unwrap()
+    }
+
+    fn event(n: i64) -> AuditEvent {
+        AuditEvent {
+            at: Timestamp(n),
+            user_id: Some(n),
+            login_id: format!("user{n}"),
+            facility_id: Some(1),
+            profession: Some("doctor".into()),
+            action: "auth.login".into(),
+            target: format!("user:{n}"),
+            outcome: AuditOutcome::Success,
+            detail: String::new(),
+            client: "127.0.0.1".into(),
+            emergency: false,
+        }
+    }
+
+    fn chain(n: i64) -> Vec<ChainedAuditEvent> {
+        let mut out: Vec<ChainedAuditEvent> = Vec::new();
+        for i in 1..=n {
+            let (seq, hash) = out.last().map(|e| (e.seq, e.hash.clone())).unwrap_or((0, GENESIS_HASH.into()));
+            out.push(link(&key(), seq, &hash, event(i)));
+        }
+        out
+    }
+
+    fn verify(rows: &[ChainedAuditEvent], head: Option<(i64, String)>) -> ChainReport {
+        let mut v = ChainVerifier::new(key());
+        rows.iter().for_each(|r| v.push(r));
+        v.finish(head)
+    }
+
+    fn head(rows: &[ChainedAuditEvent]) -> Option<(i64, String)> {
+        rows.last().map(|r| (r.seq, r.hash.clone()))
+    }
+
+    #[test]
+    fn intact_chain_verifies() {
+        let rows = chain(5);
+        assert!(verify(&rows, head(&rows)).is_intact());
+        assert!(verify(&[], None).is_intact());
+    }
+
+    #[test]
+    fn detects_modification_deletion_insertion_and_truncation() {
+        let rows = chain(5);
+        let h = head(&rows);
+
+        let mut modified = rows.clone();
+        modified[2].event.outcome = AuditOutcome::Failure;
+        assert_eq!(verify(&modified, h.clone()).problems, vec![ChainProblem::Modified { seq: 3 }]);
+
+        let mut deleted = rows.clone();
+        deleted.remove(2);
+        assert_eq!(verify(&deleted, h.clone()).problems, vec![ChainProblem::Missing { after: 2, next: 4 }]);
+
+        // An inserted event forged without the key, renumbering what follows.
+        let mut inserted = rows.clone();
+        let forged = ChainedAuditEvent {
+            seq: 3,
+            event: event(99),
+            prev_hash: rows[1].hash.clone(),
+            hash: "f".repeat(64),
+        };
+        inserted.insert(2, forged);
+        for (i, r) in inserted.iter_mut().enumerate().skip(3) {
+            r.seq = i as i64 + 1;
+        }
+        let report = verify(&inserted, h.clone());
+        assert!(report.problems.contains(&ChainProblem::Modified { seq: 3 }));
+        assert!(!report.is_intact());
+
+        let truncated = &rows[..4];
+        assert_eq!(
+            verify(truncated, h).problems,
+            vec![ChainProblem::HeadMismatch { head_seq: 5, last_seq: 4 }]
+        );
+    }
+}
