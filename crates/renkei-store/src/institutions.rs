@@ -1,0 +1,61 @@
+//! The national medical-institution code master.
+
+use renkei_core::institution::InstitutionRecord;
+
+use crate::{Institution, Result, Store, StoreError, with_db, exec_tx};
+
+/// Rows per INSERT statement: 6 parameters each stays far below both backends' limits.
+const BATCH: usize = 1000;
+
+impl Store {
+    /// Inserts or updates `records` (by code) in one transaction: all of them or none.
+    pub async fn upsert_institutions(&self, records: &[InstitutionRecord], at: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for chunk in records.chunks(BATCH) {
+            let mut sql = String::from(
+                "INSERT INTO institution_master (code, name, postal_code, address, check_digit_ok, updated_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 6;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(${},${},${},${},${},${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
+            }
+            sql.push_str(
+                " ON CONFLICT (code) DO UPDATE SET name = excluded.name, postal_code = excluded.postal_code,
+                  address = excluded.address, check_digit_ok = excluded.check_digit_ok, updated_at = excluded.updated_at",
+            );
+            exec_tx!(&mut tx, |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for r in chunk {
+                    q = q
+                        .bind(r.code.as_string())
+                        .bind(r.name.as_str())
+                        .bind(r.postal_code.as_str())
+                        .bind(r.address.as_str())
+                        .bind(r.check_digit_ok)
+                        .bind(at);
+                }
+                q.execute(&mut *c).await
+            })?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn institution(&self, code: &str) -> Result<Option<Institution>> {
+        with_db!(&self.db, |pool| {
+            sqlx::query_as("SELECT code, name, postal_code, address, check_digit_ok FROM institution_master WHERE code = $1")
+                .bind(code)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    pub async fn count_institutions(&self) -> Result<i64> {
+        let n: (i64,) =
+            with_db!(&self.db, |pool| sqlx::query_as("SELECT COUNT(*) FROM institution_master").fetch_one(pool).await)?;
+        Ok(n.0)
+    }
+}

@@ -1,0 +1,33 @@
+//! Migrations are embedded at compile time, one set per backend, and applied on open.
+
+use std::borrow::Cow;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use crate::{Db, Result, Store, StoreError};
+
+const SQLITE: &[(i64, &str, &str)] =
+    &[(1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql"))];
+const POSTGRES: &[(i64, &str, &str)] =
+    &[(1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql"))];
+
+fn migrator(set: &'static [(i64, &'static str, &'static str)]) -> Migrator {
+    let migrations = set
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, sql.into_sql_str(), false)
+        })
+        .collect::<Vec<_>>();
+    Migrator::with_migrations(migrations)
+}
+
+impl Store {
+    pub(crate) async fn migrate(&self) -> Result<()> {
+        let result = match &self.db {
+            Db::Sqlite(pool) => migrator(SQLITE).run(pool).await,
+            Db::Postgres(pool) => migrator(POSTGRES).run(pool).await,
+        };
+        result.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+    }
+}
