@@ -1,1 +1,144 @@
+//! Use cases of Renkei. Every operation takes the acting user ([`Actor`]), checks what that user
+//! may do, calls the store, and writes the audit event in the same transaction as the change.
+//!
+//! Architecture invariant: the web layer and the binary reach storage only through this crate;
+//! no function here returns a stored secret (password hash, TOTP secret) to a caller.
 
+pub mod audit;
+pub mod auth;
+pub mod directory;
+mod error;
+pub mod notices;
+mod secrets;
+
+use std::sync::Arc;
+
+use renkei_core::audit::{AuditEvent, AuditOutcome};
+use renkei_core::facility::OidRoot;
+use renkei_core::time::{Clock, Timestamp};
+use renkei_core::user::Role;
+pub use renkei_store::{Backend, Store, StoreError};
+
+pub use error::{AppError, Result};
+
+/// Settings that shape the use cases (all have defaults that suit a small network).
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// Name shown in the portal and in authenticator apps (`Renkei` by default).
+    pub network_name: String,
+    /// The region's prefecture number (34 for Hiroshima), used in facility OIDs.
+    pub region_prefecture: u8,
+    pub oid_root: OidRoot,
+    /// A session unused for this long ends (guideline: no long idle sessions).
+    pub session_idle_seconds: i64,
+    /// Failed logins in a row before the account locks.
+    pub lockout_threshold: i64,
+    pub lockout_seconds: i64,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            network_name: "Renkei".to_string(),
+            region_prefecture: 34,
+            oid_root: OidRoot::parse("1.2.392.200284").unwrap_or_else(|_| unreachable_root()),
+            session_idle_seconds: 30 * 60,
+            lockout_threshold: 5,
+            lockout_seconds: 15 * 60,
+        }
+    }
+}
+
+#[allow(clippy::panic)]
+fn unreachable_root() -> OidRoot {
+    // The literal above is a valid OID; this is never reached.
+    panic!("default OID root is invalid")
+}
+
+/// The application: a store, a clock and the configuration. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) store: Store,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: Arc<AppConfig>,
+}
+
+impl App {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: AppConfig) -> Self {
+        App { store, clock, config: Arc::new(config) }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.store.backend()
+    }
+
+    /// Ready when the database answers.
+    pub async fn ready(&self) -> Result<()> {
+        self.store.ping().await.map_err(AppError::from)
+    }
+
+    pub async fn shutdown(&self) {
+        self.store.close().await
+    }
+
+    pub(crate) fn event(&self, actor: &Actor, action: &str, target: String, outcome: AuditOutcome, detail: &str) -> AuditEvent {
+        AuditEvent {
+            at: self.now(),
+            user_id: actor.user_id,
+            login_id: actor.login_id.clone(),
+            facility_id: actor.facility_id,
+            profession: actor.profession.clone(),
+            action: action.to_string(),
+            target,
+            outcome,
+            detail: detail.to_string(),
+            client: actor.client.clone(),
+            emergency: actor.emergency,
+        }
+    }
+}
+
+/// Who is acting: a logged-in user, or the system itself (command line, jobs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: Option<i64>,
+    pub login_id: String,
+    pub name: String,
+    pub facility_id: Option<i64>,
+    pub profession: Option<String>,
+    pub role: Role,
+    pub emergency: bool,
+    pub client: String,
+}
+
+impl Actor {
+    /// The operator acting through the command line on the server itself.
+    pub fn system(what: &str) -> Actor {
+        Actor {
+            user_id: None,
+            login_id: format!("system:{what}"),
+            name: "システム".to_string(),
+            facility_id: None,
+            profession: None,
+            role: Role::Operator,
+            emergency: false,
+            client: "local".to_string(),
+        }
+    }
+
+    pub fn is_operator(&self) -> bool {
+        self.role == Role::Operator
+    }
+
+    pub(crate) fn require_operator(&self) -> Result<()> {
+        if self.is_operator() { Ok(()) } else { Err(AppError::Forbidden) }
+    }
+}
