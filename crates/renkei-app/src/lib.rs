@@ -17,7 +17,8 @@ use renkei_core::audit::{AuditEvent, AuditOutcome};
 use renkei_core::facility::OidRoot;
 use renkei_core::time::{Clock, Timestamp};
 use renkei_core::user::Role;
-pub use renkei_store::{Backend, Store, StoreError};
+pub use renkei_store::Backend;
+use renkei_store::Store;
 
 pub use error::{AppError, Result};
 

@@ -2,7 +2,8 @@
 
 use renkei_core::audit::AuditOutcome;
 use renkei_core::time::Timestamp;
-use renkei_store::{Notice, NoticeFields};
+pub use renkei_store::Notice;
+use renkei_store::NoticeFields;
 
 use crate::{Actor, App, AppError, Result};
 

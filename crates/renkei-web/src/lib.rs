@@ -1,1 +1,65 @@
+//! The web edge: the Japanese portal (server-rendered with askama), login sessions and CSRF.
+//!
+//! Architecture invariant: this crate depends on `renkei-app`, never on `renkei-store`; every
+//! handler reaches data through a use case that checks rights and writes the audit trail. No
+//! handler logs request bodies (they carry passwords and, later, patient data).
 
+mod admin;
+mod pages;
+mod session;
+mod views;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use renkei_app::App;
+
+/// What every handler receives.
+#[derive(Clone)]
+pub struct WebState {
+    pub app: App,
+    /// Mark cookies `Secure` (true whenever the server speaks HTTPS).
+    pub secure_cookies: bool,
+}
+
+/// The whole HTTP surface. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/healthz", get(pages::healthz))
+        .route("/static/renkei.css", get(pages::stylesheet))
+        .route("/", get(pages::top))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/login/totp", get(pages::totp_form).post(pages::totp))
+        .route("/login/enrol", get(pages::enrol_form).post(pages::enrol))
+        .route("/login/cancel", post(pages::cancel_login))
+        .route("/logout", post(pages::logout))
+        .route("/password", get(pages::password_form).post(pages::change_password))
+        .route("/account/recovery-codes", get(pages::recovery_form).post(pages::regenerate_recovery))
+        .route("/facilities/search", get(pages::public_search))
+        .route("/admin/facilities", get(admin::facilities).post(admin::create_facility))
+        .route("/admin/facilities/new", get(admin::new_facility))
+        .route("/admin/facilities/{id}", get(admin::show_facility).post(admin::update_facility))
+        .route("/admin/facilities/{id}/edit", get(admin::edit_facility))
+        .route("/admin/facilities/{id}/users/new", get(admin::new_user))
+        .route("/admin/facilities/{id}/users", post(admin::create_user))
+        .route("/admin/users/{id}", get(admin::edit_user).post(admin::update_user))
+        .route("/admin/users/{id}/reset-password", post(admin::reset_password))
+        .route("/admin/users/{id}/reset-totp", post(admin::reset_totp))
+        .route("/admin/notices", get(admin::notices).post(admin::create_notice))
+        .route("/admin/notices/new", get(admin::new_notice))
+        .route("/admin/notices/{id}", get(admin::edit_notice).post(admin::update_notice))
+        .route("/admin/notices/{id}/delete", post(admin::delete_notice))
+        .route("/admin/audit", get(admin::audit))
+        .route("/admin/institutions/{code}", get(admin::institution_lookup))
+        .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), session::csrf_guard))
+        .layer(middleware::from_fn(session::security_headers))
+        .layer(DefaultBodyLimit::max(session::FORM_LIMIT))
+        .with_state(state)
+}
+
+/// The client address as the server saw it (for the audit trail).
+pub type Peer = axum::extract::ConnectInfo<SocketAddr>;

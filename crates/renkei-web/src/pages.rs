@@ -1,0 +1,278 @@
+//! Login, the portal top page, account pages and the public facility search.
+
+use axum::extract::{Form, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use qrcode::QrCode;
+use qrcode::render::svg;
+use renkei_app::auth::PasswordOutcome;
+use renkei_app::AppError;
+
+use crate::session::{self, CurrentUser, PRE_CSRF_COOKIE, SESSION_COOKIE};
+use crate::views::*;
+use crate::{Peer, WebState};
+
+pub async fn healthz(State(st): State<WebState>) -> Response {
+    match st.app.ready().await {
+        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], r#"{"status":"unavailable"}"#)
+            .into_response(),
+    }
+}
+
+pub async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../static/renkei.css"),
+    )
+        .into_response()
+}
+
+pub async fn not_found(State(st): State<WebState>) -> Response {
+    error_page(&st.app, AppError::NotFound)
+}
+
+fn random_token() -> String {
+    let mut b = [0u8; 32];
+    // Without randomness the login form cannot be protected; an empty token never matches.
+    if getrandom::fill(&mut b).is_err() {
+        return String::new();
+    }
+    hex::encode(b)
+}
+
+/// The login form. Issues the pre-login CSRF cookie if there is none.
+pub async fn login_form(State(st): State<WebState>, jar: CookieJar) -> Response {
+    if let Some(c) = jar.get(SESSION_COOKIE)
+        && st.app.session(c.value(), "").await.is_ok()
+    {
+        return Redirect::to("/").into_response();
+    }
+    login_page(&st, jar, String::new(), None)
+}
+
+fn login_page(st: &WebState, jar: CookieJar, login_id: String, error: Option<String>) -> Response {
+    let (jar, csrf) = match jar.get(PRE_CSRF_COOKIE) {
+        Some(c) => (jar.clone(), c.value().to_string()),
+        None => {
+            let t = random_token();
+            (jar.add(session::pre_csrf_cookie(t.clone(), st.secure_cookies)), t)
+        }
+    };
+    let page = LoginPage { layout: Layout::anonymous(&st.app, "ログイン", csrf).with_error(error), login_id };
+    (jar, render(&page)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    login_id: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn login(State(st): State<WebState>, Peer { 0: peer }: Peer, jar: CookieJar, Form(f): Form<LoginForm>) -> Response {
+    let client = peer.ip().to_string();
+    match st.app.login_password(&f.login_id, &f.password, &client).await {
+        Ok(PasswordOutcome::SecondFactor(token)) => {
+            (jar.add(session::session_cookie(token, st.secure_cookies)), Redirect::to("/login/totp")).into_response()
+        }
+        Ok(PasswordOutcome::Enrol(token)) => {
+            (jar.add(session::session_cookie(token, st.secure_cookies)), Redirect::to("/login/enrol")).into_response()
+        }
+        Ok(PasswordOutcome::Refused) => {
+            login_page(&st, jar, f.login_id, Some("利用者IDまたはパスワードが正しくありません".into()))
+        }
+        Ok(PasswordOutcome::Locked) => login_page(
+            &st,
+            jar,
+            f.login_id,
+            Some("ログインの失敗が続いたため、このアカウントは一時的にロックされています。しばらく待つか、施設管理者・事務局に連絡してください".into()),
+        ),
+        Err(e) => error_page(&st.app, e),
+    }
+}
+
+async fn pending(st: &WebState, jar: &CookieJar) -> Option<(String, String)> {
+    let token = jar.get(SESSION_COOKIE)?.value().to_string();
+    let csrf = st.app.csrf_token(&token).await.ok()?;
+    Some((token, csrf))
+}
+
+pub async fn totp_form(State(st): State<WebState>, jar: CookieJar) -> Response {
+    let Some((_, csrf)) = pending(&st, &jar).await else {
+        return Redirect::to("/login").into_response();
+    };
+    render(&TotpPage { layout: Layout::anonymous(&st.app, "二要素認証", csrf) })
+}
+
+#[derive(serde::Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    code: String,
+}
+
+pub async fn totp(State(st): State<WebState>, Peer { 0: peer }: Peer, jar: CookieJar, Form(f): Form<CodeForm>) -> Response {
+    let Some((token, csrf)) = pending(&st, &jar).await else {
+        return Redirect::to("/login").into_response();
+    };
+    match st.app.login_second_factor(&token, &f.code, &peer.ip().to_string()).await {
+        Ok(Some(new_token)) => (jar.add(session::session_cookie(new_token, st.secure_cookies)), Redirect::to("/")).into_response(),
+        Ok(None) => render(&TotpPage {
+            layout: Layout::anonymous(&st.app, "二要素認証", csrf).with_error(Some("確認コードが正しくありません".into())),
+        }),
+        Err(AppError::Unauthenticated) => (jar.remove(session::removal(SESSION_COOKIE)), Redirect::to("/login")).into_response(),
+        Err(e) => error_page(&st.app, e),
+    }
+}
+
+fn qr_svg(text: &str) -> String {
+    match QrCode::new(text.as_bytes()) {
+        Ok(code) => code.render::<svg::Color>().min_dimensions(220, 220).quiet_zone(true).build(),
+        Err(_) => String::new(),
+    }
+}
+
+pub async fn enrol_form(State(st): State<WebState>, jar: CookieJar) -> Response {
+    enrol_page(&st, &jar, None).await
+}
+
+async fn enrol_page(st: &WebState, jar: &CookieJar, error: Option<String>) -> Response {
+    let Some((token, csrf)) = pending(st, jar).await else {
+        return Redirect::to("/login").into_response();
+    };
+    match st.app.begin_enrolment(&token).await {
+        Ok(e) => render(&EnrolPage {
+            layout: Layout::anonymous(&st.app, "二要素認証の登録", csrf).with_error(error),
+            qr_svg: qr_svg(&e.otpauth_url),
+            secret: e.secret_base32,
+            account: e.account,
+        }),
+        Err(AppError::Unauthenticated) => Redirect::to("/login").into_response(),
+        Err(e) => error_page(&st.app, e),
+    }
+}
+
+pub async fn enrol(State(st): State<WebState>, Peer { 0: peer }: Peer, jar: CookieJar, Form(f): Form<CodeForm>) -> Response {
+    let Some((token, _)) = pending(&st, &jar).await else {
+        return Redirect::to("/login").into_response();
+    };
+    match st.app.confirm_enrolment(&token, &f.code, &peer.ip().to_string()).await {
+        Ok(Some((new_token, codes))) => {
+            let csrf = st.app.csrf_token(&new_token).await.unwrap_or_default();
+            let page = RecoveryCodesPage { layout: Layout::anonymous(&st.app, "回復コード", csrf), codes };
+            (jar.add(session::session_cookie(new_token, st.secure_cookies)), render(&page)).into_response()
+        }
+        Ok(None) => enrol_page(&st, &jar, Some("確認コードが正しくありません。アプリの表示を確認してもう一度入力してください".into())).await,
+        Err(AppError::Unauthenticated) => Redirect::to("/login").into_response(),
+        Err(e) => error_page(&st.app, e),
+    }
+}
+
+pub async fn cancel_login(State(st): State<WebState>, jar: CookieJar) -> Response {
+    if let Some(c) = jar.get(SESSION_COOKIE) {
+        let _ = st.app.abandon_login(c.value()).await;
+    }
+    (jar.remove(session::removal(SESSION_COOKIE)), Redirect::to("/login")).into_response()
+}
+
+pub async fn logout(State(st): State<WebState>, jar: CookieJar, user: CurrentUser) -> Response {
+    if let Err(e) = st.app.logout(&user.token, &user.view.actor).await {
+        return error_page(&st.app, e);
+    }
+    (jar.remove(session::removal(SESSION_COOKIE)), Redirect::to("/login")).into_response()
+}
+
+pub async fn top(State(st): State<WebState>, user: CurrentUser) -> Response {
+    let notices = match st.app.current_notices().await {
+        Ok(n) => n.into_iter().map(NoticeItem::from).collect(),
+        Err(e) => return error_page(&st.app, e),
+    };
+    let disclosing = match st.app.disclosing_facilities().await {
+        Ok(d) => d,
+        Err(e) => return error_page(&st.app, e),
+    };
+    render(&TopPage {
+        layout: user.layout(&st.app, "ポータル"),
+        disclosing,
+        notices,
+        is_operator: user.view.actor.is_operator(),
+    })
+}
+
+pub async fn password_form(State(st): State<WebState>, user: CurrentUser) -> Response {
+    render(&PasswordPage { layout: user.layout(&st.app, "パスワード変更"), forced: user.view.must_change_password })
+}
+
+#[derive(serde::Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    new: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn change_password(State(st): State<WebState>, user: CurrentUser, Form(f): Form<PasswordForm>) -> Response {
+    match st.app.change_password(&user.view.actor, &user.token, &f.current, &f.new, &f.confirm).await {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(AppError::Invalid(m)) => render(&PasswordPage {
+            layout: user.layout(&st.app, "パスワード変更").with_error(Some(m)),
+            forced: user.view.must_change_password,
+        }),
+        Err(e) => error_page(&st.app, e),
+    }
+}
+
+pub async fn recovery_form(State(st): State<WebState>, user: CurrentUser) -> Response {
+    match st.app.unused_recovery_codes(&user.view.actor).await {
+        Ok(remaining) => render(&RecoveryPage { layout: user.layout(&st.app, "回復コード"), remaining }),
+        Err(e) => error_page(&st.app, e),
+    }
+}
+
+pub async fn regenerate_recovery(State(st): State<WebState>, user: CurrentUser) -> Response {
+    match st.app.regenerate_recovery_codes(&user.view.actor).await {
+        Ok(codes) => render(&RecoveryCodesPage { layout: user.layout(&st.app, "回復コード"), codes }),
+        Err(e) => error_page(&st.app, e),
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default, rename = "type")]
+    facility_type: String,
+    #[serde(default)]
+    discloses: Option<String>,
+    #[serde(default)]
+    page: i64,
+}
+
+pub async fn public_search(State(st): State<WebState>, jar: CookieJar, Query(q): Query<SearchQuery>) -> Response {
+    let discloses_only = q.discloses.is_some();
+    match st.app.public_facility_search(&q.q, &q.facility_type, discloses_only, q.page).await {
+        Ok((facilities, total)) => {
+            let csrf = session::expected_csrf(&st.app, &jar).await.unwrap_or_default();
+            let mut layout = Layout::anonymous(&st.app, "参加施設検索", csrf);
+            if let Some(c) = jar.get(SESSION_COOKIE)
+                && let Ok(v) = st.app.session(c.value(), "").await
+            {
+                layout = Layout::for_user(&st.app, "参加施設検索", &v);
+            }
+            render(&PublicSearchPage {
+                layout,
+                q: q.q,
+                types: facility_types().into_iter().filter(|t| t.0 != "operator").collect(),
+                selected_type: q.facility_type,
+                discloses_only,
+                total,
+                facilities,
+            })
+        }
+        Err(e) => error_page(&st.app, e),
+    }
+}

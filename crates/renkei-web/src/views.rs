@@ -1,0 +1,436 @@
+//! Templates and the values they show.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use renkei_app::auth::SessionView;
+use renkei_app::directory::{FacilityView, UserView};
+use renkei_app::{App, AppError};
+use renkei_core::facility::FacilityType;
+use renkei_core::time::Timestamp;
+use renkei_core::user::{Profession, Role};
+
+/// The logged-in user as the header shows them.
+pub struct UserBar {
+    pub name: String,
+    pub facility: String,
+    pub profession: String,
+    pub emergency: bool,
+}
+
+/// What the page frame needs.
+pub struct Layout {
+    pub title: String,
+    pub network: String,
+    pub user: Option<UserBar>,
+    pub csrf: String,
+    pub flash: Option<String>,
+    pub warning: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Layout {
+    pub fn anonymous(app: &App, title: &str, csrf: String) -> Layout {
+        Layout {
+            title: title.to_string(),
+            network: app.config().network_name.clone(),
+            user: None,
+            csrf,
+            flash: None,
+            warning: None,
+            error: None,
+        }
+    }
+
+    pub fn for_user(app: &App, title: &str, v: &SessionView) -> Layout {
+        let profession = v.actor.profession.as_deref().and_then(Profession::from_key).map(|p| p.label()).unwrap_or("");
+        Layout {
+            user: Some(UserBar {
+                name: v.actor.name.clone(),
+                facility: v.facility_name.clone(),
+                profession: profession.to_string(),
+                emergency: v.actor.emergency,
+            }),
+            ..Layout::anonymous(app, title, v.csrf_token.clone())
+        }
+    }
+
+    pub fn with_error(mut self, e: Option<String>) -> Self {
+        self.error = e;
+        self
+    }
+
+    pub fn with_flash(mut self, m: Option<String>) -> Self {
+        self.flash = m;
+        self
+    }
+
+    pub fn with_warning(mut self, m: Option<String>) -> Self {
+        self.warning = m;
+        self
+    }
+}
+
+pub fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "表示に失敗しました").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub layout: Layout,
+    pub heading: String,
+    pub message: String,
+}
+
+/// The page for an error no form can show inline. Internal details go to the log (they never
+/// contain patient data), not to the page.
+pub fn error_page(app: &App, e: AppError) -> Response {
+    let (status, heading, message) = match &e {
+        AppError::NotFound => (StatusCode::NOT_FOUND, "見つかりません", "指定されたページまたはデータは存在しません。".to_string()),
+        AppError::Forbidden => (StatusCode::FORBIDDEN, "権限がありません", "この操作を行う権限がありません。".to_string()),
+        AppError::Unauthenticated => (StatusCode::UNAUTHORIZED, "ログインしてください", "ログインが必要です。".to_string()),
+        AppError::Invalid(m) | AppError::Conflict(m) => (StatusCode::BAD_REQUEST, "入力内容を確認してください", m.clone()),
+        AppError::Unavailable(_) => {
+            tracing::error!(code = e.code(), error = %e, "database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "ただいま利用できません", "データベースに接続できません。しばらくしてからもう一度お試しください。".to_string())
+        }
+        AppError::Internal(_) => {
+            tracing::error!(code = e.code(), error = %e, "internal error");
+            (StatusCode::INTERNAL_SERVER_ERROR, "エラーが発生しました", "処理中にエラーが発生しました。事務局にお問い合わせください。".to_string())
+        }
+    };
+    let page = ErrorPage { layout: Layout::anonymous(app, heading, String::new()), heading: heading.to_string(), message };
+    (status, render(&page)).into_response()
+}
+
+pub fn facility_types() -> Vec<(&'static str, &'static str)> {
+    FacilityType::ALL.iter().map(|t| (t.key(), t.label())).collect()
+}
+
+pub fn professions() -> Vec<(&'static str, &'static str)> {
+    Profession::ALL.iter().map(|p| (p.key(), p.label())).collect()
+}
+
+pub fn roles() -> Vec<(&'static str, &'static str)> {
+    Role::ALL.iter().map(|r| (r.key(), r.label())).collect()
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub layout: Layout,
+    pub login_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "totp.html")]
+pub struct TotpPage {
+    pub layout: Layout,
+}
+
+#[derive(Template)]
+#[template(path = "enrol.html")]
+pub struct EnrolPage {
+    pub layout: Layout,
+    pub qr_svg: String,
+    pub secret: String,
+    pub account: String,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub struct RecoveryCodesPage {
+    pub layout: Layout,
+    pub codes: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery.html")]
+pub struct RecoveryPage {
+    pub layout: Layout,
+    pub remaining: i64,
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+pub struct PasswordPage {
+    pub layout: Layout,
+    pub forced: bool,
+}
+
+pub struct NoticeItem {
+    pub id: i64,
+    pub title: String,
+    pub body: String,
+    pub important: bool,
+    pub date: String,
+    pub from: String,
+    pub until: String,
+}
+
+impl NoticeItem {
+    pub fn from(n: renkei_app::notices::Notice) -> NoticeItem {
+        NoticeItem {
+            id: n.id,
+            date: Timestamp(n.published_from).jst_date(),
+            from: Timestamp(n.published_from).jst_date(),
+            until: n.published_until.map(|t| Timestamp(t).jst_date()).unwrap_or_else(|| "無期限".into()),
+            title: n.title,
+            body: n.body,
+            important: n.important,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "top.html")]
+pub struct TopPage {
+    pub layout: Layout,
+    pub disclosing: Vec<FacilityView>,
+    pub notices: Vec<NoticeItem>,
+    pub is_operator: bool,
+}
+
+#[derive(Template)]
+#[template(path = "public_search.html")]
+pub struct PublicSearchPage {
+    pub layout: Layout,
+    pub q: String,
+    pub types: Vec<(&'static str, &'static str)>,
+    pub selected_type: String,
+    pub discloses_only: bool,
+    pub total: i64,
+    pub facilities: Vec<FacilityView>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_facilities.html")]
+pub struct FacilitiesPage {
+    pub layout: Layout,
+    pub q: String,
+    pub types: Vec<(&'static str, &'static str)>,
+    pub selected_type: String,
+    pub total: i64,
+    pub facilities: Vec<FacilityView>,
+}
+
+/// The facility form's values as typed (strings, so a refused form comes back as it was).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct FacilityForm {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub facility_type: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub name_kana: String,
+    #[serde(default)]
+    pub postal_code: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default, deserialize_with = "checkbox")]
+    pub discloses: bool,
+    #[serde(default, deserialize_with = "checkbox")]
+    pub issues_hm_card: bool,
+    #[serde(default, deserialize_with = "checkbox")]
+    pub issues_disclosure_card: bool,
+    #[serde(default)]
+    pub max_accounts: String,
+    #[serde(default, deserialize_with = "checkbox")]
+    pub active: bool,
+}
+
+/// A checkbox is present (any value) when ticked and absent when not.
+pub fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let v: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(v.is_some())
+}
+
+#[derive(Template)]
+#[template(path = "facility_form.html")]
+pub struct FacilityFormPage {
+    pub layout: Layout,
+    pub heading: String,
+    pub action: String,
+    pub types: Vec<(&'static str, &'static str)>,
+    pub form: FacilityForm,
+}
+
+pub struct UserRow {
+    pub id: i64,
+    pub login_id: String,
+    pub name: String,
+    pub profession: Profession,
+    pub role: Role,
+    pub totp_enabled: bool,
+    pub emergency: bool,
+    pub active: bool,
+    pub locked: bool,
+    pub last_login: String,
+}
+
+impl UserRow {
+    pub fn from(u: UserView) -> UserRow {
+        UserRow {
+            id: u.id,
+            login_id: u.login_id,
+            name: u.name,
+            profession: u.profession,
+            role: u.role,
+            totp_enabled: u.totp_enabled,
+            emergency: u.emergency,
+            active: u.active,
+            locked: u.locked,
+            last_login: u.last_login_at.map(|t| Timestamp(t).jst_minutes()).unwrap_or_else(|| "なし".into()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "facility_show.html")]
+pub struct FacilityShowPage {
+    pub layout: Layout,
+    pub f: FacilityView,
+    pub users: Vec<UserRow>,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct UserForm {
+    #[serde(default)]
+    pub login_id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub name_kana: String,
+    #[serde(default)]
+    pub profession: String,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default, deserialize_with = "checkbox")]
+    pub emergency: bool,
+    #[serde(default, deserialize_with = "checkbox")]
+    pub active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "user_form.html")]
+pub struct UserFormPage {
+    pub layout: Layout,
+    pub heading: String,
+    pub action: String,
+    pub facility_name: String,
+    pub professions: Vec<(&'static str, &'static str)>,
+    pub roles: Vec<(&'static str, &'static str)>,
+    pub form: UserForm,
+    pub editing: bool,
+    pub user_id: i64,
+}
+
+#[derive(Template)]
+#[template(path = "temp_password.html")]
+pub struct TempPasswordPage {
+    pub layout: Layout,
+    pub heading: String,
+    pub login_id: String,
+    pub password: String,
+    pub facility_id: i64,
+}
+
+#[derive(Template)]
+#[template(path = "admin_notices.html")]
+pub struct NoticesPage {
+    pub layout: Layout,
+    pub notices: Vec<NoticeItem>,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct NoticeForm {
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default, deserialize_with = "checkbox")]
+    pub important: bool,
+    #[serde(default)]
+    pub published_from: String,
+    #[serde(default)]
+    pub published_until: String,
+}
+
+#[derive(Template)]
+#[template(path = "notice_form.html")]
+pub struct NoticeFormPage {
+    pub layout: Layout,
+    pub heading: String,
+    pub action: String,
+    pub form: NoticeForm,
+}
+
+pub struct AuditRowView {
+    pub seq: i64,
+    pub at: String,
+    pub login_id: String,
+    pub facility_id: String,
+    pub profession: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: &'static str,
+    pub outcome_key: &'static str,
+    pub detail: String,
+    pub client: String,
+    pub emergency: bool,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+pub struct AuditForm {
+    #[serde(default)]
+    pub login_id: String,
+    #[serde(default)]
+    pub facility_id: String,
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub outcome: String,
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub to: String,
+    #[serde(default)]
+    pub emergency: Option<String>,
+    #[serde(default)]
+    pub page: i64,
+}
+
+pub struct AuditSearchView {
+    pub login_id: String,
+    pub facility_id: String,
+    pub action: String,
+    pub outcome: String,
+    pub from: String,
+    pub to: String,
+    pub emergency_only: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_audit.html")]
+pub struct AuditPage {
+    pub layout: Layout,
+    pub s: AuditSearchView,
+    pub outcomes: Vec<(&'static str, &'static str)>,
+    pub total: i64,
+    pub page_from: i64,
+    pub page_to: i64,
+    pub events: Vec<AuditRowView>,
+    pub prev_link: Option<String>,
+    pub next_link: Option<String>,
+}
