@@ -342,6 +342,12 @@ impl App {
         Ok(self.store.unused_recovery_codes(user_id).await?)
     }
 
+    /// Removes sessions idle for longer than the idle timeout (run periodically).
+    pub async fn purge_idle_sessions(&self) -> Result<u64> {
+        let before = self.now().0 - self.config.session_idle_seconds * 1_000_000;
+        Ok(self.store.purge_idle_sessions(before).await?)
+    }
+
     /// Records one request made by an emergency account (非常時用アカウント): every use is audited.
     pub async fn record_emergency_use(&self, actor: &Actor, method: &str, path: &str) -> Result<()> {
         if !actor.emergency {

@@ -276,9 +276,9 @@ impl App {
     }
 
     /// Loads a batch of master rows (all or nothing). The caller audits the whole import once.
-    pub async fn import_institutions(&self, actor: &Actor, records: &[InstitutionRecord]) -> Result<ImportReport> {
+    pub async fn import_institutions(&self, actor: &Actor, records: &[InstitutionRecord], progress: &mut (dyn FnMut(usize) + Send)) -> Result<ImportReport> {
         actor.require_operator()?;
-        self.store.upsert_institutions(records, self.now().0).await?;
+        self.store.upsert_institutions(records, self.now().0, progress).await?;
         Ok(ImportReport { imported: records.len(), check_digit_warnings: records.iter().filter(|r| !r.check_digit_ok).count() })
     }
 

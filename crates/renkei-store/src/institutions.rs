@@ -9,7 +9,7 @@ const BATCH: usize = 1000;
 
 impl Store {
     /// Inserts or updates `records` (by code) in one transaction: all of them or none.
-    pub async fn upsert_institutions(&self, records: &[InstitutionRecord], at: i64) -> Result<()> {
+    pub async fn upsert_institutions(&self, records: &[InstitutionRecord], at: i64, progress: &mut (dyn FnMut(usize) + Send)) -> Result<()> {
         let mut tx = self.begin().await?;
         for chunk in records.chunks(BATCH) {
             let mut sql = String::from(
@@ -39,6 +39,7 @@ impl Store {
                 }
                 q.execute(&mut *c).await
             })?;
+            progress(chunk.len());
         }
         tx.commit().await
     }

@@ -1,1 +1,353 @@
-fn main() {}
+//! `renkei`: the one binary of the Renkei regional health information exchange.
+
+mod config;
+mod demo;
+mod import;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use renkei_app::directory::{FacilityInput, UserInput};
+use renkei_app::{Actor, App};
+use renkei_core::audit::AuditKey;
+use renkei_core::time::{Clock, FixedClock, SystemClock, Timestamp};
+use renkei_store::Store;
+
+use crate::config::{FileConfig, Overrides, Settings};
+
+/// Renkei — 地域医療連携ネットワーク (regional health information exchange).
+#[derive(Parser, Debug)]
+#[command(name = "renkei", version, about, long_about = None)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "RENKEI_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the embedded database, the file store and the audit key.
+    #[arg(long, global = true, env = "RENKEI_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH (default: DATA_DIR/renkei.db) or postgres://USER@HOST/DB.
+    #[arg(long, global = true, env = "RENKEI_DATABASE_URL")]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the web server (portal and APIs).
+    Serve(ServeArgs),
+    /// Administer the provider directory from the server's shell.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Work with the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on; plain HTTP is allowed only on a loopback address.
+    #[arg(long, env = "RENKEI_LISTEN")]
+    listen: Option<String>,
+    /// PEM certificate chain for HTTPS.
+    #[arg(long, env = "RENKEI_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    #[arg(long, env = "RENKEI_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Seed a demo region on first start (when the directory is empty) and print how to log in.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Register a facility.
+    CreateFacility(CreateFacilityArgs),
+    /// Register a user; prints a temporary password unless --password is given.
+    CreateUser(CreateUserArgs),
+    /// Issue a new temporary password for a user (also unlocks the account).
+    ResetPassword {
+        /// The user's login ID.
+        #[arg(long)]
+        login_id: String,
+    },
+    /// Load the national medical-institution code list (CSV, or the published ZIP containing it).
+    ImportFacilities {
+        /// all_med_inst_cd.csv or 202508_all_med_inst_cd.zip
+        file: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct CreateFacilityArgs {
+    /// operator, hospital, clinic, dental, pharmacy, home_care, care_facility or lab_centre.
+    #[arg(long = "type")]
+    facility_type: String,
+    #[arg(long)]
+    name: String,
+    /// 10-digit medical-institution code (医療機関コード).
+    #[arg(long, default_value = "")]
+    code: String,
+    #[arg(long, default_value = "")]
+    name_kana: String,
+    #[arg(long, default_value = "")]
+    postal_code: String,
+    #[arg(long, default_value = "")]
+    address: String,
+    #[arg(long, default_value = "")]
+    phone: String,
+    /// The facility discloses its records (開示施設).
+    #[arg(long)]
+    discloses: bool,
+    /// The facility issues HM cards.
+    #[arg(long)]
+    issues_hm_card: bool,
+    /// The facility issues hospital-only disclosure cards (診療情報開示カード).
+    #[arg(long)]
+    issues_disclosure_card: bool,
+    #[arg(long, default_value_t = 20)]
+    max_accounts: i64,
+}
+
+#[derive(Args, Debug)]
+struct CreateUserArgs {
+    #[arg(long)]
+    facility_id: i64,
+    #[arg(long)]
+    login_id: String,
+    #[arg(long)]
+    name: String,
+    #[arg(long, default_value = "")]
+    name_kana: String,
+    /// doctor, dentist, pharmacist, nurse, care_manager, physical_therapist, clerk, operator, …
+    #[arg(long)]
+    profession: String,
+    /// operator, facility_admin or staff.
+    #[arg(long, default_value = "staff")]
+    role: String,
+    /// Mark as an emergency account (非常時用アカウント).
+    #[arg(long)]
+    emergency: bool,
+    /// Set this password (not required to change). Without it a temporary password is printed.
+    #[arg(long, env = "RENKEI_NEW_USER_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check the whole hash chain: reports modified, deleted or inserted events; exit 1 if any.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RENKEI_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("エラー: 非同期ランタイムを起動できません: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("エラー: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Settings> {
+    let file = FileConfig::load(cli.config.as_deref())?;
+    let o = Overrides {
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+        listen: serve.and_then(|s| s.listen.clone()),
+        tls_cert: serve.and_then(|s| s.tls_cert.clone()),
+        tls_key: serve.and_then(|s| s.tls_key.clone()),
+    };
+    config::resolve(file, o)
+}
+
+/// The clock: the system clock, or a fixed instant from `RENKEI_FIXED_CLOCK` (RFC 3339) for
+/// reproducible tests and demonstrations.
+fn clock() -> Result<Arc<dyn Clock>> {
+    match std::env::var("RENKEI_FIXED_CLOCK") {
+        Ok(text) => {
+            let at = Timestamp::parse_rfc3339(&text)
+                .with_context(|| format!("RENKEI_FIXED_CLOCK「{text}」は RFC 3339 の日時ではありません"))?;
+            tracing::warn!(at = %at.rfc3339(), "the clock is fixed (RENKEI_FIXED_CLOCK): for tests only");
+            Ok(Arc::new(FixedClock::new(at)))
+        }
+        Err(_) => Ok(Arc::new(SystemClock)),
+    }
+}
+
+/// Reads the audit key, creating it (32 random bytes, owner-only) on first use.
+fn audit_key(path: &std::path::Path) -> Result<AuditKey> {
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("ディレクトリ {} を作成できません", dir.display()))?;
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("乱数を取得できません: {e}"))?;
+        let hex_key: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        write_private(path, hex_key.as_bytes()).with_context(|| format!("監査鍵 {} を作成できません", path.display()))?;
+        tracing::info!(path = %path.display(), "created a new audit key: back it up with the database");
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("監査鍵 {} を読めません", path.display()))?;
+    let text = text.trim();
+    let bytes = (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .with_context(|| format!("監査鍵 {} は16進数の文字列ではありません", path.display()))?;
+    AuditKey::new(bytes).map_err(|e| anyhow::anyhow!(e))
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut f = options.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Opens the store and the application for `settings`.
+async fn open(settings: &Settings) -> Result<App> {
+    if settings.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("データディレクトリ {} を作成できません", settings.data_dir.display()))?;
+        std::fs::create_dir_all(settings.data_dir.join("files"))
+            .with_context(|| format!("ファイル保存先 {} を作成できません", settings.data_dir.join("files").display()))?;
+    }
+    let key = audit_key(&settings.audit_key_file)?;
+    let store = Store::open(&settings.database_url, key).await.map_err(|e| {
+        anyhow::anyhow!("データベースを開けません（{}）: {e}。--database-url と、データベースが起動しているかを確認してください", redact(&settings.database_url))
+    })?;
+    Ok(App::new(store, clock()?, settings.app.clone()))
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Serve(args) => {
+            let settings = settings(&cli, Some(args))?;
+            serve::serve(settings, args.demo).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin(cmd) => {
+            let settings = settings(&cli, None)?;
+            let app = open(&settings).await?;
+            let result = admin(&app, cmd).await;
+            app.shutdown().await;
+            result.map(|_| ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let settings = settings(&cli, None)?;
+            let app = open(&settings).await?;
+            let key = audit_key(&settings.audit_key_file)?;
+            let report = app.verify_audit(key, |_| {}).await?;
+            app.shutdown().await;
+            if report.is_intact() {
+                println!("監査ログは改ざんされていません: {} 件を検証しました (audit trail intact)", report.checked);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("監査ログの整合性に問題があります: {} 件中 {} 件の問題 (audit trail NOT intact)", report.checked, report.problems.len());
+                for p in &report.problems {
+                    println!("  - {p}");
+                }
+                Ok(ExitCode::from(1))
+            }
+        }
+    }
+}
+
+async fn admin(app: &App, cmd: &AdminCommand) -> Result<()> {
+    let actor = Actor::system("cli");
+    match cmd {
+        AdminCommand::CreateFacility(a) => {
+            let input = FacilityInput {
+                code: a.code.clone(),
+                facility_type: a.facility_type.clone(),
+                name: a.name.clone(),
+                name_kana: a.name_kana.clone(),
+                postal_code: a.postal_code.clone(),
+                address: a.address.clone(),
+                phone: a.phone.clone(),
+                discloses: a.discloses,
+                issues_hm_card: a.issues_hm_card,
+                issues_disclosure_card: a.issues_disclosure_card,
+                max_accounts: a.max_accounts.to_string(),
+                active: true,
+            };
+            let (f, warning) = app.create_facility(&actor, &input).await?;
+            if let Some(w) = warning {
+                eprintln!("警告: {w}");
+            }
+            println!("施設を登録しました: id={} oid={} ({})", f.id, f.oid, f.type_label());
+        }
+        AdminCommand::CreateUser(a) => {
+            let input = UserInput {
+                facility_id: a.facility_id,
+                login_id: a.login_id.clone(),
+                name: a.name.clone(),
+                name_kana: a.name_kana.clone(),
+                profession: a.profession.clone(),
+                role: a.role.clone(),
+                emergency: a.emergency,
+                active: true,
+            };
+            match &a.password {
+                Some(p) => {
+                    let u = app.create_user_with_password(&actor, &input, p, false).await?;
+                    println!("利用者を登録しました: id={} login_id={}", u.id, u.login_id);
+                }
+                None => {
+                    let (u, temp) = app.create_user(&actor, &input).await?;
+                    println!("利用者を登録しました: id={} login_id={}", u.id, u.login_id);
+                    println!("仮パスワード: {temp}（初回ログイン時に変更が必要です）");
+                }
+            }
+        }
+        AdminCommand::ResetPassword { login_id } => {
+            let id = app.user_id_by_login(&actor, login_id).await?;
+            let temp = app.reset_password(&actor, id).await?;
+            println!("仮パスワードを発行しました: login_id={login_id}");
+            println!("仮パスワード: {temp}（次回ログイン時に変更が必要です）");
+        }
+        AdminCommand::ImportFacilities { file } => {
+            import::import_facilities(app, &actor, file).await?;
+        }
+    }
+    Ok(())
+}

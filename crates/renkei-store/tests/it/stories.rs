@@ -141,8 +141,10 @@ async fn institution_master_upserts_in_batches(h: &Harness) {
         let nine = format!("34{seven}{check}");
         rows.push(institution([&nine, &nine[2..], &format!("医院{i}"), "7300011", "広島市"]));
     }
-    s.upsert_institutions(&rows, 1).await.unwrap();
-    s.upsert_institutions(&rows[..10], 2).await.unwrap();
+    let mut written = 0;
+    s.upsert_institutions(&rows, 1, &mut |n| written += n).await.unwrap();
+    assert_eq!(written, 2500);
+    s.upsert_institutions(&rows[..10], 2, &mut |_| {}).await.unwrap();
     assert_eq!(s.count_institutions().await.unwrap(), 2500);
     let first = s.institution(&rows[0].code.as_string()).await.unwrap().unwrap();
     assert_eq!(first.name, "医院0");

@@ -1,0 +1,134 @@
+//! Configuration: command-line flags, then `RENKEI_*` environment variables (clap reads both),
+//! then the TOML file, then defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use renkei_app::AppConfig;
+use renkei_core::facility::OidRoot;
+
+/// The TOML file. Every key is optional.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub audit_key_file: Option<PathBuf>,
+    pub network_name: Option<String>,
+    pub region_prefecture: Option<u8>,
+    pub oid_root: Option<String>,
+    pub session_idle_minutes: Option<i64>,
+    pub lockout_threshold: Option<i64>,
+    pub lockout_minutes: Option<i64>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> Result<FileConfig> {
+        let Some(path) = path else { return Ok(FileConfig::default()) };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("設定ファイル {} を読めません（パスを確認してください）", path.display()))?;
+        toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "設定ファイル {} の書式が正しくありません: {}",
+                path.display(),
+                e.to_string().trim()
+            )
+        })
+    }
+}
+
+/// Everything resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub audit_key_file: PathBuf,
+    pub app: AppConfig,
+}
+
+/// What came from flags or the environment (`None` when not given).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
+    let data_dir = o.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
+    let listen_text = o.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let listen: SocketAddr = listen_text
+        .parse()
+        .map_err(|_| anyhow::anyhow!("待ち受けアドレス「{listen_text}」を解釈できません（例: 127.0.0.1:8080, [::1]:8443, 0.0.0.0:443）"))?;
+    let database_url = o
+        .database_url
+        .or(file.database_url)
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("renkei.db").display()));
+    let tls = match (o.tls_cert.or(file.tls_cert), o.tls_key.or(file.tls_key)) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => bail!("TLS には証明書（--tls-cert）と秘密鍵（--tls-key）の両方を指定してください"),
+    };
+    let mut app = AppConfig::default();
+    if let Some(n) = file.network_name {
+        app.network_name = n;
+    }
+    if let Some(p) = file.region_prefecture {
+        if !(1..=47).contains(&p) {
+            bail!("region_prefecture は 1〜47 の都道府県番号です（{p} が指定されました）");
+        }
+        app.region_prefecture = p;
+    }
+    if let Some(root) = file.oid_root {
+        app.oid_root = OidRoot::parse(&root).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    if let Some(m) = file.session_idle_minutes {
+        if !(1..=24 * 60).contains(&m) {
+            bail!("session_idle_minutes は 1〜1440 で指定してください");
+        }
+        app.session_idle_seconds = m * 60;
+    }
+    if let Some(n) = file.lockout_threshold {
+        if !(1..=100).contains(&n) {
+            bail!("lockout_threshold は 1〜100 で指定してください");
+        }
+        app.lockout_threshold = n;
+    }
+    if let Some(m) = file.lockout_minutes {
+        app.lockout_seconds = m.max(1) * 60;
+    }
+    let audit_key_file = file.audit_key_file.unwrap_or_else(|| data_dir.join("audit.key"));
+    Ok(Settings { data_dir, listen, database_url, tls, audit_key_file, app })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let file: FileConfig = toml::from_str("listen = \"0.0.0.0:9000\"\nregion_prefecture = 33\n").unwrap();
+        let s = resolve(file, Overrides { listen: Some("127.0.0.1:1".into()), ..Default::default() }).unwrap();
+        assert_eq!(s.listen.port(), 1);
+        assert_eq!(s.app.region_prefecture, 33);
+        assert!(s.database_url.starts_with("sqlite://data"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = toml::from_str::<FileConfig>("lissen = 1").unwrap_err().to_string();
+        assert!(e.contains("lissen"), "{e}");
+        let e = resolve(FileConfig::default(), Overrides { listen: Some("here".into()), ..Default::default() }).unwrap_err();
+        assert!(e.to_string().contains("here"));
+        let file = FileConfig { tls_cert: Some("c.pem".into()), ..Default::default() };
+        assert!(resolve(file, Overrides::default()).unwrap_err().to_string().contains("秘密鍵"));
+    }
+}

@@ -1,0 +1,114 @@
+//! `renkei serve --demo`: a demo region (Hiroshima-like) seeded on first start.
+
+use anyhow::Result;
+use renkei_app::directory::{FacilityInput, UserInput};
+use renkei_app::{Actor, App};
+use renkei_core::facility::FacilityCode;
+
+/// The password of every demo user (printed at start; TOTP is enrolled at first login).
+pub const DEMO_PASSWORD: &str = "Renkei-Demo-2026";
+
+struct DemoFacility {
+    kind: &'static str,
+    /// 6-digit body (郡市区 2 + 機関番号 4); the check digit is computed.
+    body: Option<&'static str>,
+    name: &'static str,
+    kana: &'static str,
+    address: &'static str,
+    discloses: bool,
+    hm_card: bool,
+    disclosure_card: bool,
+    users: &'static [(&'static str, &'static str, &'static str, &'static str)],
+}
+
+const FACILITIES: &[DemoFacility] = &[
+    DemoFacility { kind: "operator", body: None, name: "広島県医師会 地域医療連携事務局", kana: "ヒロシマケンイシカイ", address: "広島市東区二葉の里3-2-3", discloses: false, hm_card: false, disclosure_card: false,
+        users: &[("admin", "事務局 太郎", "operator", "operator"), ("emergency", "非常時用アカウント", "operator", "operator")] },
+    DemoFacility { kind: "hospital", body: Some("010011"), name: "広島中央総合病院", kana: "ヒロシマチュウオウソウゴウビョウイン", address: "広島市中区基町7-33", discloses: true, hm_card: true, disclosure_card: true,
+        users: &[("chuo.dr", "中央 一郎", "doctor", "staff"), ("chuo.ns", "中央 花子", "nurse", "staff"), ("chuo.rt", "放射 健", "radiographer", "staff"), ("chuo.mt", "検査 明", "lab_technician", "staff"), ("chuo.msw", "相談 和子", "social_worker", "staff"), ("chuo.clerk", "地域連携室 事務", "clerk", "facility_admin")] },
+    DemoFacility { kind: "hospital", body: Some("020024"), name: "県立安芸病院", kana: "ケンリツアキビョウイン", address: "広島市南区宇品神田1-5-54", discloses: true, hm_card: true, disclosure_card: false,
+        users: &[("aki.dr", "安芸 次郎", "doctor", "staff"), ("aki.rd", "栄養 里美", "dietitian", "staff"), ("aki.pt", "理学 勇", "physical_therapist", "staff"), ("aki.clerk", "安芸 事務", "clerk", "facility_admin")] },
+    DemoFacility { kind: "hospital", body: Some("150035"), name: "福山医療センター", kana: "フクヤマイリョウセンター", address: "福山市沖野上町4-14-17", discloses: true, hm_card: true, disclosure_card: true,
+        users: &[("fukuyama.dr", "福山 三郎", "doctor", "staff"), ("fukuyama.mw", "助産 由美", "midwife", "staff"), ("fukuyama.clerk", "福山 事務", "clerk", "facility_admin")] },
+    DemoFacility { kind: "clinic", body: Some("010108"), name: "みどり内科クリニック", kana: "ミドリナイカクリニック", address: "広島市中区紙屋町1-1-1", discloses: false, hm_card: false, disclosure_card: false,
+        users: &[("midori.dr", "緑川 一郎", "doctor", "facility_admin"), ("midori.ns", "緑川 看護", "nurse", "staff")] },
+    DemoFacility { kind: "clinic", body: Some("010116"), name: "かわせ整形外科", kana: "カワセセイケイゲカ", address: "広島市中区八丁堀2-2", discloses: false, hm_card: false, disclosure_card: false,
+        users: &[("kawase.dr", "川瀬 俊", "doctor", "facility_admin"), ("kawase.ot", "作業 療子", "occupational_therapist", "staff")] },
+    DemoFacility { kind: "clinic", body: Some("020107"), name: "うじな小児科", kana: "ウジナショウニカ", address: "広島市南区宇品海岸3-3", discloses: false, hm_card: false, disclosure_card: false,
+        users: &[("ujina.dr", "宇品 小児", "doctor", "facility_admin")] },
+    DemoFacility { kind: "clinic", body: Some("150101"), name: "ともえ在宅クリニック", kana: "トモエザイタククリニック", address: "福山市霞町1-10", discloses: false, hm_card: false, disclosure_card: false,
+        users: &[("tomoe.dr", "巴 在宅", "doctor", "facility_admin"), ("tomoe.phn", "保健 みのり", "public_health_nurse", "staff")] },
+    DemoFacility { kind: "clinic", body: Some("210103"), name: "みよし耳鼻咽喉科", kana: "ミヨシジビインコウカ", address: "三次市十日市中2-8", discloses: false, hm_card: false, disclosure_card: false,
+        users: &[("miyoshi.dr", "三次 聡", "doctor", "facility_admin"), ("miyoshi.st", "言語 聴子", "speech_therapist", "staff")] },
+    DemoFacility { kind: "dental", body: Some("010205"), name: "しろやま歯科医院", kana: "シロヤマシカイイン", address: "広島市中区大手町3-1", discloses: false, hm_card: false, disclosure_card: false,
+        users: &[("shiroyama.dds", "城山 歯太郎", "dentist", "facility_admin")] },
+    DemoFacility { kind: "pharmacy", body: Some("010304"), name: "かみや町薬局", kana: "カミヤチョウヤッキョク", address: "広島市中区紙屋町2-2", discloses: false, hm_card: true, disclosure_card: false,
+        users: &[("kamiya.ph", "紙屋 薬子", "pharmacist", "facility_admin")] },
+    DemoFacility { kind: "pharmacy", body: Some("020303"), name: "うじな調剤薬局", kana: "ウジナチョウザイヤッキョク", address: "広島市南区宇品御幸1-1", discloses: false, hm_card: true, disclosure_card: false,
+        users: &[("ujina.ph", "宇品 調剤", "pharmacist", "facility_admin")] },
+    DemoFacility { kind: "pharmacy", body: Some("150309"), name: "ふくやま駅前薬局", kana: "フクヤマエキマエヤッキョク", address: "福山市三之丸町1-1", discloses: false, hm_card: true, disclosure_card: false,
+        users: &[("fukuyama.ph", "福山 薬太", "pharmacist", "facility_admin")] },
+    DemoFacility { kind: "home_care", body: Some("010402"), name: "ひまわり訪問看護ステーション", kana: "ヒマワリホウモンカンゴステーション", address: "広島市中区舟入町5-5", discloses: false, hm_card: false, disclosure_card: false,
+        users: &[("himawari.ns", "向日 葵", "nurse", "facility_admin"), ("himawari.pt", "訪問 理学", "physical_therapist", "staff")] },
+    DemoFacility { kind: "care_facility", body: None, name: "特別養護老人ホーム せとうち苑", kana: "セトウチエン", address: "広島市安佐南区祇園2-2", discloses: false, hm_card: false, disclosure_card: false,
+        users: &[("setouchi.cm", "瀬戸内 ケア", "care_manager", "facility_admin"), ("setouchi.cw", "介護 福子", "care_worker", "staff")] },
+];
+
+fn code_for(kind: &str, body: &str) -> String {
+    let table = match kind {
+        "dental" => 3,
+        "pharmacy" => 4,
+        "home_care" => 6,
+        _ => 1,
+    };
+    let draft = format!("34{table}{body}0");
+    match FacilityCode::parse(&draft) {
+        Ok(c) => format!("34{table}{body}{}", c.expected_check_digit()),
+        Err(_) => String::new(),
+    }
+}
+
+/// Seeds the demo region when the directory is empty; prints how to log in either way.
+pub async fn seed_if_empty(app: &App) -> Result<()> {
+    let actor = Actor::system("demo");
+    let (_, existing) = app.search_facilities(&actor, "", "", 0).await?;
+    if existing == 0 {
+        for f in FACILITIES {
+            let input = FacilityInput {
+                code: f.body.map(|b| code_for(f.kind, b)).unwrap_or_default(),
+                facility_type: f.kind.to_string(),
+                name: f.name.to_string(),
+                name_kana: f.kana.to_string(),
+                postal_code: String::new(),
+                address: f.address.to_string(),
+                phone: "082-000-0000".to_string(),
+                discloses: f.discloses,
+                issues_hm_card: f.hm_card,
+                issues_disclosure_card: f.disclosure_card,
+                max_accounts: "20".to_string(),
+                active: true,
+            };
+            let (facility, _) = app.create_facility(&actor, &input).await?;
+            for (login, name, profession, role) in f.users {
+                let user = UserInput {
+                    facility_id: facility.id,
+                    login_id: login.to_string(),
+                    name: name.to_string(),
+                    name_kana: String::new(),
+                    profession: profession.to_string(),
+                    role: role.to_string(),
+                    emergency: *login == "emergency",
+                    active: true,
+                };
+                app.create_user_with_password(&actor, &user, DEMO_PASSWORD, false).await?;
+            }
+        }
+        println!("デモ地域を作成しました（施設 {} 件）。", FACILITIES.len());
+    }
+    println!("デモ利用者（パスワードはすべて {DEMO_PASSWORD}、初回ログイン時に認証アプリの登録が必要です）:");
+    for f in FACILITIES {
+        let logins: Vec<&str> = f.users.iter().map(|u| u.0).collect();
+        println!("  {:<28} {}", f.name, logins.join(", "));
+    }
+    Ok(())
+}

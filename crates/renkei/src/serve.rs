@@ -1,0 +1,95 @@
+//! `renkei serve`: HTTP on loopback for development, HTTPS (rustls) everywhere else.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use axum_server::tls_rustls::RustlsConfig;
+use renkei_web::WebState;
+
+use crate::config::Settings;
+
+pub async fn serve(settings: Settings, demo: bool) -> Result<()> {
+    if settings.tls.is_none() && !settings.listen.ip().is_loopback() {
+        bail!(
+            "{} はループバックではないため、平文 HTTP では待ち受けできません。--tls-cert と --tls-key（または設定ファイルの tls_cert / tls_key）で証明書を指定してください",
+            settings.listen
+        );
+    }
+    let tls = match &settings.tls {
+        Some((cert, key)) => {
+            // One process-wide crypto provider (ring); a second install is harmless.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config = RustlsConfig::from_pem_file(cert, key).await.with_context(|| {
+                format!("TLS 証明書 {} または秘密鍵 {} を読み込めません（PEM 形式か、対応しているかを確認してください）", cert.display(), key.display())
+            })?;
+            Some(config)
+        }
+        None => None,
+    };
+    let app = crate::open(&settings).await?;
+    if demo {
+        crate::demo::seed_if_empty(&app).await?;
+    }
+    let listener = std::net::TcpListener::bind(settings.listen).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "{} は別のプログラムが使用中です。--listen で別のポートを指定するか、使用中のプログラムを停止してください",
+            settings.listen
+        ),
+        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!("{} で待ち受ける権限がありません（1024 未満のポートには権限が必要です）", settings.listen),
+        _ => anyhow::anyhow!("{} で待ち受けできません: {e}", settings.listen),
+    })?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("Renkei listening on {scheme}://{addr}");
+    tracing::info!(%addr, scheme, backend = ?app.backend(), "ready");
+
+    let purge = app.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            tick.tick().await;
+            if let Err(e) = purge.purge_idle_sessions().await {
+                tracing::warn!(code = e.code(), "idle session purge failed");
+            }
+        }
+    });
+
+    let router = renkei_web::router(WebState { app: app.clone(), secure_cookies: tls.is_some() });
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    match tls {
+        Some(config) => axum_server::from_tcp_rustls(listener, config)?.handle(handle).serve(service).await?,
+        None => axum_server::from_tcp(listener)?.handle(handle).serve(service).await?,
+    }
+    app.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
