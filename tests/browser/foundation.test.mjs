@@ -23,7 +23,7 @@ const FIXED_CLOCK = '2026-11-21T00:00:00Z';
 const FIXED_UNIX = Math.floor(Date.parse(FIXED_CLOCK) / 1000);
 const DEFAULT_TIMEOUT_MS = 15_000;
 
-const OPERATOR = { loginId: 'admin', password: 'Renkei-Admin-2026' };
+const OPERATOR = { loginId: 'admin', password: 'Renkei-Operator-2026' };
 const FACILITY_NAME = 'みどり内科クリニック';
 const USER = { loginId: 'midori.dr', name: '緑川 一郎', newPassword: 'Midori-Clinic-2026' };
 const NOTICE_TITLE = 'システムメンテナンスのお知らせ';
