@@ -25,25 +25,37 @@ pub const AUDIT_PAGE: i64 = 100;
 
 impl App {
     /// Searches the trail (operator only). The search itself is audited.
-    pub async fn search_audit(&self, actor: &Actor, s: &AuditSearch) -> Result<(Vec<ChainedAuditEvent>, i64)> {
+    pub async fn search_audit(
+        &self,
+        actor: &Actor,
+        s: &AuditSearch,
+    ) -> Result<(Vec<ChainedAuditEvent>, i64)> {
         actor.require_operator()?;
         let date = |text: &str, what: &str| -> Result<Option<Timestamp>> {
             match text.trim() {
                 "" => Ok(None),
-                d => Timestamp::parse_jst_date(d)
-                    .map(Some)
-                    .ok_or_else(|| AppError::Invalid(format!("{what}は YYYY-MM-DD で入力してください"))),
+                d => Timestamp::parse_jst_date(d).map(Some).ok_or_else(|| {
+                    AppError::Invalid(format!("{what}は YYYY-MM-DD で入力してください"))
+                }),
             }
         };
         let from = date(&s.from, "開始日")?;
         let to = date(&s.to, "終了日")?.map(|t| t.plus_seconds(24 * 3600));
         let facility_id = match s.facility_id.trim() {
             "" => None,
-            n => Some(n.parse::<i64>().map_err(|_| AppError::Invalid("施設IDは数字で入力してください".into()))?),
+            n => Some(
+                n.parse::<i64>()
+                    .map_err(|_| AppError::Invalid("施設IDは数字で入力してください".into()))?,
+            ),
         };
         let outcome = match s.outcome.trim() {
             "" => None,
-            o => Some(AuditOutcome::from_key(o).ok_or_else(|| AppError::Invalid("結果の指定が不正です".into()))?.key().to_string()),
+            o => Some(
+                AuditOutcome::from_key(o)
+                    .ok_or_else(|| AppError::Invalid("結果の指定が不正です".into()))?
+                    .key()
+                    .to_string(),
+            ),
         };
         let q = AuditQuery {
             login_id: Some(s.login_id.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()),
@@ -58,13 +70,23 @@ impl App {
         };
         let result = self.store.search_audit(&q).await?;
         self.store
-            .append_audit(self.event(actor, "audit.search", "audit:events".into(), AuditOutcome::Success, ""))
+            .append_audit(self.event(
+                actor,
+                "audit.search",
+                "audit:events".into(),
+                AuditOutcome::Success,
+                "",
+            ))
             .await?;
         Ok(result)
     }
 
     /// Walks the whole chain in sequence order, in pages, and checks every link.
-    pub async fn verify_audit(&self, key: AuditKey, mut progress: impl FnMut(u64)) -> Result<ChainReport> {
+    pub async fn verify_audit(
+        &self,
+        key: AuditKey,
+        mut progress: impl FnMut(u64),
+    ) -> Result<ChainReport> {
         const PAGE: i64 = 5_000;
         let mut verifier = ChainVerifier::new(key);
         let mut after = 0;

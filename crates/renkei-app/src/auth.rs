@@ -54,7 +54,8 @@ pub struct SessionView {
 
 impl App {
     fn totp_for(&self, secret_base32: &str, account: &str) -> Result<Totp> {
-        let secret = Secret::try_from_base32(secret_base32).map_err(|_| AppError::Internal("stored TOTP secret is malformed".into()))?;
+        let secret = Secret::try_from_base32(secret_base32)
+            .map_err(|_| AppError::Internal("stored TOTP secret is malformed".into()))?;
         Builder::new()
             .with_algorithm(Algorithm::SHA1)
             .with_digits(6)
@@ -95,7 +96,12 @@ impl App {
     }
 
     /// Step one: user ID and password.
-    pub async fn login_password(&self, login_id: &str, password: &str, client: &str) -> Result<PasswordOutcome> {
+    pub async fn login_password(
+        &self,
+        login_id: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<PasswordOutcome> {
         let now = self.now();
         let user = match LoginId::parse(login_id) {
             Ok(id) => self.store.user_by_login(id.as_str()).await?,
@@ -106,27 +112,59 @@ impl App {
             secrets::verify_password(password.to_string(), DUMMY_HASH.to_string()).await;
             let actor = self.anonymous(login_id, client);
             self.store
-                .append_audit(self.event(&actor, "auth.login", "user:unknown".into(), AuditOutcome::Failure, "unknown_user"))
+                .append_audit(self.event(
+                    &actor,
+                    "auth.login",
+                    "user:unknown".into(),
+                    AuditOutcome::Failure,
+                    "unknown_user",
+                ))
                 .await?;
             return Ok(PasswordOutcome::Refused);
         };
         let actor = self.actor_of(&user, client);
         let target = format!("user:{}", user.id);
         if user.locked_until.is_some_and(|t| t > now.0) {
-            self.store.append_audit(self.event(&actor, "auth.login", target, AuditOutcome::Denied, "locked")).await?;
+            self.store
+                .append_audit(self.event(
+                    &actor,
+                    "auth.login",
+                    target,
+                    AuditOutcome::Denied,
+                    "locked",
+                ))
+                .await?;
             return Ok(PasswordOutcome::Locked);
         }
-        let facility_active = self.store.facility(user.facility_id).await.map(|f| f.active).unwrap_or(false);
-        let password_ok = secrets::verify_password(password.to_string(), user.password_hash.clone()).await;
+        let facility_active = self
+            .store
+            .facility(user.facility_id)
+            .await
+            .map(|f| f.active)
+            .unwrap_or(false);
+        let password_ok =
+            secrets::verify_password(password.to_string(), user.password_hash.clone()).await;
         if !password_ok {
             self.fail(&user, &actor, "bad_password").await?;
             return Ok(PasswordOutcome::Refused);
         }
         if !user.active || !facility_active {
-            self.store.append_audit(self.event(&actor, "auth.login", target, AuditOutcome::Denied, "inactive")).await?;
+            self.store
+                .append_audit(self.event(
+                    &actor,
+                    "auth.login",
+                    target,
+                    AuditOutcome::Denied,
+                    "inactive",
+                ))
+                .await?;
             return Ok(PasswordOutcome::Refused);
         }
-        let stage = if user.totp_enabled { STAGE_SECOND_FACTOR } else { STAGE_ENROL };
+        let stage = if user.totp_enabled {
+            STAGE_SECOND_FACTOR
+        } else {
+            STAGE_ENROL
+        };
         let token = secrets::token()?;
         self.store
             .create_session(&SessionRecord {
@@ -139,20 +177,35 @@ impl App {
                 last_seen_at: now.0,
             })
             .await?;
-        Ok(if user.totp_enabled { PasswordOutcome::SecondFactor(token) } else { PasswordOutcome::Enrol(token) })
+        Ok(if user.totp_enabled {
+            PasswordOutcome::SecondFactor(token)
+        } else {
+            PasswordOutcome::Enrol(token)
+        })
     }
 
     /// Counts a failure and locks the account when the threshold is reached.
     async fn fail(&self, user: &User, actor: &Actor, reason: &str) -> Result<()> {
         let failures = user.failed_logins + 1;
-        let lock = (failures >= self.config.lockout_threshold).then(|| self.now().plus_seconds(self.config.lockout_seconds).0);
-        let detail = if lock.is_some() { format!("{reason};locked") } else { reason.to_string() };
+        let lock = (failures >= self.config.lockout_threshold)
+            .then(|| self.now().plus_seconds(self.config.lockout_seconds).0);
+        let detail = if lock.is_some() {
+            format!("{reason};locked")
+        } else {
+            reason.to_string()
+        };
         self.store
             .record_login_failure(
                 user.id,
                 if lock.is_some() { 0 } else { failures },
                 lock,
-                self.event(actor, "auth.login", format!("user:{}", user.id), AuditOutcome::Failure, &detail),
+                self.event(
+                    actor,
+                    "auth.login",
+                    format!("user:{}", user.id),
+                    AuditOutcome::Failure,
+                    &detail,
+                ),
             )
             .await?;
         Ok(())
@@ -181,14 +234,25 @@ impl App {
     }
 
     /// Step two: a TOTP code, or one of the user's recovery codes. Returns the logged-in token.
-    pub async fn login_second_factor(&self, token: &str, code: &str, client: &str) -> Result<Option<String>> {
+    pub async fn login_second_factor(
+        &self,
+        token: &str,
+        code: &str,
+        client: &str,
+    ) -> Result<Option<String>> {
         let (session, user) = self.staged_session(token, STAGE_SECOND_FACTOR).await?;
         let actor = self.actor_of(&user, client);
         let now = self.now();
         if user.locked_until.is_some_and(|t| t > now.0) {
             self.store.delete_session(&session.token_hash).await?;
             self.store
-                .append_audit(self.event(&actor, "auth.login", format!("user:{}", user.id), AuditOutcome::Denied, "locked"))
+                .append_audit(self.event(
+                    &actor,
+                    "auth.login",
+                    format!("user:{}", user.id),
+                    AuditOutcome::Denied,
+                    "locked",
+                ))
                 .await?;
             return Err(AppError::Unauthenticated);
         }
@@ -197,10 +261,17 @@ impl App {
             let secret = user.totp_secret.as_deref().unwrap_or_default();
             let totp = self.totp_for(secret, &user.login_id)?;
             match totp.check(&code, u64::try_from(now.unix_seconds()).unwrap_or(0)) {
-                Some(step) if self.store.claim_totp_step(user.id, step as i64).await? => Some("totp"),
+                Some(step) if self.store.claim_totp_step(user.id, step as i64).await? => {
+                    Some("totp")
+                }
                 _ => None,
             }
-        } else if !code.is_empty() && self.store.use_recovery_code(user.id, &secrets::digest(&code), now.0).await? {
+        } else if !code.is_empty()
+            && self
+                .store
+                .use_recovery_code(user.id, &secrets::digest(&code), now.0)
+                .await?
+        {
             Some("recovery_code")
         } else {
             None
@@ -210,9 +281,26 @@ impl App {
             return Ok(None);
         };
         let new_token = secrets::token()?;
-        self.store.advance_session(&session.token_hash, &secrets::digest(&new_token), STAGE_FULL, now.0).await?;
         self.store
-            .record_login_success(user.id, now.0, self.event(&actor, "auth.login", format!("user:{}", user.id), AuditOutcome::Success, method))
+            .advance_session(
+                &session.token_hash,
+                &secrets::digest(&new_token),
+                STAGE_FULL,
+                now.0,
+            )
+            .await?;
+        self.store
+            .record_login_success(
+                user.id,
+                now.0,
+                self.event(
+                    &actor,
+                    "auth.login",
+                    format!("user:{}", user.id),
+                    AuditOutcome::Success,
+                    method,
+                ),
+            )
             .await?;
         Ok(Some(new_token))
     }
@@ -229,36 +317,85 @@ impl App {
             }
         };
         let totp = self.totp_for(&secret, &user.login_id)?;
-        let otpauth_url = totp.to_url().map_err(|e| AppError::Internal(format!("TOTP URL: {e}")))?;
-        Ok(Enrolment { secret_base32: secret, otpauth_url, account: user.login_id })
+        let otpauth_url = totp
+            .to_url()
+            .map_err(|e| AppError::Internal(format!("TOTP URL: {e}")))?;
+        Ok(Enrolment {
+            secret_base32: secret,
+            otpauth_url,
+            account: user.login_id,
+        })
     }
 
     /// Confirms enrolment with a first code; returns the logged-in token and the recovery codes
     /// (shown once, stored only as digests).
-    pub async fn confirm_enrolment(&self, token: &str, code: &str, client: &str) -> Result<Option<(String, Vec<String>)>> {
+    pub async fn confirm_enrolment(
+        &self,
+        token: &str,
+        code: &str,
+        client: &str,
+    ) -> Result<Option<(String, Vec<String>)>> {
         let (session, user) = self.staged_session(token, STAGE_ENROL).await?;
         let actor = self.actor_of(&user, client);
         let now = self.now();
         let Some(secret) = user.totp_secret.as_deref() else {
-            return Err(AppError::Invalid("二要素認証の登録を最初からやり直してください".into()));
+            return Err(AppError::Invalid(
+                "二要素認証の登録を最初からやり直してください".into(),
+            ));
         };
         let totp = self.totp_for(secret, &user.login_id)?;
         let code = secrets::normalise_code(code);
         let Some(step) = totp.check(&code, u64::try_from(now.unix_seconds()).unwrap_or(0)) else {
             self.store
-                .append_audit(self.event(&actor, "auth.totp.enrol", format!("user:{}", user.id), AuditOutcome::Failure, "bad_code"))
+                .append_audit(self.event(
+                    &actor,
+                    "auth.totp.enrol",
+                    format!("user:{}", user.id),
+                    AuditOutcome::Failure,
+                    "bad_code",
+                ))
                 .await?;
             return Ok(None);
         };
-        let codes = (0..RECOVERY_CODES).map(|_| secrets::human_code(2)).collect::<Result<Vec<_>>>()?;
+        let codes = (0..RECOVERY_CODES)
+            .map(|_| secrets::human_code(2))
+            .collect::<Result<Vec<_>>>()?;
         let hashes: Vec<String> = codes.iter().map(|c| secrets::digest(c)).collect();
         self.store
-            .enable_totp(user.id, step as i64, &hashes, self.event(&actor, "auth.totp.enrol", format!("user:{}", user.id), AuditOutcome::Success, ""))
+            .enable_totp(
+                user.id,
+                step as i64,
+                &hashes,
+                self.event(
+                    &actor,
+                    "auth.totp.enrol",
+                    format!("user:{}", user.id),
+                    AuditOutcome::Success,
+                    "",
+                ),
+            )
             .await?;
         let new_token = secrets::token()?;
-        self.store.advance_session(&session.token_hash, &secrets::digest(&new_token), STAGE_FULL, now.0).await?;
         self.store
-            .record_login_success(user.id, now.0, self.event(&actor, "auth.login", format!("user:{}", user.id), AuditOutcome::Success, "totp_enrol"))
+            .advance_session(
+                &session.token_hash,
+                &secrets::digest(&new_token),
+                STAGE_FULL,
+                now.0,
+            )
+            .await?;
+        self.store
+            .record_login_success(
+                user.id,
+                now.0,
+                self.event(
+                    &actor,
+                    "auth.login",
+                    format!("user:{}", user.id),
+                    AuditOutcome::Success,
+                    "totp_enrol",
+                ),
+            )
             .await?;
         Ok(Some((new_token, codes)))
     }
@@ -271,7 +408,12 @@ impl App {
         if now.0 - session.last_seen_at > 60_000_000 {
             self.store.touch_session(&session.token_hash, now.0).await?;
         }
-        let facility_name = self.store.facility(user.facility_id).await.map(|f| f.name).unwrap_or_default();
+        let facility_name = self
+            .store
+            .facility(user.facility_id)
+            .await
+            .map(|f| f.name)
+            .unwrap_or_default();
         Ok(SessionView {
             stage: session.stage,
             csrf_token: session.csrf_token,
@@ -295,33 +437,73 @@ impl App {
 
     pub async fn logout(&self, token: &str, actor: &Actor) -> Result<()> {
         self.store.delete_session(&secrets::digest(token)).await?;
-        let target = actor.user_id.map(|id| format!("user:{id}")).unwrap_or_default();
-        self.store.append_audit(self.event(actor, "auth.logout", target, AuditOutcome::Success, "")).await?;
+        let target = actor
+            .user_id
+            .map(|id| format!("user:{id}"))
+            .unwrap_or_default();
+        self.store
+            .append_audit(self.event(actor, "auth.logout", target, AuditOutcome::Success, ""))
+            .await?;
         Ok(())
     }
 
     /// Ends a session that never completed login (cancel on the second-factor page).
     pub async fn abandon_login(&self, token: &str) -> Result<()> {
-        self.store.delete_session(&secrets::digest(token)).await.map_err(AppError::from)
+        self.store
+            .delete_session(&secrets::digest(token))
+            .await
+            .map_err(AppError::from)
     }
 
     /// The user changes their own password; other sessions of theirs end.
-    pub async fn change_password(&self, actor: &Actor, token: &str, current: &str, new: &str, confirm: &str) -> Result<()> {
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        token: &str,
+        current: &str,
+        new: &str,
+        confirm: &str,
+    ) -> Result<()> {
         let user_id = actor.user_id.ok_or(AppError::Forbidden)?;
         let user = self.store.user(user_id).await?;
         let target = format!("user:{user_id}");
         if !secrets::verify_password(current.to_string(), user.password_hash.clone()).await {
-            self.store.append_audit(self.event(actor, "auth.password.change", target, AuditOutcome::Failure, "bad_current")).await?;
-            return Err(AppError::Invalid("現在のパスワードが正しくありません".into()));
+            self.store
+                .append_audit(self.event(
+                    actor,
+                    "auth.password.change",
+                    target,
+                    AuditOutcome::Failure,
+                    "bad_current",
+                ))
+                .await?;
+            return Err(AppError::Invalid(
+                "現在のパスワードが正しくありません".into(),
+            ));
         }
         check_new_password(new, confirm, &user.login_id)?;
         if secrets::verify_password(new.to_string(), user.password_hash.clone()).await {
-            return Err(AppError::Invalid("新しいパスワードは現在のものと異なるものにしてください".into()));
+            return Err(AppError::Invalid(
+                "新しいパスワードは現在のものと異なるものにしてください".into(),
+            ));
         }
         let hash = secrets::hash_password(new.to_string()).await?;
         let keep = secrets::digest(token);
         self.store
-            .set_password(user_id, &hash, false, Some(&keep), self.now().0, self.event(actor, "auth.password.change", target, AuditOutcome::Success, ""))
+            .set_password(
+                user_id,
+                &hash,
+                false,
+                Some(&keep),
+                self.now().0,
+                self.event(
+                    actor,
+                    "auth.password.change",
+                    target,
+                    AuditOutcome::Success,
+                    "",
+                ),
+            )
             .await?;
         Ok(())
     }
@@ -329,10 +511,22 @@ impl App {
     /// New recovery codes for the acting user (the old ones stop working).
     pub async fn regenerate_recovery_codes(&self, actor: &Actor) -> Result<Vec<String>> {
         let user_id = actor.user_id.ok_or(AppError::Forbidden)?;
-        let codes = (0..RECOVERY_CODES).map(|_| secrets::human_code(2)).collect::<Result<Vec<_>>>()?;
+        let codes = (0..RECOVERY_CODES)
+            .map(|_| secrets::human_code(2))
+            .collect::<Result<Vec<_>>>()?;
         let hashes: Vec<String> = codes.iter().map(|c| secrets::digest(c)).collect();
         self.store
-            .replace_recovery_codes(user_id, &hashes, self.event(actor, "auth.recovery_codes.regenerate", format!("user:{user_id}"), AuditOutcome::Success, ""))
+            .replace_recovery_codes(
+                user_id,
+                &hashes,
+                self.event(
+                    actor,
+                    "auth.recovery_codes.regenerate",
+                    format!("user:{user_id}"),
+                    AuditOutcome::Success,
+                    "",
+                ),
+            )
             .await?;
         Ok(codes)
     }
@@ -349,13 +543,24 @@ impl App {
     }
 
     /// Records one request made by an emergency account (非常時用アカウント): every use is audited.
-    pub async fn record_emergency_use(&self, actor: &Actor, method: &str, path: &str) -> Result<()> {
+    pub async fn record_emergency_use(
+        &self,
+        actor: &Actor,
+        method: &str,
+        path: &str,
+    ) -> Result<()> {
         if !actor.emergency {
             return Ok(());
         }
         let path: String = path.chars().take(200).collect();
         self.store
-            .append_audit(self.event(actor, "emergency.use", format!("path:{path}"), AuditOutcome::Success, method))
+            .append_audit(self.event(
+                actor,
+                "emergency.use",
+                format!("path:{path}"),
+                AuditOutcome::Success,
+                method,
+            ))
             .await?;
         Ok(())
     }
@@ -365,10 +570,14 @@ impl App {
 /// (letters, digits, symbols), not containing the login ID, typed the same twice.
 pub fn check_new_password(new: &str, confirm: &str, login_id: &str) -> Result<()> {
     if new != confirm {
-        return Err(AppError::Invalid("新しいパスワードと確認用パスワードが一致しません".into()));
+        return Err(AppError::Invalid(
+            "新しいパスワードと確認用パスワードが一致しません".into(),
+        ));
     }
     if new.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(AppError::Invalid(format!("パスワードは{MIN_PASSWORD_CHARS}文字以上にしてください")));
+        return Err(AppError::Invalid(format!(
+            "パスワードは{MIN_PASSWORD_CHARS}文字以上にしてください"
+        )));
     }
     let kinds = [
         new.chars().any(|c| c.is_alphabetic()),
@@ -379,10 +588,18 @@ pub fn check_new_password(new: &str, confirm: &str, login_id: &str) -> Result<()
     .filter(|k| **k)
     .count();
     if kinds < 2 {
-        return Err(AppError::Invalid("パスワードには英字・数字・記号のうち2種類以上を含めてください".into()));
+        return Err(AppError::Invalid(
+            "パスワードには英字・数字・記号のうち2種類以上を含めてください".into(),
+        ));
     }
-    if !login_id.is_empty() && new.to_ascii_lowercase().contains(&login_id.to_ascii_lowercase()) {
-        return Err(AppError::Invalid("パスワードに利用者IDを含めないでください".into()));
+    if !login_id.is_empty()
+        && new
+            .to_ascii_lowercase()
+            .contains(&login_id.to_ascii_lowercase())
+    {
+        return Err(AppError::Invalid(
+            "パスワードに利用者IDを含めないでください".into(),
+        ));
     }
     Ok(())
 }
@@ -400,11 +617,33 @@ mod tests {
 
     #[test]
     fn password_policy_names_the_problem() {
-        assert!(check_new_password("abc", "abc", "u").unwrap_err().to_string().contains("10文字"));
-        assert!(check_new_password("abcdefghijk", "abcdefghijk", "u").unwrap_err().to_string().contains("2種類"));
-        assert!(check_new_password("abcdefghij1", "abcdefghij2", "u").unwrap_err().to_string().contains("一致"));
-        assert!(check_new_password("xtanaka1234", "xtanaka1234", "tanaka").unwrap_err().to_string().contains("利用者ID"));
-        assert!(check_new_password("長い日本語のパスワード12", "長い日本語のパスワード12", "u").is_ok());
+        assert!(
+            check_new_password("abc", "abc", "u")
+                .unwrap_err()
+                .to_string()
+                .contains("10文字")
+        );
+        assert!(
+            check_new_password("abcdefghijk", "abcdefghijk", "u")
+                .unwrap_err()
+                .to_string()
+                .contains("2種類")
+        );
+        assert!(
+            check_new_password("abcdefghij1", "abcdefghij2", "u")
+                .unwrap_err()
+                .to_string()
+                .contains("一致")
+        );
+        assert!(
+            check_new_password("xtanaka1234", "xtanaka1234", "tanaka")
+                .unwrap_err()
+                .to_string()
+                .contains("利用者ID")
+        );
+        assert!(
+            check_new_password("長い日本語のパスワード12", "長い日本語のパスワード12", "u").is_ok()
+        );
         let t = temporary_password().unwrap();
         assert!(check_new_password(&t, &t, "someone").is_ok());
     }

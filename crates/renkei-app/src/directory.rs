@@ -5,7 +5,9 @@ use renkei_core::audit::AuditOutcome;
 use renkei_core::facility::{FacilityCode, FacilityType};
 use renkei_core::institution::InstitutionRecord;
 use renkei_core::user::{LoginId, Profession, Role};
-use renkei_store::{Facility, FacilityFields, FacilityQuery, Institution, NewUser, User, UserProfile};
+use renkei_store::{
+    Facility, FacilityFields, FacilityQuery, Institution, NewUser, User, UserProfile,
+};
 
 use crate::auth::temporary_password;
 use crate::secrets;
@@ -39,7 +41,11 @@ impl FacilityView {
 
     /// 開示 / 参照, and which card it issues, in words.
     pub fn role_label(&self) -> String {
-        let mut parts = vec![if self.discloses { "開示施設" } else { "参照施設" }];
+        let mut parts = vec![if self.discloses {
+            "開示施設"
+        } else {
+            "参照施設"
+        }];
         if self.issues_hm_card {
             parts.push("HMカード発行");
         }
@@ -113,12 +119,15 @@ fn validate_facility(input: &FacilityInput) -> Result<(FacilityFields, Option<St
         return Err(AppError::Invalid("施設名を入力してください".into()));
     }
     if name.chars().count() > 200 {
-        return Err(AppError::Invalid("施設名は200文字以内にしてください".into()));
+        return Err(AppError::Invalid(
+            "施設名は200文字以内にしてください".into(),
+        ));
     }
     let (code, warning) = if input.code.trim().is_empty() {
         (None, None)
     } else {
-        let code = FacilityCode::parse(&input.code).map_err(|e| AppError::Invalid(e.to_string()))?;
+        let code =
+            FacilityCode::parse(&input.code).map_err(|e| AppError::Invalid(e.to_string()))?;
         let warning = (!code.check_digit_ok()).then(|| {
             format!(
                 "医療機関コード {} の検証番号が計算値（{}）と一致しません。コードを確認してください（登録はされています）",
@@ -134,8 +143,14 @@ fn validate_facility(input: &FacilityInput) -> Result<(FacilityFields, Option<St
         .parse()
         .ok()
         .filter(|n| (1..=10_000).contains(n))
-        .ok_or_else(|| AppError::Invalid("アカウント上限は1〜10000の数で入力してください".into()))?;
-    let postal_code: String = input.postal_code.chars().filter(|c| c.is_ascii_digit()).collect();
+        .ok_or_else(|| {
+            AppError::Invalid("アカウント上限は1〜10000の数で入力してください".into())
+        })?;
+    let postal_code: String = input
+        .postal_code
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .collect();
     if !postal_code.is_empty() && postal_code.len() != 7 {
         return Err(AppError::Invalid("郵便番号は7桁で入力してください".into()));
     }
@@ -161,10 +176,16 @@ fn validate_facility(input: &FacilityInput) -> Result<(FacilityFields, Option<St
 impl App {
     pub fn facility_view(&self, f: Facility) -> FacilityView {
         let parsed = f.code.as_deref().and_then(|c| FacilityCode::parse(c).ok());
-        let oid = self.config.oid_root.facility_oid(self.config.region_prefecture, parsed.as_ref(), f.id);
-        let code_warning = parsed
-            .filter(|c| !c.check_digit_ok())
-            .map(|c| format!("検証番号が計算値（{}）と一致しません", c.expected_check_digit()));
+        let oid =
+            self.config
+                .oid_root
+                .facility_oid(self.config.region_prefecture, parsed.as_ref(), f.id);
+        let code_warning = parsed.filter(|c| !c.check_digit_ok()).map(|c| {
+            format!(
+                "検証番号が計算値（{}）と一致しません",
+                c.expected_check_digit()
+            )
+        });
         FacilityView {
             id: f.id,
             code: f.code,
@@ -204,23 +225,57 @@ impl App {
     }
 
     /// Registers a facility (operator only). Returns it with a check-digit warning if any.
-    pub async fn create_facility(&self, actor: &Actor, input: &FacilityInput) -> Result<(FacilityView, Option<String>)> {
+    pub async fn create_facility(
+        &self,
+        actor: &Actor,
+        input: &FacilityInput,
+    ) -> Result<(FacilityView, Option<String>)> {
         actor.require_operator()?;
         let (fields, warning) = validate_facility(input)?;
-        let detail = if warning.is_some() { "check_digit_warning" } else { "" };
+        let detail = if warning.is_some() {
+            "check_digit_warning"
+        } else {
+            ""
+        };
         let f = self
             .store
-            .create_facility(&fields, self.now().0, self.event(actor, "directory.facility.create", String::new(), AuditOutcome::Success, detail))
+            .create_facility(
+                &fields,
+                self.now().0,
+                self.event(
+                    actor,
+                    "directory.facility.create",
+                    String::new(),
+                    AuditOutcome::Success,
+                    detail,
+                ),
+            )
             .await?;
         Ok((self.facility_view(f), warning))
     }
 
-    pub async fn update_facility(&self, actor: &Actor, id: i64, input: &FacilityInput) -> Result<(FacilityView, Option<String>)> {
+    pub async fn update_facility(
+        &self,
+        actor: &Actor,
+        id: i64,
+        input: &FacilityInput,
+    ) -> Result<(FacilityView, Option<String>)> {
         actor.require_operator()?;
         let (fields, warning) = validate_facility(input)?;
         let f = self
             .store
-            .update_facility(id, &fields, self.now().0, self.event(actor, "directory.facility.update", format!("facility:{id}"), AuditOutcome::Success, ""))
+            .update_facility(
+                id,
+                &fields,
+                self.now().0,
+                self.event(
+                    actor,
+                    "directory.facility.update",
+                    format!("facility:{id}"),
+                    AuditOutcome::Success,
+                    "",
+                ),
+            )
             .await?;
         Ok((self.facility_view(f), warning))
     }
@@ -234,15 +289,41 @@ impl App {
     }
 
     /// The operator's facility list, with inactive ones.
-    pub async fn search_facilities(&self, actor: &Actor, text: &str, facility_type: &str, page: i64) -> Result<(Vec<FacilityView>, i64)> {
+    pub async fn search_facilities(
+        &self,
+        actor: &Actor,
+        text: &str,
+        facility_type: &str,
+        page: i64,
+    ) -> Result<(Vec<FacilityView>, i64)> {
         actor.require_operator()?;
-        self.facility_search(text, facility_type, None, false, page).await
+        self.facility_search(text, facility_type, None, false, page)
+            .await
     }
 
     /// 参加施設検索: anyone, logged in or not, sees the participating (active) facilities.
-    pub async fn public_facility_search(&self, text: &str, facility_type: &str, discloses_only: bool, page: i64) -> Result<(Vec<FacilityView>, i64)> {
-        let (list, total) = self.facility_search(text, facility_type, discloses_only.then_some(true), true, page).await?;
-        Ok((list.into_iter().filter(|f| f.facility_type != FacilityType::Operator).collect(), total))
+    pub async fn public_facility_search(
+        &self,
+        text: &str,
+        facility_type: &str,
+        discloses_only: bool,
+        page: i64,
+    ) -> Result<(Vec<FacilityView>, i64)> {
+        let (list, total) = self
+            .facility_search(
+                text,
+                facility_type,
+                discloses_only.then_some(true),
+                true,
+                page,
+            )
+            .await?;
+        Ok((
+            list.into_iter()
+                .filter(|f| f.facility_type != FacilityType::Operator)
+                .collect(),
+            total,
+        ))
     }
 
     /// The facilities whose records can be viewed (他院診療情報).
@@ -250,11 +331,23 @@ impl App {
         Ok(self.facility_search("", "", Some(true), true, 0).await?.0)
     }
 
-    async fn facility_search(&self, text: &str, facility_type: &str, discloses: Option<bool>, active_only: bool, page: i64) -> Result<(Vec<FacilityView>, i64)> {
+    async fn facility_search(
+        &self,
+        text: &str,
+        facility_type: &str,
+        discloses: Option<bool>,
+        active_only: bool,
+        page: i64,
+    ) -> Result<(Vec<FacilityView>, i64)> {
         const PAGE: i64 = 50;
         let facility_type = match facility_type.trim() {
             "" => None,
-            key => Some(FacilityType::from_key(key).ok_or_else(|| AppError::Invalid("施設種別が不正です".into()))?.key().to_string()),
+            key => Some(
+                FacilityType::from_key(key)
+                    .ok_or_else(|| AppError::Invalid("施設種別が不正です".into()))?
+                    .key()
+                    .to_string(),
+            ),
         };
         let q = FacilityQuery {
             text: Some(text.trim().to_string()).filter(|t| !t.is_empty()),
@@ -265,29 +358,58 @@ impl App {
             offset: page.max(0) * PAGE,
         };
         let (rows, total) = self.store.search_facilities(&q).await?;
-        Ok((rows.into_iter().map(|f| self.facility_view(f)).collect(), total))
+        Ok((
+            rows.into_iter().map(|f| self.facility_view(f)).collect(),
+            total,
+        ))
     }
 
     /// Autofill for registration: the master row for a code, if imported.
-    pub async fn lookup_institution(&self, actor: &Actor, code: &str) -> Result<Option<Institution>> {
+    pub async fn lookup_institution(
+        &self,
+        actor: &Actor,
+        code: &str,
+    ) -> Result<Option<Institution>> {
         actor.require_operator()?;
         let code = FacilityCode::parse(code).map_err(|e| AppError::Invalid(e.to_string()))?;
         Ok(self.store.institution(&code.as_string()).await?)
     }
 
     /// Loads a batch of master rows (all or nothing). The caller audits the whole import once.
-    pub async fn import_institutions(&self, actor: &Actor, records: &[InstitutionRecord], progress: &mut (dyn FnMut(usize) + Send)) -> Result<ImportReport> {
+    pub async fn import_institutions(
+        &self,
+        actor: &Actor,
+        records: &[InstitutionRecord],
+        progress: &mut (dyn FnMut(usize) + Send),
+    ) -> Result<ImportReport> {
         actor.require_operator()?;
-        self.store.upsert_institutions(records, self.now().0, progress).await?;
-        Ok(ImportReport { imported: records.len(), check_digit_warnings: records.iter().filter(|r| !r.check_digit_ok).count() })
+        self.store
+            .upsert_institutions(records, self.now().0, progress)
+            .await?;
+        Ok(ImportReport {
+            imported: records.len(),
+            check_digit_warnings: records.iter().filter(|r| !r.check_digit_ok).count(),
+        })
     }
 
     /// Records that an import finished, with its counts.
-    pub async fn audit_import(&self, actor: &Actor, source: &str, imported: usize, rejected: usize) -> Result<()> {
+    pub async fn audit_import(
+        &self,
+        actor: &Actor,
+        source: &str,
+        imported: usize,
+        rejected: usize,
+    ) -> Result<()> {
         let detail = format!("imported={imported};rejected={rejected}");
         let source: String = source.chars().take(100).collect();
         self.store
-            .append_audit(self.event(actor, "directory.institutions.import", format!("file:{source}"), AuditOutcome::Success, &detail))
+            .append_audit(self.event(
+                actor,
+                "directory.institutions.import",
+                format!("file:{source}"),
+                AuditOutcome::Success,
+                &detail,
+            ))
             .await?;
         Ok(())
     }
@@ -304,27 +426,42 @@ impl App {
         }
     }
 
-    fn validate_user(&self, actor: &Actor, input: &UserInput, facility: &Facility) -> Result<(Profession, Role)> {
+    fn validate_user(
+        &self,
+        actor: &Actor,
+        input: &UserInput,
+        facility: &Facility,
+    ) -> Result<(Profession, Role)> {
         if input.name.trim().is_empty() {
             return Err(AppError::Invalid("氏名を入力してください".into()));
         }
-        let profession = Profession::from_key(input.profession.trim()).ok_or_else(|| AppError::Invalid("職種を選んでください".into()))?;
-        let role = Role::from_key(input.role.trim()).ok_or_else(|| AppError::Invalid("権限を選んでください".into()))?;
+        let profession = Profession::from_key(input.profession.trim())
+            .ok_or_else(|| AppError::Invalid("職種を選んでください".into()))?;
+        let role = Role::from_key(input.role.trim())
+            .ok_or_else(|| AppError::Invalid("権限を選んでください".into()))?;
         let operator_facility = facility.facility_type == FacilityType::Operator.key();
         if role == Role::Operator && (!actor.is_operator() || !operator_facility) {
-            return Err(AppError::Invalid("事務局管理者の権限は事務局の利用者にだけ、事務局が付与できます".into()));
+            return Err(AppError::Invalid(
+                "事務局管理者の権限は事務局の利用者にだけ、事務局が付与できます".into(),
+            ));
         }
         Ok((profession, role))
     }
 
     /// Registers a user; returns the user and a temporary password (shown once, must be changed).
-    pub async fn create_user(&self, actor: &Actor, input: &UserInput) -> Result<(UserView, String)> {
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        input: &UserInput,
+    ) -> Result<(UserView, String)> {
         self.may_manage_users_of(actor, input.facility_id)?;
         let facility = self.store.facility(input.facility_id).await?;
         let login = LoginId::parse(&input.login_id).map_err(AppError::Invalid)?;
         let (profession, role) = self.validate_user(actor, input, &facility)?;
         if input.emergency && !actor.is_operator() {
-            return Err(AppError::Invalid("非常時用アカウントは事務局だけが作成できます".into()));
+            return Err(AppError::Invalid(
+                "非常時用アカウントは事務局だけが作成できます".into(),
+            ));
         }
         let password = temporary_password()?;
         let hash = secrets::hash_password(password.clone()).await?;
@@ -339,16 +476,36 @@ impl App {
             must_change_password: true,
             emergency: input.emergency,
         };
-        let detail = if input.emergency { "emergency_account" } else { "" };
+        let detail = if input.emergency {
+            "emergency_account"
+        } else {
+            ""
+        };
         let user = self
             .store
-            .create_user(&new, self.now().0, self.event(actor, "directory.user.create", String::new(), AuditOutcome::Success, detail))
+            .create_user(
+                &new,
+                self.now().0,
+                self.event(
+                    actor,
+                    "directory.user.create",
+                    String::new(),
+                    AuditOutcome::Success,
+                    detail,
+                ),
+            )
             .await?;
         Ok((self.user_view(user), password))
     }
 
     /// Registers a user with a chosen password (command line and demo seeding).
-    pub async fn create_user_with_password(&self, actor: &Actor, input: &UserInput, password: &str, must_change: bool) -> Result<UserView> {
+    pub async fn create_user_with_password(
+        &self,
+        actor: &Actor,
+        input: &UserInput,
+        password: &str,
+        must_change: bool,
+    ) -> Result<UserView> {
         actor.require_operator()?;
         let facility = self.store.facility(input.facility_id).await?;
         let login = LoginId::parse(&input.login_id).map_err(AppError::Invalid)?;
@@ -366,10 +523,24 @@ impl App {
             must_change_password: must_change,
             emergency: input.emergency,
         };
-        let detail = if input.emergency { "emergency_account" } else { "" };
+        let detail = if input.emergency {
+            "emergency_account"
+        } else {
+            ""
+        };
         let user = self
             .store
-            .create_user(&new, self.now().0, self.event(actor, "directory.user.create", String::new(), AuditOutcome::Success, detail))
+            .create_user(
+                &new,
+                self.now().0,
+                self.event(
+                    actor,
+                    "directory.user.create",
+                    String::new(),
+                    AuditOutcome::Success,
+                    detail,
+                ),
+            )
             .await?;
         Ok(self.user_view(user))
     }
@@ -380,7 +551,9 @@ impl App {
         let facility = self.store.facility(existing.facility_id).await?;
         let (profession, role) = self.validate_user(actor, input, &facility)?;
         if input.emergency != existing.emergency && !actor.is_operator() {
-            return Err(AppError::Invalid("非常時用アカウントの指定は事務局だけが変更できます".into()));
+            return Err(AppError::Invalid(
+                "非常時用アカウントの指定は事務局だけが変更できます".into(),
+            ));
         }
         let profile = UserProfile {
             name: input.name.trim().to_string(),
@@ -392,7 +565,18 @@ impl App {
         };
         let u = self
             .store
-            .update_user_profile(id, &profile, self.now().0, self.event(actor, "directory.user.update", format!("user:{id}"), AuditOutcome::Success, ""))
+            .update_user_profile(
+                id,
+                &profile,
+                self.now().0,
+                self.event(
+                    actor,
+                    "directory.user.update",
+                    format!("user:{id}"),
+                    AuditOutcome::Success,
+                    "",
+                ),
+            )
             .await?;
         Ok(self.user_view(u))
     }
@@ -406,12 +590,22 @@ impl App {
     pub async fn user_id_by_login(&self, actor: &Actor, login_id: &str) -> Result<i64> {
         actor.require_operator()?;
         let login = LoginId::parse(login_id).map_err(AppError::Invalid)?;
-        self.store.user_by_login(login.as_str()).await?.map(|u| u.id).ok_or(AppError::NotFound)
+        self.store
+            .user_by_login(login.as_str())
+            .await?
+            .map(|u| u.id)
+            .ok_or(AppError::NotFound)
     }
 
     pub async fn list_users(&self, actor: &Actor, facility_id: i64) -> Result<Vec<UserView>> {
         self.may_manage_users_of(actor, facility_id)?;
-        Ok(self.store.list_users(Some(facility_id)).await?.into_iter().map(|u| self.user_view(u)).collect())
+        Ok(self
+            .store
+            .list_users(Some(facility_id))
+            .await?
+            .into_iter()
+            .map(|u| self.user_view(u))
+            .collect())
     }
 
     /// Sets a new temporary password (and unlocks); the user must change it at next login.
@@ -421,7 +615,20 @@ impl App {
         let password = temporary_password()?;
         let hash = secrets::hash_password(password.clone()).await?;
         self.store
-            .set_password(user_id, &hash, true, None, self.now().0, self.event(actor, "auth.password.reset", format!("user:{user_id}"), AuditOutcome::Success, ""))
+            .set_password(
+                user_id,
+                &hash,
+                true,
+                None,
+                self.now().0,
+                self.event(
+                    actor,
+                    "auth.password.reset",
+                    format!("user:{user_id}"),
+                    AuditOutcome::Success,
+                    "",
+                ),
+            )
             .await?;
         Ok(password)
     }
@@ -431,7 +638,16 @@ impl App {
         let u = self.store.user(user_id).await?;
         self.may_manage_users_of(actor, u.facility_id)?;
         self.store
-            .reset_totp(user_id, self.event(actor, "auth.totp.reset", format!("user:{user_id}"), AuditOutcome::Success, ""))
+            .reset_totp(
+                user_id,
+                self.event(
+                    actor,
+                    "auth.totp.reset",
+                    format!("user:{user_id}"),
+                    AuditOutcome::Success,
+                    "",
+                ),
+            )
             .await?;
         Ok(())
     }

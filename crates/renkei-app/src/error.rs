@@ -51,8 +51,12 @@ impl From<StoreError> for AppError {
 
 fn conflict_message(rule: &str) -> String {
     match rule {
-        r if r.contains("account_limit") => "この施設の利用者アカウント数が上限に達しています".to_string(),
-        r if r.contains("code") && !r.contains("login") => "この医療機関コードの施設はすでに登録されています".to_string(),
+        r if r.contains("account_limit") => {
+            "この施設の利用者アカウント数が上限に達しています".to_string()
+        }
+        r if r.contains("code") && !r.contains("login") => {
+            "この医療機関コードの施設はすでに登録されています".to_string()
+        }
         r if r.contains("login_id") => "この利用者IDはすでに使われています".to_string(),
         other => format!("重複のため登録できません（{other}）"),
     }

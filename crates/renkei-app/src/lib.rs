@@ -66,7 +66,11 @@ pub struct App {
 
 impl App {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: AppConfig) -> Self {
-        App { store, clock, config: Arc::new(config) }
+        App {
+            store,
+            clock,
+            config: Arc::new(config),
+        }
     }
 
     pub fn now(&self) -> Timestamp {
@@ -90,7 +94,14 @@ impl App {
         self.store.close().await
     }
 
-    pub(crate) fn event(&self, actor: &Actor, action: &str, target: String, outcome: AuditOutcome, detail: &str) -> AuditEvent {
+    pub(crate) fn event(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target: String,
+        outcome: AuditOutcome,
+        detail: &str,
+    ) -> AuditEvent {
         AuditEvent {
             at: self.now(),
             user_id: actor.user_id,
@@ -140,6 +151,10 @@ impl Actor {
     }
 
     pub(crate) fn require_operator(&self) -> Result<()> {
-        if self.is_operator() { Ok(()) } else { Err(AppError::Forbidden) }
+        if self.is_operator() {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
+        }
     }
 }

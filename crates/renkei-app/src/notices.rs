@@ -21,21 +21,31 @@ pub struct NoticeInput {
 fn validate(input: &NoticeInput, now: Timestamp) -> Result<NoticeFields> {
     let title = input.title.trim();
     if title.is_empty() || title.chars().count() > 200 {
-        return Err(AppError::Invalid("件名を200文字以内で入力してください".into()));
+        return Err(AppError::Invalid(
+            "件名を200文字以内で入力してください".into(),
+        ));
     }
     if input.body.chars().count() > 20_000 {
-        return Err(AppError::Invalid("本文は20000文字以内にしてください".into()));
+        return Err(AppError::Invalid(
+            "本文は20000文字以内にしてください".into(),
+        ));
     }
     let from = match input.published_from.trim() {
         "" => now,
-        d => Timestamp::parse_jst_date(d).ok_or_else(|| AppError::Invalid("掲載開始日は YYYY-MM-DD で入力してください".into()))?,
+        d => Timestamp::parse_jst_date(d).ok_or_else(|| {
+            AppError::Invalid("掲載開始日は YYYY-MM-DD で入力してください".into())
+        })?,
     };
     let until = match input.published_until.trim() {
         "" => None,
-        d => Some(Timestamp::parse_jst_date(d).ok_or_else(|| AppError::Invalid("掲載終了日は YYYY-MM-DD で入力してください".into()))?),
+        d => Some(Timestamp::parse_jst_date(d).ok_or_else(|| {
+            AppError::Invalid("掲載終了日は YYYY-MM-DD で入力してください".into())
+        })?),
     };
     if until.is_some_and(|u| u <= from) {
-        return Err(AppError::Invalid("掲載終了日は掲載開始日より後にしてください".into()));
+        return Err(AppError::Invalid(
+            "掲載終了日は掲載開始日より後にしてください".into(),
+        ));
     }
     Ok(NoticeFields {
         title: title.to_string(),
@@ -52,19 +62,46 @@ impl App {
         let fields = validate(input, self.now())?;
         let by = actor.user_id.unwrap_or(0);
         let created_by = actor.user_id.map(|_| by);
-        let event = self.event(actor, "notice.create", String::new(), AuditOutcome::Success, "");
+        let event = self.event(
+            actor,
+            "notice.create",
+            String::new(),
+            AuditOutcome::Success,
+            "",
+        );
         match created_by {
-            Some(by) => Ok(self.store.create_notice(&fields, by, self.now().0, event).await?),
-            None => Err(AppError::Invalid("お知らせは事務局の利用者として投稿してください".into())),
+            Some(by) => Ok(self
+                .store
+                .create_notice(&fields, by, self.now().0, event)
+                .await?),
+            None => Err(AppError::Invalid(
+                "お知らせは事務局の利用者として投稿してください".into(),
+            )),
         }
     }
 
-    pub async fn update_notice(&self, actor: &Actor, id: i64, input: &NoticeInput) -> Result<Notice> {
+    pub async fn update_notice(
+        &self,
+        actor: &Actor,
+        id: i64,
+        input: &NoticeInput,
+    ) -> Result<Notice> {
         actor.require_operator()?;
         let fields = validate(input, self.now())?;
         Ok(self
             .store
-            .update_notice(id, &fields, self.now().0, self.event(actor, "notice.update", format!("notice:{id}"), AuditOutcome::Success, ""))
+            .update_notice(
+                id,
+                &fields,
+                self.now().0,
+                self.event(
+                    actor,
+                    "notice.update",
+                    format!("notice:{id}"),
+                    AuditOutcome::Success,
+                    "",
+                ),
+            )
             .await?)
     }
 
@@ -72,7 +109,16 @@ impl App {
         actor.require_operator()?;
         Ok(self
             .store
-            .delete_notice(id, self.event(actor, "notice.delete", format!("notice:{id}"), AuditOutcome::Success, ""))
+            .delete_notice(
+                id,
+                self.event(
+                    actor,
+                    "notice.delete",
+                    format!("notice:{id}"),
+                    AuditOutcome::Success,
+                    "",
+                ),
+            )
             .await?)
     }
 

@@ -91,7 +91,10 @@ pub struct AuditKey(Vec<u8>);
 impl AuditKey {
     pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
         if bytes.len() < 32 {
-            return Err(format!("監査鍵が短すぎます（{} バイト、32 バイト以上が必要）", bytes.len()));
+            return Err(format!(
+                "監査鍵が短すぎます（{} バイト、32 バイト以上が必要）",
+                bytes.len()
+            ));
         }
         Ok(AuditKey(bytes))
     }
@@ -118,10 +121,27 @@ pub fn chain_hash(key: &AuditKey, seq: i64, prev_hash: &str, event: &AuditEvent)
     put(&mut mac, &seq.to_be_bytes());
     put(&mut mac, prev_hash.as_bytes());
     put(&mut mac, &event.at.0.to_be_bytes());
-    put(&mut mac, event.user_id.map(|v| v.to_string()).unwrap_or_default().as_bytes());
+    put(
+        &mut mac,
+        event
+            .user_id
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     put(&mut mac, event.login_id.as_bytes());
-    put(&mut mac, event.facility_id.map(|v| v.to_string()).unwrap_or_default().as_bytes());
-    put(&mut mac, event.profession.as_deref().unwrap_or("").as_bytes());
+    put(
+        &mut mac,
+        event
+            .facility_id
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    put(
+        &mut mac,
+        event.profession.as_deref().unwrap_or("").as_bytes(),
+    );
     put(&mut mac, event.action.as_bytes());
     put(&mut mac, event.target.as_bytes());
     put(&mut mac, event.outcome.key().as_bytes());
@@ -132,10 +152,20 @@ pub fn chain_hash(key: &AuditKey, seq: i64, prev_hash: &str, event: &AuditEvent)
 }
 
 /// Links `event` after the event with `prev_seq` / `prev_hash`.
-pub fn link(key: &AuditKey, prev_seq: i64, prev_hash: &str, event: AuditEvent) -> ChainedAuditEvent {
+pub fn link(
+    key: &AuditKey,
+    prev_seq: i64,
+    prev_hash: &str,
+    event: AuditEvent,
+) -> ChainedAuditEvent {
     let seq = prev_seq + 1;
     let hash = chain_hash(key, seq, prev_hash, &event);
-    ChainedAuditEvent { seq, event, prev_hash: prev_hash.to_string(), hash }
+    ChainedAuditEvent {
+        seq,
+        event,
+        prev_hash: prev_hash.to_string(),
+        hash,
+    }
 }
 
 /// One thing wrong with a stored chain.
@@ -155,12 +185,22 @@ pub enum ChainProblem {
 impl std::fmt::Display for ChainProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ChainProblem::Modified { seq } => write!(f, "event {seq}: contents do not match its hash (modified)"),
+            ChainProblem::Modified { seq } => {
+                write!(f, "event {seq}: contents do not match its hash (modified)")
+            }
             ChainProblem::Missing { after, next } => {
-                write!(f, "events {}..{} are missing (deleted)", after + 1, next - 1)
+                write!(
+                    f,
+                    "events {}..{} are missing (deleted)",
+                    after + 1,
+                    next - 1
+                )
             }
             ChainProblem::BrokenLink { seq } => {
-                write!(f, "event {seq}: does not follow the previous event (inserted or reordered)")
+                write!(
+                    f,
+                    "event {seq}: does not follow the previous event (inserted or reordered)"
+                )
             }
             ChainProblem::HeadMismatch { head_seq, last_seq } => write!(
                 f,
@@ -182,7 +222,13 @@ pub struct ChainVerifier {
 
 impl ChainVerifier {
     pub fn new(key: AuditKey) -> Self {
-        ChainVerifier { key, last_seq: 0, last_hash: GENESIS_HASH.to_string(), checked: 0, problems: Vec::new() }
+        ChainVerifier {
+            key,
+            last_seq: 0,
+            last_hash: GENESIS_HASH.to_string(),
+            checked: 0,
+            problems: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, row: &ChainedAuditEvent) {
@@ -191,9 +237,13 @@ impl ChainVerifier {
             self.problems.push(ChainProblem::Modified { seq: row.seq });
         }
         if row.seq != self.last_seq + 1 {
-            self.problems.push(ChainProblem::Missing { after: self.last_seq, next: row.seq });
+            self.problems.push(ChainProblem::Missing {
+                after: self.last_seq,
+                next: row.seq,
+            });
         } else if row.prev_hash != self.last_hash {
-            self.problems.push(ChainProblem::BrokenLink { seq: row.seq });
+            self.problems
+                .push(ChainProblem::BrokenLink { seq: row.seq });
         }
         self.last_seq = row.seq;
         self.last_hash = row.hash.clone();
@@ -203,9 +253,15 @@ impl ChainVerifier {
     pub fn finish(mut self, head: Option<(i64, String)>) -> ChainReport {
         let (head_seq, head_hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
         if head_seq != self.last_seq || head_hash != self.last_hash {
-            self.problems.push(ChainProblem::HeadMismatch { head_seq, last_seq: self.last_seq });
+            self.problems.push(ChainProblem::HeadMismatch {
+                head_seq,
+                last_seq: self.last_seq,
+            });
         }
-        ChainReport { checked: self.checked, problems: self.problems }
+        ChainReport {
+            checked: self.checked,
+            problems: self.problems,
+        }
     }
 }
 
@@ -248,7 +304,10 @@ mod tests {
     fn chain(n: i64) -> Vec<ChainedAuditEvent> {
         let mut out: Vec<ChainedAuditEvent> = Vec::new();
         for i in 1..=n {
-            let (seq, hash) = out.last().map(|e| (e.seq, e.hash.clone())).unwrap_or((0, GENESIS_HASH.into()));
+            let (seq, hash) = out
+                .last()
+                .map(|e| (e.seq, e.hash.clone()))
+                .unwrap_or((0, GENESIS_HASH.into()));
             out.push(link(&key(), seq, &hash, event(i)));
         }
         out
@@ -278,11 +337,17 @@ mod tests {
 
         let mut modified = rows.clone();
         modified[2].event.outcome = AuditOutcome::Failure;
-        assert_eq!(verify(&modified, h.clone()).problems, vec![ChainProblem::Modified { seq: 3 }]);
+        assert_eq!(
+            verify(&modified, h.clone()).problems,
+            vec![ChainProblem::Modified { seq: 3 }]
+        );
 
         let mut deleted = rows.clone();
         deleted.remove(2);
-        assert_eq!(verify(&deleted, h.clone()).problems, vec![ChainProblem::Missing { after: 2, next: 4 }]);
+        assert_eq!(
+            verify(&deleted, h.clone()).problems,
+            vec![ChainProblem::Missing { after: 2, next: 4 }]
+        );
 
         // An inserted event forged without the key, renumbering what follows.
         let mut inserted = rows.clone();
@@ -303,7 +368,10 @@ mod tests {
         let truncated = &rows[..4];
         assert_eq!(
             verify(truncated, h).problems,
-            vec![ChainProblem::HeadMismatch { head_seq: 5, last_seq: 4 }]
+            vec![ChainProblem::HeadMismatch {
+                head_seq: 5,
+                last_seq: 4
+            }]
         );
     }
 }

@@ -77,7 +77,9 @@ pub enum FacilityCodeError {
     NotDigits,
     #[error("都道府県番号 {0:02} は 01〜47 ではありません")]
     BadPrefecture(u8),
-    #[error("点数表番号 {0} は 1（医科）・2（健診）・3（歯科）・4（調剤）・6（訪問看護）・9（その他）のいずれでもありません")]
+    #[error(
+        "点数表番号 {0} は 1（医科）・2（健診）・3（歯科）・4（調剤）・6（訪問看護）・9（その他）のいずれでもありません"
+    )]
     BadTableKind(u8),
 }
 
@@ -192,12 +194,16 @@ impl OidRoot {
         let text = text.trim();
         let ok = !text.is_empty()
             && text.split('.').all(|arc| {
-                !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()) && (arc == "0" || !arc.starts_with('0'))
+                !arc.is_empty()
+                    && arc.bytes().all(|b| b.is_ascii_digit())
+                    && (arc == "0" || !arc.starts_with('0'))
             });
         if ok {
             Ok(OidRoot(text.to_string()))
         } else {
-            Err(format!("OID ルート「{text}」は数字とドットの並び（例 1.2.392.200284）ではありません"))
+            Err(format!(
+                "OID ルート「{text}」は数字とドットの並び（例 1.2.392.200284）ではありません"
+            ))
         }
     }
 
@@ -209,7 +215,12 @@ impl OidRoot {
     /// medical-institution code, `<root>.<prefecture>.0.<directory id>` for one without (care
     /// facilities, lab centres). OID arcs carry no leading zeros, so the code is written as an
     /// integer; being fixed-length, it reads back unambiguously.
-    pub fn facility_oid(&self, region_prefecture: u8, code: Option<&FacilityCode>, facility_id: i64) -> String {
+    pub fn facility_oid(
+        &self,
+        region_prefecture: u8,
+        code: Option<&FacilityCode>,
+        facility_id: i64,
+    ) -> String {
         match code {
             Some(code) => {
                 let number: u64 = code.0.iter().fold(0u64, |acc, d| acc * 10 + u64::from(*d));
@@ -250,10 +261,22 @@ mod tests {
 
     #[test]
     fn rejects_malformed_codes_with_reasons() {
-        assert_eq!(FacilityCode::parse("12345"), Err(FacilityCodeError::WrongLength(5)));
-        assert_eq!(FacilityCode::parse("34a1234567"), Err(FacilityCodeError::NotDigits));
-        assert_eq!(FacilityCode::parse("4811234567"), Err(FacilityCodeError::BadPrefecture(48)));
-        assert_eq!(FacilityCode::parse("3451234567"), Err(FacilityCodeError::BadTableKind(5)));
+        assert_eq!(
+            FacilityCode::parse("12345"),
+            Err(FacilityCodeError::WrongLength(5))
+        );
+        assert_eq!(
+            FacilityCode::parse("34a1234567"),
+            Err(FacilityCodeError::NotDigits)
+        );
+        assert_eq!(
+            FacilityCode::parse("4811234567"),
+            Err(FacilityCodeError::BadPrefecture(48))
+        );
+        assert_eq!(
+            FacilityCode::parse("3451234567"),
+            Err(FacilityCodeError::BadTableKind(5))
+        );
         assert!(FacilityCode::parse("３４１１２３４５６７").is_ok());
     }
 
@@ -261,7 +284,10 @@ mod tests {
     fn oids_have_no_leading_zero_arcs() {
         let root = OidRoot::parse("1.2.392.200284").unwrap();
         let code = FacilityCode::parse("0110112489").unwrap();
-        assert_eq!(root.facility_oid(34, Some(&code), 7), "1.2.392.200284.34.110112489");
+        assert_eq!(
+            root.facility_oid(34, Some(&code), 7),
+            "1.2.392.200284.34.110112489"
+        );
         assert_eq!(root.facility_oid(34, None, 7), "1.2.392.200284.34.0.7");
         assert!(OidRoot::parse("1.02.3").is_err());
         assert!(OidRoot::parse("1..3").is_err());

@@ -20,7 +20,10 @@ pub struct InstitutionRecord {
 /// so 1 is tried first and 3 second.
 pub fn parse_master_row(fields: &[&str]) -> Result<InstitutionRecord, String> {
     if fields.len() != 5 {
-        return Err(format!("列の数が {} です（5 列：9桁コード, 7桁コード, 名称, 郵便番号, 所在地）", fields.len()));
+        return Err(format!(
+            "列の数が {} です（5 列：9桁コード, 7桁コード, 名称, 郵便番号, 所在地）",
+            fields.len()
+        ));
     }
     let nine = fields[0].trim().trim_start_matches('\u{feff}');
     let seven = fields[1].trim();
@@ -59,8 +62,14 @@ mod tests {
 
     #[test]
     fn reads_a_row() {
-        let r = parse_master_row(&["010112489", "0112489", "医療法人 愛全病院", "0050813", "札幌市南区川沿１３条２丁目１番３８号"])
-            .unwrap();
+        let r = parse_master_row(&[
+            "010112489",
+            "0112489",
+            "医療法人 愛全病院",
+            "0050813",
+            "札幌市南区川沿１３条２丁目１番３８号",
+        ])
+        .unwrap();
         assert_eq!(r.code.as_string(), "0110112489");
         assert!(r.check_digit_ok);
         assert_eq!(r.postal_code, "0050813");
@@ -68,9 +77,25 @@ mod tests {
 
     #[test]
     fn names_what_is_wrong() {
-        assert!(parse_master_row(&["1", "2"]).unwrap_err().contains("列の数"));
-        assert!(parse_master_row(&["010112489", "011248X", "a", "", ""]).unwrap_err().contains("7桁"));
-        assert!(parse_master_row(&["010112480", "0112489", "a", "", ""]).unwrap_err().contains("9桁"));
-        assert!(parse_master_row(&["010112489", "0112489", " ", "", ""]).unwrap_err().contains("名称"));
+        assert!(
+            parse_master_row(&["1", "2"])
+                .unwrap_err()
+                .contains("列の数")
+        );
+        assert!(
+            parse_master_row(&["010112489", "011248X", "a", "", ""])
+                .unwrap_err()
+                .contains("7桁")
+        );
+        assert!(
+            parse_master_row(&["010112480", "0112489", "a", "", ""])
+                .unwrap_err()
+                .contains("9桁")
+        );
+        assert!(
+            parse_master_row(&["010112489", "0112489", " ", "", ""])
+                .unwrap_err()
+                .contains("名称")
+        );
     }
 }

@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Microseconds since the Unix epoch, UTC. Stored as a 64-bit integer in every backend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Timestamp(pub i64);
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
@@ -20,7 +22,10 @@ impl Timestamp {
     }
 
     pub fn plus_seconds(self, seconds: i64) -> Self {
-        Timestamp(self.0.saturating_add(seconds.saturating_mul(MICROS_PER_SECOND)))
+        Timestamp(
+            self.0
+                .saturating_add(seconds.saturating_mul(MICROS_PER_SECOND)),
+        )
     }
 
     fn to_jst(self) -> Option<time::OffsetDateTime> {
@@ -66,8 +71,14 @@ impl Timestamp {
 
     /// Parses an RFC 3339 date-time (`2026-11-21T09:00:00+09:00`).
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
-        let t = time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).ok()?;
-        i64::try_from(t.unix_timestamp_nanos() / 1000).ok().map(Timestamp)
+        let t = time::OffsetDateTime::parse(
+            text.trim(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok()?;
+        i64::try_from(t.unix_timestamp_nanos() / 1000)
+            .ok()
+            .map(Timestamp)
     }
 
     /// Parses a date `YYYY-MM-DD` as the start of that day in JST (how users type dates).
@@ -75,7 +86,9 @@ impl Timestamp {
         let format = time::macros::format_description!("[year]-[month]-[day]");
         let date = time::Date::parse(text.trim(), &format).ok()?;
         let t = date.midnight().assume_offset(JST);
-        i64::try_from(t.unix_timestamp_nanos() / 1000).ok().map(Timestamp)
+        i64::try_from(t.unix_timestamp_nanos() / 1000)
+            .ok()
+            .map(Timestamp)
     }
 }
 
@@ -106,7 +119,8 @@ impl FixedClock {
     }
 
     pub fn advance_seconds(&self, seconds: i64) {
-        self.0.fetch_add(seconds.saturating_mul(MICROS_PER_SECOND), Ordering::SeqCst);
+        self.0
+            .fetch_add(seconds.saturating_mul(MICROS_PER_SECOND), Ordering::SeqCst);
     }
 
     pub fn set(&self, at: Timestamp) {
@@ -134,7 +148,12 @@ mod tests {
     fn formats_in_japan_time() {
         let t = Timestamp::parse_rfc3339("2026-11-21T00:30:00Z").unwrap();
         assert_eq!(t.jst_minutes(), "2026-11-21 09:30");
-        assert_eq!(Timestamp::parse_jst_date("2026-11-21").unwrap().jst_minutes(), "2026-11-21 00:00");
+        assert_eq!(
+            Timestamp::parse_jst_date("2026-11-21")
+                .unwrap()
+                .jst_minutes(),
+            "2026-11-21 00:00"
+        );
         assert_eq!(t.rfc3339(), "2026-11-21T00:30:00Z");
     }
 

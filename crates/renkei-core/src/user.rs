@@ -146,7 +146,9 @@ impl LoginId {
     pub fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim().to_ascii_lowercase();
         let len_ok = (3..=64).contains(&t.len());
-        let chars_ok = t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
+        let chars_ok = t
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
         if len_ok && chars_ok {
             Ok(LoginId(t))
         } else {

@@ -3,7 +3,7 @@
 use renkei_core::audit::{self, AuditEvent, AuditOutcome, ChainedAuditEvent};
 use renkei_core::time::Timestamp;
 
-use crate::{AuditQuery, Result, Store, StoreError, Tx, with_db, exec_tx};
+use crate::{AuditQuery, Result, Store, StoreError, Tx, exec_tx, with_db};
 
 #[derive(sqlx::FromRow)]
 struct AuditRow {
@@ -64,7 +64,9 @@ impl Store {
     pub(crate) async fn append_audit_in(&self, tx: &mut Tx, event: AuditEvent) -> Result<i64> {
         let head: (i64, String) = match tx {
             Tx::Sqlite(t) => {
-                sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&mut **t).await?
+                sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_one(&mut **t)
+                    .await?
             }
             Tx::Postgres(t) => {
                 sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
@@ -148,21 +150,32 @@ impl Store {
                 .fetch_one(pool)
                 .await
         })?;
-        Ok((rows.into_iter().map(AuditRow::into_chained).collect(), total.0))
+        Ok((
+            rows.into_iter().map(AuditRow::into_chained).collect(),
+            total.0,
+        ))
     }
 
     /// Up to `limit` events with `seq > after`, in sequence order: the chain, page by page.
     pub async fn audit_chain_page(&self, after: i64, limit: i64) -> Result<Vec<ChainedAuditEvent>> {
-        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2");
-        let rows: Vec<AuditRow> =
-            with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(after).bind(limit).fetch_all(pool).await)?;
+        let sql =
+            format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let rows: Vec<AuditRow> = with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
         Ok(rows.into_iter().map(AuditRow::into_chained).collect())
     }
 
     /// The head record: the last sequence number and hash written.
     pub async fn audit_head(&self) -> Result<(i64, String)> {
         let head: Option<(i64, String)> = with_db!(&self.db, |pool| {
-            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_optional(pool).await
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_optional(pool)
+                .await
         })?;
         head.ok_or_else(|| StoreError::Internal("the audit head record is missing".to_string()))
     }

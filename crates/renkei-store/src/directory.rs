@@ -2,13 +2,21 @@
 
 use renkei_core::audit::AuditEvent;
 
-use crate::{Facility, FacilityFields, FacilityQuery, Result, Store, StoreError, like_pattern, with_db, with_tx, exec_tx};
+use crate::{
+    Facility, FacilityFields, FacilityQuery, Result, Store, StoreError, exec_tx, like_pattern,
+    with_db, with_tx,
+};
 
 const COLUMNS: &str = "id, code, facility_type, name, name_kana, postal_code, address, phone, discloses, issues_hm_card, issues_disclosure_card, max_accounts, active, created_at, updated_at";
 
 impl Store {
     /// Registers a facility and records `audit` (its target set to the new facility) with it.
-    pub async fn create_facility(&self, f: &FacilityFields, at: i64, mut audit: AuditEvent) -> Result<Facility> {
+    pub async fn create_facility(
+        &self,
+        f: &FacilityFields,
+        at: i64,
+        mut audit: AuditEvent,
+    ) -> Result<Facility> {
         let mut tx = self.begin().await?;
         let id: (i64,) = with_tx!(&mut tx, |c| {
             sqlx::query_as(
@@ -37,7 +45,13 @@ impl Store {
         self.facility(id.0).await
     }
 
-    pub async fn update_facility(&self, id: i64, f: &FacilityFields, at: i64, audit: AuditEvent) -> Result<Facility> {
+    pub async fn update_facility(
+        &self,
+        id: i64,
+        f: &FacilityFields,
+        at: i64,
+        audit: AuditEvent,
+    ) -> Result<Facility> {
         let mut tx = self.begin().await?;
         let done = exec_tx!(&mut tx, |c| {
             sqlx::query(
@@ -72,14 +86,24 @@ impl Store {
 
     pub async fn facility(&self, id: i64) -> Result<Facility> {
         let sql = format!("SELECT {COLUMNS} FROM facilities WHERE id = $1");
-        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_one(pool).await)
-            .map_err(StoreError::from)
+        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(id)
+        .fetch_one(pool)
+        .await)
+        .map_err(StoreError::from)
     }
 
     pub async fn facility_by_code(&self, code: &str) -> Result<Option<Facility>> {
         let sql = format!("SELECT {COLUMNS} FROM facilities WHERE code = $1");
-        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(code).fetch_optional(pool).await)
-            .map_err(StoreError::from)
+        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(code)
+        .fetch_optional(pool)
+        .await)
+        .map_err(StoreError::from)
     }
 
     /// Facilities matching `q`, ordered by type and code, and how many match in all.
@@ -88,8 +112,15 @@ impl Store {
               AND ($2 IS NULL OR facility_type = $2)
               AND ($3 IS NULL OR discloses = $3)
               AND ($4 = FALSE OR active = TRUE)";
-        let text = q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(like_pattern);
-        let list_sql = format!("SELECT {COLUMNS} FROM facilities{WHERE} ORDER BY facility_type, code, id LIMIT $5 OFFSET $6");
+        let text = q
+            .text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(like_pattern);
+        let list_sql = format!(
+            "SELECT {COLUMNS} FROM facilities{WHERE} ORDER BY facility_type, code, id LIMIT $5 OFFSET $6"
+        );
         let count_sql = format!("SELECT COUNT(*) FROM facilities{WHERE}");
         let rows: Vec<Facility> = with_db!(&self.db, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(list_sql.as_str()))

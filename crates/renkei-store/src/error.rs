@@ -20,9 +20,11 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(db.constraint().map(str::to_string).unwrap_or_else(|| unique_target(db.message())))
-            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(
+                db.constraint()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| unique_target(db.message())),
+            ),
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 StoreError::Unavailable(e.to_string())
             }
@@ -46,7 +48,9 @@ struct Kind<'a>(&'a sqlx::Error);
 impl fmt::Display for Kind<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            sqlx::Error::ColumnDecode { index, .. } => write!(f, "column {index} could not be decoded"),
+            sqlx::Error::ColumnDecode { index, .. } => {
+                write!(f, "column {index} could not be decoded")
+            }
             sqlx::Error::Decode(_) => f.write_str("a value could not be decoded"),
             sqlx::Error::Protocol(_) => f.write_str("protocol error"),
             sqlx::Error::Tls(_) => f.write_str("TLS error"),

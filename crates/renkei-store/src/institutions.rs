@@ -2,14 +2,19 @@
 
 use renkei_core::institution::InstitutionRecord;
 
-use crate::{Institution, Result, Store, StoreError, with_db, exec_tx};
+use crate::{Institution, Result, Store, StoreError, exec_tx, with_db};
 
 /// Rows per INSERT statement: 6 parameters each stays far below both backends' limits.
 const BATCH: usize = 1000;
 
 impl Store {
     /// Inserts or updates `records` (by code) in one transaction: all of them or none.
-    pub async fn upsert_institutions(&self, records: &[InstitutionRecord], at: i64, progress: &mut (dyn FnMut(usize) + Send)) -> Result<()> {
+    pub async fn upsert_institutions(
+        &self,
+        records: &[InstitutionRecord],
+        at: i64,
+        progress: &mut (dyn FnMut(usize) + Send),
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         for chunk in records.chunks(BATCH) {
             let mut sql = String::from(
@@ -20,7 +25,15 @@ impl Store {
                 if i > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&format!("(${},${},${},${},${},${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
+                sql.push_str(&format!(
+                    "(${},${},${},${},${},${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6
+                ));
             }
             sql.push_str(
                 " ON CONFLICT (code) DO UPDATE SET name = excluded.name, postal_code = excluded.postal_code,
@@ -55,8 +68,11 @@ impl Store {
     }
 
     pub async fn count_institutions(&self) -> Result<i64> {
-        let n: (i64,) =
-            with_db!(&self.db, |pool| sqlx::query_as("SELECT COUNT(*) FROM institution_master").fetch_one(pool).await)?;
+        let n: (i64,) = with_db!(&self.db, |pool| sqlx::query_as(
+            "SELECT COUNT(*) FROM institution_master"
+        )
+        .fetch_one(pool)
+        .await)?;
         Ok(n.0)
     }
 }

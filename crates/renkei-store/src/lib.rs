@@ -139,17 +139,22 @@ impl Store {
                 .max_connections(8)
                 .connect_with(options)
                 .await
-                .map_err(|e| StoreError::Unavailable(format!("SQLite データベースを開けません: {e}")))?;
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("SQLite データベースを開けません: {e}"))
+                })?;
             Db::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)
-                .map_err(|e| StoreError::Config(format!("PostgreSQL の URL を解釈できません: {e}")))?;
+            let options = PgConnectOptions::from_str(url).map_err(|e| {
+                StoreError::Config(format!("PostgreSQL の URL を解釈できません: {e}"))
+            })?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await
-                .map_err(|e| StoreError::Unavailable(format!("PostgreSQL に接続できません: {e}")))?;
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("PostgreSQL に接続できません: {e}"))
+                })?;
             Db::Postgres(pool)
         } else {
             return Err(StoreError::Config(

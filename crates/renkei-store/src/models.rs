@@ -105,7 +105,10 @@ pub struct NewUser {
 
 impl fmt::Debug for NewUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewUser").field("facility_id", &self.facility_id).field("login_id", &self.login_id).finish_non_exhaustive()
+        f.debug_struct("NewUser")
+            .field("facility_id", &self.facility_id)
+            .field("login_id", &self.login_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -134,7 +137,10 @@ pub struct SessionRecord {
 
 impl fmt::Debug for SessionRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionRecord").field("user_id", &self.user_id).field("stage", &self.stage).finish_non_exhaustive()
+        f.debug_struct("SessionRecord")
+            .field("user_id", &self.user_id)
+            .field("stage", &self.stage)
+            .finish_non_exhaustive()
     }
 }
 

@@ -2,12 +2,18 @@
 
 use renkei_core::audit::AuditEvent;
 
-use crate::{Notice, NoticeFields, Result, Store, StoreError, with_db, with_tx, exec_tx};
+use crate::{Notice, NoticeFields, Result, Store, StoreError, exec_tx, with_db, with_tx};
 
 const COLUMNS: &str = "id, title, body, important, published_from, published_until, created_by, created_at, updated_at";
 
 impl Store {
-    pub async fn create_notice(&self, n: &NoticeFields, created_by: i64, at: i64, mut audit: AuditEvent) -> Result<Notice> {
+    pub async fn create_notice(
+        &self,
+        n: &NoticeFields,
+        created_by: i64,
+        at: i64,
+        mut audit: AuditEvent,
+    ) -> Result<Notice> {
         let mut tx = self.begin().await?;
         let id: (i64,) = with_tx!(&mut tx, |c| {
             sqlx::query_as(
@@ -30,7 +36,13 @@ impl Store {
         self.notice(id.0).await
     }
 
-    pub async fn update_notice(&self, id: i64, n: &NoticeFields, at: i64, audit: AuditEvent) -> Result<Notice> {
+    pub async fn update_notice(
+        &self,
+        id: i64,
+        n: &NoticeFields,
+        at: i64,
+        audit: AuditEvent,
+    ) -> Result<Notice> {
         let mut tx = self.begin().await?;
         let done = exec_tx!(&mut tx, |c| {
             sqlx::query(
@@ -56,7 +68,12 @@ impl Store {
 
     pub async fn delete_notice(&self, id: i64, audit: AuditEvent) -> Result<()> {
         let mut tx = self.begin().await?;
-        let done = exec_tx!(&mut tx, |c| sqlx::query("DELETE FROM notices WHERE id = $1").bind(id).execute(&mut *c).await)?;
+        let done = exec_tx!(&mut tx, |c| sqlx::query(
+            "DELETE FROM notices WHERE id = $1"
+        )
+        .bind(id)
+        .execute(&mut *c)
+        .await)?;
         if done == 0 {
             return Err(StoreError::NotFound);
         }
@@ -66,8 +83,13 @@ impl Store {
 
     pub async fn notice(&self, id: i64) -> Result<Notice> {
         let sql = format!("SELECT {COLUMNS} FROM notices WHERE id = $1");
-        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_one(pool).await)
-            .map_err(StoreError::from)
+        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(id)
+        .fetch_one(pool)
+        .await)
+        .map_err(StoreError::from)
     }
 
     /// Notices published at `now`: important ones first, then newest first.
@@ -76,14 +98,26 @@ impl Store {
             "SELECT {COLUMNS} FROM notices WHERE published_from <= $1 AND (published_until IS NULL OR published_until > $1)
              ORDER BY important DESC, published_from DESC, id DESC LIMIT $2"
         );
-        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(now).bind(limit).fetch_all(pool).await)
-            .map_err(StoreError::from)
+        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)
+        .map_err(StoreError::from)
     }
 
     /// Every notice, newest first (for the operator's list).
     pub async fn all_notices(&self, limit: i64) -> Result<Vec<Notice>> {
-        let sql = format!("SELECT {COLUMNS} FROM notices ORDER BY published_from DESC, id DESC LIMIT $1");
-        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(limit).fetch_all(pool).await)
-            .map_err(StoreError::from)
+        let sql =
+            format!("SELECT {COLUMNS} FROM notices ORDER BY published_from DESC, id DESC LIMIT $1");
+        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(limit)
+        .fetch_all(pool)
+        .await)
+        .map_err(StoreError::from)
     }
 }

@@ -1,6 +1,6 @@
 //! Login sessions, stored server-side by the hash of their token.
 
-use crate::{Result, SessionRecord, Store, StoreError, with_db, exec_db};
+use crate::{Result, SessionRecord, Store, StoreError, exec_db, with_db};
 
 impl Store {
     pub async fn create_session(&self, s: &SessionRecord) -> Result<()> {
@@ -35,14 +35,24 @@ impl Store {
 
     pub async fn touch_session(&self, token_hash: &str, at: i64) -> Result<()> {
         exec_db!(&self.db, |pool| {
-            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2").bind(at).bind(token_hash).execute(pool).await
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+                .bind(at)
+                .bind(token_hash)
+                .execute(pool)
+                .await
         })?;
         Ok(())
     }
 
     /// Moves a session to another stage under a new token (the old token stops working), so a
     /// token seen before login cannot ride into the logged-in session.
-    pub async fn advance_session(&self, old_hash: &str, new_hash: &str, stage: &str, at: i64) -> Result<()> {
+    pub async fn advance_session(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        stage: &str,
+        at: i64,
+    ) -> Result<()> {
         let done = exec_db!(&self.db, |pool| {
             sqlx::query("UPDATE sessions SET token_hash = $1, stage = $2, last_seen_at = $3 WHERE token_hash = $4")
                 .bind(new_hash)
@@ -59,14 +69,23 @@ impl Store {
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        exec_db!(&self.db, |pool| sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(pool).await)?;
+        exec_db!(&self.db, |pool| sqlx::query(
+            "DELETE FROM sessions WHERE token_hash = $1"
+        )
+        .bind(token_hash)
+        .execute(pool)
+        .await)?;
         Ok(())
     }
 
     /// Removes sessions idle since before `before`; returns how many.
     pub async fn purge_idle_sessions(&self, before: i64) -> Result<u64> {
-        let done =
-            exec_db!(&self.db, |pool| sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1").bind(before).execute(pool).await)?;
+        let done = exec_db!(&self.db, |pool| sqlx::query(
+            "DELETE FROM sessions WHERE last_seen_at < $1"
+        )
+        .bind(before)
+        .execute(pool)
+        .await)?;
         Ok(done)
     }
 }

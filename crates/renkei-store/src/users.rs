@@ -2,7 +2,9 @@
 
 use renkei_core::audit::AuditEvent;
 
-use crate::{NewUser, Result, Store, StoreError, User, UserProfile, with_db, with_tx, exec_db, exec_tx};
+use crate::{
+    NewUser, Result, Store, StoreError, User, UserProfile, exec_db, exec_tx, with_db, with_tx,
+};
 
 const COLUMNS: &str = "id, facility_id, login_id, name, name_kana, profession, role, password_hash, must_change_password, totp_secret, totp_enabled, totp_last_step, failed_logins, locked_until, emergency, active, last_login_at, created_at, updated_at";
 
@@ -52,7 +54,13 @@ impl Store {
         self.user(id.0).await
     }
 
-    pub async fn update_user_profile(&self, id: i64, p: &UserProfile, at: i64, audit: AuditEvent) -> Result<User> {
+    pub async fn update_user_profile(
+        &self,
+        id: i64,
+        p: &UserProfile,
+        at: i64,
+        audit: AuditEvent,
+    ) -> Result<User> {
         let mut tx = self.begin().await?;
         let done = exec_tx!(&mut tx, |c| {
             sqlx::query(
@@ -73,7 +81,12 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         if !p.active {
-            exec_tx!(&mut tx, |c| sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *c).await)?;
+            exec_tx!(&mut tx, |c| sqlx::query(
+                "DELETE FROM sessions WHERE user_id = $1"
+            )
+            .bind(id)
+            .execute(&mut *c)
+            .await)?;
         }
         self.append_audit_in(&mut tx, audit).await?;
         tx.commit().await?;
@@ -82,21 +95,38 @@ impl Store {
 
     pub async fn user(&self, id: i64) -> Result<User> {
         let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_one(pool).await)
-            .map_err(StoreError::from)
+        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(id)
+        .fetch_one(pool)
+        .await)
+        .map_err(StoreError::from)
     }
 
     pub async fn user_by_login(&self, login_id: &str) -> Result<Option<User>> {
         let sql = format!("SELECT {COLUMNS} FROM users WHERE login_id = $1");
-        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(login_id).fetch_optional(pool).await)
-            .map_err(StoreError::from)
+        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(login_id)
+        .fetch_optional(pool)
+        .await)
+        .map_err(StoreError::from)
     }
 
     /// Users of one facility, or of all when `facility_id` is `None`, by login ID.
     pub async fn list_users(&self, facility_id: Option<i64>) -> Result<Vec<User>> {
-        let sql = format!("SELECT {COLUMNS} FROM users WHERE ($1 IS NULL OR facility_id = $1) ORDER BY facility_id, login_id");
-        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(facility_id).fetch_all(pool).await)
-            .map_err(StoreError::from)
+        let sql = format!(
+            "SELECT {COLUMNS} FROM users WHERE ($1 IS NULL OR facility_id = $1) ORDER BY facility_id, login_id"
+        );
+        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(facility_id)
+        .fetch_all(pool)
+        .await)
+        .map_err(StoreError::from)
     }
 
     /// Sets a new password hash, clears the lockout and ends the user's sessions but `keep_session`.
@@ -125,18 +155,26 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         exec_tx!(&mut tx, |c| {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR token_hash <> $2)")
-                .bind(id)
-                .bind(keep_session)
-                .execute(&mut *c)
-                .await
+            sqlx::query(
+                "DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR token_hash <> $2)",
+            )
+            .bind(id)
+            .bind(keep_session)
+            .execute(&mut *c)
+            .await
         })?;
         self.append_audit_in(&mut tx, audit).await?;
         tx.commit().await
     }
 
     /// Records a failed login: the new failure count and, when the limit is reached, the lock.
-    pub async fn record_login_failure(&self, id: i64, failed_logins: i64, locked_until: Option<i64>, audit: AuditEvent) -> Result<()> {
+    pub async fn record_login_failure(
+        &self,
+        id: i64,
+        failed_logins: i64,
+        locked_until: Option<i64>,
+        audit: AuditEvent,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         exec_tx!(&mut tx, |c| {
             sqlx::query("UPDATE users SET failed_logins = $1, locked_until = $2 WHERE id = $3")
@@ -177,7 +215,13 @@ impl Store {
     }
 
     /// Enables the confirmed TOTP secret and replaces the recovery codes, with the audit event.
-    pub async fn enable_totp(&self, id: i64, step: i64, recovery_hashes: &[String], audit: AuditEvent) -> Result<()> {
+    pub async fn enable_totp(
+        &self,
+        id: i64,
+        step: i64,
+        recovery_hashes: &[String],
+        audit: AuditEvent,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         exec_tx!(&mut tx, |c| {
             sqlx::query("UPDATE users SET totp_enabled = TRUE, totp_last_step = $1 WHERE id = $2 AND totp_secret IS NOT NULL")
@@ -186,7 +230,8 @@ impl Store {
                 .execute(&mut *c)
                 .await
         })?;
-        self.replace_recovery_codes_in(&mut tx, id, recovery_hashes).await?;
+        self.replace_recovery_codes_in(&mut tx, id, recovery_hashes)
+            .await?;
         self.append_audit_in(&mut tx, audit).await?;
         tx.commit().await
     }
@@ -200,8 +245,18 @@ impl Store {
                 .execute(&mut *c)
                 .await
         })?;
-        exec_tx!(&mut tx, |c| sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(id).execute(&mut *c).await)?;
-        exec_tx!(&mut tx, |c| sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *c).await)?;
+        exec_tx!(&mut tx, |c| sqlx::query(
+            "DELETE FROM recovery_codes WHERE user_id = $1"
+        )
+        .bind(id)
+        .execute(&mut *c)
+        .await)?;
+        exec_tx!(&mut tx, |c| sqlx::query(
+            "DELETE FROM sessions WHERE user_id = $1"
+        )
+        .bind(id)
+        .execute(&mut *c)
+        .await)?;
         self.append_audit_in(&mut tx, audit).await?;
         tx.commit().await
     }
@@ -209,11 +264,13 @@ impl Store {
     /// Accepts a TOTP time step only if it is later than the last one used (no replay).
     pub async fn claim_totp_step(&self, id: i64, step: i64) -> Result<bool> {
         let done = exec_db!(&self.db, |pool| {
-            sqlx::query("UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1")
-                .bind(step)
-                .bind(id)
-                .execute(pool)
-                .await
+            sqlx::query(
+                "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1",
+            )
+            .bind(step)
+            .bind(id)
+            .execute(pool)
+            .await
         })?;
         Ok(done == 1)
     }
@@ -233,23 +290,41 @@ impl Store {
 
     pub async fn unused_recovery_codes(&self, user_id: i64) -> Result<i64> {
         let n: (i64,) = with_db!(&self.db, |pool| {
-            sqlx::query_as("SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL")
-                .bind(user_id)
-                .fetch_one(pool)
-                .await
+            sqlx::query_as(
+                "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+            )
+            .bind(user_id)
+            .fetch_one(pool)
+            .await
         })?;
         Ok(n.0)
     }
 
-    pub async fn replace_recovery_codes(&self, user_id: i64, hashes: &[String], audit: AuditEvent) -> Result<()> {
+    pub async fn replace_recovery_codes(
+        &self,
+        user_id: i64,
+        hashes: &[String],
+        audit: AuditEvent,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
-        self.replace_recovery_codes_in(&mut tx, user_id, hashes).await?;
+        self.replace_recovery_codes_in(&mut tx, user_id, hashes)
+            .await?;
         self.append_audit_in(&mut tx, audit).await?;
         tx.commit().await
     }
 
-    async fn replace_recovery_codes_in(&self, tx: &mut crate::Tx, user_id: i64, hashes: &[String]) -> Result<()> {
-        exec_tx!(tx, |c| sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *c).await)?;
+    async fn replace_recovery_codes_in(
+        &self,
+        tx: &mut crate::Tx,
+        user_id: i64,
+        hashes: &[String],
+    ) -> Result<()> {
+        exec_tx!(tx, |c| sqlx::query(
+            "DELETE FROM recovery_codes WHERE user_id = $1"
+        )
+        .bind(user_id)
+        .execute(&mut *c)
+        .await)?;
         for h in hashes {
             exec_tx!(tx, |c| {
                 sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")

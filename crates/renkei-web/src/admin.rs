@@ -32,13 +32,23 @@ fn done_message(key: &str) -> Option<String> {
         "created" => Some("登録しました".into()),
         "updated" => Some("更新しました".into()),
         "deleted" => Some("削除しました".into()),
-        "totp_reset" => Some("二要素認証をリセットしました。次回ログイン時に再登録が必要です".into()),
+        "totp_reset" => {
+            Some("二要素認証をリセットしました。次回ログイン時に再登録が必要です".into())
+        }
         _ => None,
     }
 }
 
-pub async fn facilities(State(st): State<WebState>, Operator(user): Operator, Query(q): Query<ListQuery>) -> Response {
-    match st.app.search_facilities(&user.view.actor, &q.q, &q.facility_type, q.page).await {
+pub async fn facilities(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    match st
+        .app
+        .search_facilities(&user.view.actor, &q.q, &q.facility_type, q.page)
+        .await
+    {
         Ok((facilities, total)) => render(&FacilitiesPage {
             layout: user.layout(&st.app, "施設・利用者管理"),
             q: q.q,
@@ -52,11 +62,30 @@ pub async fn facilities(State(st): State<WebState>, Operator(user): Operator, Qu
 }
 
 pub async fn new_facility(State(st): State<WebState>, Operator(user): Operator) -> Response {
-    let form = FacilityForm { facility_type: "clinic".into(), max_accounts: "20".into(), active: true, ..Default::default() };
-    facility_form(&st, &user, "新規施設登録", "/admin/facilities".into(), form, None)
+    let form = FacilityForm {
+        facility_type: "clinic".into(),
+        max_accounts: "20".into(),
+        active: true,
+        ..Default::default()
+    };
+    facility_form(
+        &st,
+        &user,
+        "新規施設登録",
+        "/admin/facilities".into(),
+        form,
+        None,
+    )
 }
 
-fn facility_form(st: &WebState, user: &crate::session::CurrentUser, heading: &str, action: String, form: FacilityForm, error: Option<String>) -> Response {
+fn facility_form(
+    st: &WebState,
+    user: &crate::session::CurrentUser,
+    heading: &str,
+    action: String,
+    form: FacilityForm,
+    error: Option<String>,
+) -> Response {
     render(&FacilityFormPage {
         layout: user.layout(&st.app, heading).with_error(error),
         heading: heading.to_string(),
@@ -83,34 +112,76 @@ fn input_of(f: &FacilityForm) -> FacilityInput {
     }
 }
 
-pub async fn create_facility(State(st): State<WebState>, Operator(user): Operator, Form(f): Form<FacilityForm>) -> Response {
-    match st.app.create_facility(&user.view.actor, &input_of(&f)).await {
-        Ok((facility, warning)) => show(&st, &user, facility, Some("施設を登録しました".into()), warning).await,
-        Err(AppError::Invalid(m) | AppError::Conflict(m)) => facility_form(&st, &user, "新規施設登録", "/admin/facilities".into(), f, Some(m)),
+pub async fn create_facility(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Form(f): Form<FacilityForm>,
+) -> Response {
+    match st
+        .app
+        .create_facility(&user.view.actor, &input_of(&f))
+        .await
+    {
+        Ok((facility, warning)) => {
+            show(
+                &st,
+                &user,
+                facility,
+                Some("施設を登録しました".into()),
+                warning,
+            )
+            .await
+        }
+        Err(AppError::Invalid(m) | AppError::Conflict(m)) => facility_form(
+            &st,
+            &user,
+            "新規施設登録",
+            "/admin/facilities".into(),
+            f,
+            Some(m),
+        ),
         Err(e) => error_page(&st.app, e),
     }
 }
 
-async fn show(st: &WebState, user: &crate::session::CurrentUser, f: FacilityView, flash: Option<String>, warning: Option<String>) -> Response {
+async fn show(
+    st: &WebState,
+    user: &crate::session::CurrentUser,
+    f: FacilityView,
+    flash: Option<String>,
+    warning: Option<String>,
+) -> Response {
     let users = match st.app.list_users(&user.view.actor, f.id).await {
         Ok(u) => u.into_iter().map(UserRow::from).collect(),
         Err(e) => return error_page(&st.app, e),
     };
     render(&FacilityShowPage {
-        layout: user.layout(&st.app, &f.name).with_flash(flash).with_warning(warning),
+        layout: user
+            .layout(&st.app, &f.name)
+            .with_flash(flash)
+            .with_warning(warning),
         f,
         users,
     })
 }
 
-pub async fn show_facility(State(st): State<WebState>, Operator(user): Operator, Path(id): Path<i64>, Query(q): Query<ListQuery>) -> Response {
+pub async fn show_facility(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+    Query(q): Query<ListQuery>,
+) -> Response {
     match st.app.facility(&user.view.actor, id).await {
         Ok(f) => show(&st, &user, f, done_message(&q.done), None).await,
         Err(e) => error_page(&st.app, e),
     }
 }
 
-pub async fn edit_facility(State(st): State<WebState>, Operator(user): Operator, Path(id): Path<i64>) -> Response {
+pub async fn edit_facility(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+) -> Response {
     match st.app.facility(&user.view.actor, id).await {
         Ok(f) => {
             let form = FacilityForm {
@@ -127,22 +198,62 @@ pub async fn edit_facility(State(st): State<WebState>, Operator(user): Operator,
                 max_accounts: f.max_accounts.to_string(),
                 active: f.active,
             };
-            facility_form(&st, &user, "施設情報の編集", format!("/admin/facilities/{id}"), form, None)
+            facility_form(
+                &st,
+                &user,
+                "施設情報の編集",
+                format!("/admin/facilities/{id}"),
+                form,
+                None,
+            )
         }
         Err(e) => error_page(&st.app, e),
     }
 }
 
-pub async fn update_facility(State(st): State<WebState>, Operator(user): Operator, Path(id): Path<i64>, Form(f): Form<FacilityForm>) -> Response {
-    match st.app.update_facility(&user.view.actor, id, &input_of(&f)).await {
-        Ok((facility, warning)) => show(&st, &user, facility, Some("施設情報を更新しました".into()), warning).await,
-        Err(AppError::Invalid(m) | AppError::Conflict(m)) => facility_form(&st, &user, "施設情報の編集", format!("/admin/facilities/{id}"), f, Some(m)),
+pub async fn update_facility(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+    Form(f): Form<FacilityForm>,
+) -> Response {
+    match st
+        .app
+        .update_facility(&user.view.actor, id, &input_of(&f))
+        .await
+    {
+        Ok((facility, warning)) => {
+            show(
+                &st,
+                &user,
+                facility,
+                Some("施設情報を更新しました".into()),
+                warning,
+            )
+            .await
+        }
+        Err(AppError::Invalid(m) | AppError::Conflict(m)) => facility_form(
+            &st,
+            &user,
+            "施設情報の編集",
+            format!("/admin/facilities/{id}"),
+            f,
+            Some(m),
+        ),
         Err(e) => error_page(&st.app, e),
     }
 }
 
-fn user_form(st: &WebState, user: &crate::session::CurrentUser, heading: &str, action: String, facility_name: String, form: UserForm, editing: Option<i64>, error: Option<String>) -> Response {
-    render(&UserFormPage {
+fn user_form(
+    st: &WebState,
+    user: &crate::session::CurrentUser,
+    (heading, action): (&str, String),
+    facility_name: String,
+    form: UserForm,
+    editing: Option<i64>,
+    error: Option<String>,
+) -> UserFormPage {
+    UserFormPage {
         layout: user.layout(&st.app, heading).with_error(error),
         heading: heading.to_string(),
         action,
@@ -152,14 +263,31 @@ fn user_form(st: &WebState, user: &crate::session::CurrentUser, heading: &str, a
         form,
         editing: editing.is_some(),
         user_id: editing.unwrap_or(0),
-    })
+    }
 }
 
-pub async fn new_user(State(st): State<WebState>, Operator(user): Operator, Path(id): Path<i64>) -> Response {
+pub async fn new_user(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+) -> Response {
     match st.app.facility(&user.view.actor, id).await {
         Ok(f) => {
-            let form = UserForm { profession: "doctor".into(), role: "staff".into(), active: true, ..Default::default() };
-            user_form(&st, &user, "利用者の追加", format!("/admin/facilities/{id}/users"), f.name, form, None, None)
+            let form = UserForm {
+                profession: "doctor".into(),
+                role: "staff".into(),
+                active: true,
+                ..Default::default()
+            };
+            render(&user_form(
+                &st,
+                &user,
+                ("利用者の追加", format!("/admin/facilities/{id}/users")),
+                f.name,
+                form,
+                None,
+                None,
+            ))
         }
         Err(e) => error_page(&st.app, e),
     }
@@ -178,29 +306,63 @@ fn user_input(facility_id: i64, f: &UserForm) -> UserInput {
     }
 }
 
-pub async fn create_user(State(st): State<WebState>, Operator(user): Operator, Path(id): Path<i64>, Form(f): Form<UserForm>) -> Response {
-    match st.app.create_user(&user.view.actor, &user_input(id, &f)).await {
+pub async fn create_user(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+    Form(f): Form<UserForm>,
+) -> Response {
+    match st
+        .app
+        .create_user(&user.view.actor, &user_input(id, &f))
+        .await
+    {
         Ok((created, password)) => render(&TempPasswordPage {
-            layout: user.layout(&st.app, "利用者を登録しました").with_flash(Some("利用者を登録しました".into())),
+            layout: user
+                .layout(&st.app, "利用者を登録しました")
+                .with_flash(Some("利用者を登録しました".into())),
             heading: "利用者を登録しました".into(),
             login_id: created.login_id,
             password,
             facility_id: id,
         }),
         Err(AppError::Invalid(m) | AppError::Conflict(m)) => {
-            let name = st.app.facility(&user.view.actor, id).await.map(|f| f.name).unwrap_or_default();
-            user_form(&st, &user, "利用者の追加", format!("/admin/facilities/{id}/users"), name, f, None, Some(m))
+            let name = st
+                .app
+                .facility(&user.view.actor, id)
+                .await
+                .map(|f| f.name)
+                .unwrap_or_default();
+            render(&user_form(
+                &st,
+                &user,
+                ("利用者の追加", format!("/admin/facilities/{id}/users")),
+                name,
+                f,
+                None,
+                Some(m),
+            ))
         }
         Err(e) => error_page(&st.app, e),
     }
 }
 
-pub async fn edit_user(State(st): State<WebState>, Operator(user): Operator, Path(id): Path<i64>, Query(q): Query<ListQuery>) -> Response {
+pub async fn edit_user(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+    Query(q): Query<ListQuery>,
+) -> Response {
     let u = match st.app.user(&user.view.actor, id).await {
         Ok(u) => u,
         Err(e) => return error_page(&st.app, e),
     };
-    let name = st.app.facility(&user.view.actor, u.facility_id).await.map(|f| f.name).unwrap_or_default();
+    let name = st
+        .app
+        .facility(&user.view.actor, u.facility_id)
+        .await
+        .map(|f| f.name)
+        .unwrap_or_default();
     let form = UserForm {
         login_id: u.login_id,
         name: u.name,
@@ -210,46 +372,54 @@ pub async fn edit_user(State(st): State<WebState>, Operator(user): Operator, Pat
         emergency: u.emergency,
         active: u.active,
     };
-    let page = user_form(&st, &user, "利用者の編集", format!("/admin/users/{id}"), name, form, Some(id), None);
-    match done_message(&q.done) {
-        Some(_) => {
-            // Re-render with the message: cheap, and keeps messages to fixed texts.
-            render(&UserFormPage {
-                layout: user.layout(&st.app, "利用者の編集").with_flash(done_message(&q.done)),
-                heading: "利用者の編集".into(),
-                action: format!("/admin/users/{id}"),
-                facility_name: String::new(),
-                professions: professions(),
-                roles: roles(),
-                form: UserForm::default(),
-                editing: true,
-                user_id: id,
-            })
-            .into_response()
-            .status()
-            .is_success()
-            .then_some(page)
-            .unwrap_or_else(|| error_page(&st.app, AppError::Internal("render".into())))
-        }
-        None => page,
-    }
+    let mut page = user_form(
+        &st,
+        &user,
+        ("利用者の編集", format!("/admin/users/{id}")),
+        name,
+        form,
+        Some(id),
+        None,
+    );
+    page.layout.flash = done_message(&q.done);
+    render(&page)
 }
 
-pub async fn update_user(State(st): State<WebState>, Operator(user): Operator, Path(id): Path<i64>, Form(f): Form<UserForm>) -> Response {
+pub async fn update_user(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+    Form(f): Form<UserForm>,
+) -> Response {
     let existing = match st.app.user(&user.view.actor, id).await {
         Ok(u) => u,
         Err(e) => return error_page(&st.app, e),
     };
-    match st.app.update_user(&user.view.actor, id, &user_input(existing.facility_id, &f)).await {
-        Ok(u) => Redirect::to(&format!("/admin/facilities/{}?done=updated", u.facility_id)).into_response(),
-        Err(AppError::Invalid(m) | AppError::Conflict(m)) => {
-            user_form(&st, &user, "利用者の編集", format!("/admin/users/{id}"), String::new(), f, Some(id), Some(m))
-        }
+    match st
+        .app
+        .update_user(&user.view.actor, id, &user_input(existing.facility_id, &f))
+        .await
+    {
+        Ok(u) => Redirect::to(&format!("/admin/facilities/{}?done=updated", u.facility_id))
+            .into_response(),
+        Err(AppError::Invalid(m) | AppError::Conflict(m)) => render(&user_form(
+            &st,
+            &user,
+            ("利用者の編集", format!("/admin/users/{id}")),
+            String::new(),
+            f,
+            Some(id),
+            Some(m),
+        )),
         Err(e) => error_page(&st.app, e),
     }
 }
 
-pub async fn reset_password(State(st): State<WebState>, Operator(user): Operator, Path(id): Path<i64>) -> Response {
+pub async fn reset_password(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+) -> Response {
     let u = match st.app.user(&user.view.actor, id).await {
         Ok(u) => u,
         Err(e) => return error_page(&st.app, e),
@@ -266,21 +436,35 @@ pub async fn reset_password(State(st): State<WebState>, Operator(user): Operator
     }
 }
 
-pub async fn reset_totp(State(st): State<WebState>, Operator(user): Operator, Path(id): Path<i64>) -> Response {
+pub async fn reset_totp(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+) -> Response {
     let u = match st.app.user(&user.view.actor, id).await {
         Ok(u) => u,
         Err(e) => return error_page(&st.app, e),
     };
     match st.app.reset_second_factor(&user.view.actor, id).await {
-        Ok(()) => Redirect::to(&format!("/admin/facilities/{}?done=totp_reset", u.facility_id)).into_response(),
+        Ok(()) => Redirect::to(&format!(
+            "/admin/facilities/{}?done=totp_reset",
+            u.facility_id
+        ))
+        .into_response(),
         Err(e) => error_page(&st.app, e),
     }
 }
 
-pub async fn notices(State(st): State<WebState>, Operator(user): Operator, Query(q): Query<ListQuery>) -> Response {
+pub async fn notices(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Query(q): Query<ListQuery>,
+) -> Response {
     match st.app.all_notices(&user.view.actor).await {
         Ok(list) => render(&NoticesPage {
-            layout: user.layout(&st.app, "お知らせ管理").with_flash(done_message(&q.done)),
+            layout: user
+                .layout(&st.app, "お知らせ管理")
+                .with_flash(done_message(&q.done)),
             notices: list.into_iter().map(NoticeItem::from).collect(),
         }),
         Err(e) => error_page(&st.app, e),
@@ -288,11 +472,30 @@ pub async fn notices(State(st): State<WebState>, Operator(user): Operator, Query
 }
 
 pub async fn new_notice(State(st): State<WebState>, Operator(user): Operator) -> Response {
-    notice_form(&st, &user, "お知らせの作成", "/admin/notices".into(), NoticeForm::default(), None)
+    notice_form(
+        &st,
+        &user,
+        "お知らせの作成",
+        "/admin/notices".into(),
+        NoticeForm::default(),
+        None,
+    )
 }
 
-fn notice_form(st: &WebState, user: &crate::session::CurrentUser, heading: &str, action: String, form: NoticeForm, error: Option<String>) -> Response {
-    render(&NoticeFormPage { layout: user.layout(&st.app, heading).with_error(error), heading: heading.into(), action, form })
+fn notice_form(
+    st: &WebState,
+    user: &crate::session::CurrentUser,
+    heading: &str,
+    action: String,
+    form: NoticeForm,
+    error: Option<String>,
+) -> Response {
+    render(&NoticeFormPage {
+        layout: user.layout(&st.app, heading).with_error(error),
+        heading: heading.into(),
+        action,
+        form,
+    })
 }
 
 fn notice_input(f: &NoticeForm) -> NoticeInput {
@@ -305,15 +508,34 @@ fn notice_input(f: &NoticeForm) -> NoticeInput {
     }
 }
 
-pub async fn create_notice(State(st): State<WebState>, Operator(user): Operator, Form(f): Form<NoticeForm>) -> Response {
-    match st.app.post_notice(&user.view.actor, &notice_input(&f)).await {
+pub async fn create_notice(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Form(f): Form<NoticeForm>,
+) -> Response {
+    match st
+        .app
+        .post_notice(&user.view.actor, &notice_input(&f))
+        .await
+    {
         Ok(_) => Redirect::to("/admin/notices?done=created").into_response(),
-        Err(AppError::Invalid(m)) => notice_form(&st, &user, "お知らせの作成", "/admin/notices".into(), f, Some(m)),
+        Err(AppError::Invalid(m)) => notice_form(
+            &st,
+            &user,
+            "お知らせの作成",
+            "/admin/notices".into(),
+            f,
+            Some(m),
+        ),
         Err(e) => error_page(&st.app, e),
     }
 }
 
-pub async fn edit_notice(State(st): State<WebState>, Operator(user): Operator, Path(id): Path<i64>) -> Response {
+pub async fn edit_notice(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+) -> Response {
     match st.app.notice(&user.view.actor, id).await {
         Ok(n) => {
             let form = NoticeForm {
@@ -321,30 +543,64 @@ pub async fn edit_notice(State(st): State<WebState>, Operator(user): Operator, P
                 body: n.body,
                 important: n.important,
                 published_from: Timestamp(n.published_from).jst_date(),
-                published_until: n.published_until.map(|t| Timestamp(t).jst_date()).unwrap_or_default(),
+                published_until: n
+                    .published_until
+                    .map(|t| Timestamp(t).jst_date())
+                    .unwrap_or_default(),
             };
-            notice_form(&st, &user, "お知らせの編集", format!("/admin/notices/{id}"), form, None)
+            notice_form(
+                &st,
+                &user,
+                "お知らせの編集",
+                format!("/admin/notices/{id}"),
+                form,
+                None,
+            )
         }
         Err(e) => error_page(&st.app, e),
     }
 }
 
-pub async fn update_notice(State(st): State<WebState>, Operator(user): Operator, Path(id): Path<i64>, Form(f): Form<NoticeForm>) -> Response {
-    match st.app.update_notice(&user.view.actor, id, &notice_input(&f)).await {
+pub async fn update_notice(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+    Form(f): Form<NoticeForm>,
+) -> Response {
+    match st
+        .app
+        .update_notice(&user.view.actor, id, &notice_input(&f))
+        .await
+    {
         Ok(_) => Redirect::to("/admin/notices?done=updated").into_response(),
-        Err(AppError::Invalid(m)) => notice_form(&st, &user, "お知らせの編集", format!("/admin/notices/{id}"), f, Some(m)),
+        Err(AppError::Invalid(m)) => notice_form(
+            &st,
+            &user,
+            "お知らせの編集",
+            format!("/admin/notices/{id}"),
+            f,
+            Some(m),
+        ),
         Err(e) => error_page(&st.app, e),
     }
 }
 
-pub async fn delete_notice(State(st): State<WebState>, Operator(user): Operator, Path(id): Path<i64>) -> Response {
+pub async fn delete_notice(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+) -> Response {
     match st.app.delete_notice(&user.view.actor, id).await {
         Ok(()) => Redirect::to("/admin/notices?done=deleted").into_response(),
         Err(e) => error_page(&st.app, e),
     }
 }
 
-pub async fn audit(State(st): State<WebState>, Operator(user): Operator, Query(q): Query<AuditForm>) -> Response {
+pub async fn audit(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Query(q): Query<AuditForm>,
+) -> Response {
     let search = AuditSearch {
         login_id: q.login_id.clone(),
         facility_id: q.facility_id.clone(),
@@ -375,7 +631,9 @@ pub async fn audit(State(st): State<WebState>, Operator(user): Operator, Query(q
             let link = |p: i64| {
                 let mut next = q.clone();
                 next.page = p;
-                serde_urlencoded::to_string(&next).ok().map(|qs| format!("/admin/audit?{qs}"))
+                serde_urlencoded::to_string(&next)
+                    .ok()
+                    .map(|qs| format!("/admin/audit?{qs}"))
             };
             let shown = events.len() as i64;
             render(&AuditPage {
@@ -386,14 +644,22 @@ pub async fn audit(State(st): State<WebState>, Operator(user): Operator, Query(q
                 page_from: if shown == 0 { 0 } else { page * AUDIT_PAGE + 1 },
                 page_to: page * AUDIT_PAGE + shown,
                 prev_link: if page > 0 { link(page - 1) } else { None },
-                next_link: if (page + 1) * AUDIT_PAGE < total { link(page + 1) } else { None },
+                next_link: if (page + 1) * AUDIT_PAGE < total {
+                    link(page + 1)
+                } else {
+                    None
+                },
                 events: events
                     .into_iter()
                     .map(|c| AuditRowView {
                         seq: c.seq,
                         at: c.event.at.jst_minutes(),
                         login_id: c.event.login_id,
-                        facility_id: c.event.facility_id.map(|v| v.to_string()).unwrap_or_default(),
+                        facility_id: c
+                            .event
+                            .facility_id
+                            .map(|v| v.to_string())
+                            .unwrap_or_default(),
                         profession: c.event.profession.unwrap_or_default(),
                         action: c.event.action,
                         target: c.event.target,
@@ -431,7 +697,11 @@ struct InstitutionJson {
 }
 
 /// Autofill for the facility form: the master row for a code (JSON), 404 when unknown.
-pub async fn institution_lookup(State(st): State<WebState>, Operator(user): Operator, Path(code): Path<String>) -> Response {
+pub async fn institution_lookup(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(code): Path<String>,
+) -> Response {
     match st.app.lookup_institution(&user.view.actor, &code).await {
         Ok(Some(i)) => Json(InstitutionJson {
             code: i.code,

@@ -36,26 +36,53 @@ pub fn router(state: WebState) -> Router {
         .route("/login/enrol", get(pages::enrol_form).post(pages::enrol))
         .route("/login/cancel", post(pages::cancel_login))
         .route("/logout", post(pages::logout))
-        .route("/password", get(pages::password_form).post(pages::change_password))
-        .route("/account/recovery-codes", get(pages::recovery_form).post(pages::regenerate_recovery))
+        .route(
+            "/password",
+            get(pages::password_form).post(pages::change_password),
+        )
+        .route(
+            "/account/recovery-codes",
+            get(pages::recovery_form).post(pages::regenerate_recovery),
+        )
         .route("/facilities/search", get(pages::public_search))
-        .route("/admin/facilities", get(admin::facilities).post(admin::create_facility))
+        .route(
+            "/admin/facilities",
+            get(admin::facilities).post(admin::create_facility),
+        )
         .route("/admin/facilities/new", get(admin::new_facility))
-        .route("/admin/facilities/{id}", get(admin::show_facility).post(admin::update_facility))
+        .route(
+            "/admin/facilities/{id}",
+            get(admin::show_facility).post(admin::update_facility),
+        )
         .route("/admin/facilities/{id}/edit", get(admin::edit_facility))
         .route("/admin/facilities/{id}/users/new", get(admin::new_user))
         .route("/admin/facilities/{id}/users", post(admin::create_user))
-        .route("/admin/users/{id}", get(admin::edit_user).post(admin::update_user))
-        .route("/admin/users/{id}/reset-password", post(admin::reset_password))
+        .route(
+            "/admin/users/{id}",
+            get(admin::edit_user).post(admin::update_user),
+        )
+        .route(
+            "/admin/users/{id}/reset-password",
+            post(admin::reset_password),
+        )
         .route("/admin/users/{id}/reset-totp", post(admin::reset_totp))
-        .route("/admin/notices", get(admin::notices).post(admin::create_notice))
+        .route(
+            "/admin/notices",
+            get(admin::notices).post(admin::create_notice),
+        )
         .route("/admin/notices/new", get(admin::new_notice))
-        .route("/admin/notices/{id}", get(admin::edit_notice).post(admin::update_notice))
+        .route(
+            "/admin/notices/{id}",
+            get(admin::edit_notice).post(admin::update_notice),
+        )
         .route("/admin/notices/{id}/delete", post(admin::delete_notice))
         .route("/admin/audit", get(admin::audit))
         .route("/admin/institutions/{code}", get(admin::institution_lookup))
         .fallback(pages::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), session::csrf_guard))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::csrf_guard,
+        ))
         .layer(middleware::from_fn(session::security_headers))
         .layer(DefaultBodyLimit::max(session::FORM_LIMIT))
         .with_state(state)

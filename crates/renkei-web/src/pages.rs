@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use qrcode::QrCode;
 use qrcode::render::svg;
-use renkei_app::auth::PasswordOutcome;
 use renkei_app::AppError;
+use renkei_app::auth::PasswordOutcome;
 
 use crate::session::{self, CurrentUser, PRE_CSRF_COOKIE, SESSION_COOKIE};
 use crate::views::*;
@@ -15,15 +15,27 @@ use crate::{Peer, WebState};
 
 pub async fn healthz(State(st): State<WebState>) -> Response {
     match st.app.ready().await {
-        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#).into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], r#"{"status":"unavailable"}"#)
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"status":"ok"}"#,
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"status":"unavailable"}"#,
+        )
             .into_response(),
     }
 }
 
 pub async fn stylesheet() -> Response {
     (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
         include_str!("../static/renkei.css"),
     )
         .into_response()
@@ -57,10 +69,16 @@ fn login_page(st: &WebState, jar: CookieJar, login_id: String, error: Option<Str
         Some(c) => (jar.clone(), c.value().to_string()),
         None => {
             let t = random_token();
-            (jar.add(session::pre_csrf_cookie(t.clone(), st.secure_cookies)), t)
+            (
+                jar.add(session::pre_csrf_cookie(t.clone(), st.secure_cookies)),
+                t,
+            )
         }
     };
-    let page = LoginPage { layout: Layout::anonymous(&st.app, "ログイン", csrf).with_error(error), login_id };
+    let page = LoginPage {
+        layout: Layout::anonymous(&st.app, "ログイン", csrf).with_error(error),
+        login_id,
+    };
     (jar, render(&page)).into_response()
 }
 
@@ -72,7 +90,12 @@ pub struct LoginForm {
     password: String,
 }
 
-pub async fn login(State(st): State<WebState>, Peer { 0: peer }: Peer, jar: CookieJar, Form(f): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(st): State<WebState>,
+    Peer { 0: peer }: Peer,
+    jar: CookieJar,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let client = peer.ip().to_string();
     match st.app.login_password(&f.login_id, &f.password, &client).await {
         Ok(PasswordOutcome::SecondFactor(token)) => {
@@ -104,7 +127,9 @@ pub async fn totp_form(State(st): State<WebState>, jar: CookieJar) -> Response {
     let Some((_, csrf)) = pending(&st, &jar).await else {
         return Redirect::to("/login").into_response();
     };
-    render(&TotpPage { layout: Layout::anonymous(&st.app, "二要素認証", csrf) })
+    render(&TotpPage {
+        layout: Layout::anonymous(&st.app, "二要素認証", csrf),
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -113,23 +138,45 @@ pub struct CodeForm {
     code: String,
 }
 
-pub async fn totp(State(st): State<WebState>, Peer { 0: peer }: Peer, jar: CookieJar, Form(f): Form<CodeForm>) -> Response {
+pub async fn totp(
+    State(st): State<WebState>,
+    Peer { 0: peer }: Peer,
+    jar: CookieJar,
+    Form(f): Form<CodeForm>,
+) -> Response {
     let Some((token, csrf)) = pending(&st, &jar).await else {
         return Redirect::to("/login").into_response();
     };
-    match st.app.login_second_factor(&token, &f.code, &peer.ip().to_string()).await {
-        Ok(Some(new_token)) => (jar.add(session::session_cookie(new_token, st.secure_cookies)), Redirect::to("/")).into_response(),
+    match st
+        .app
+        .login_second_factor(&token, &f.code, &peer.ip().to_string())
+        .await
+    {
+        Ok(Some(new_token)) => (
+            jar.add(session::session_cookie(new_token, st.secure_cookies)),
+            Redirect::to("/"),
+        )
+            .into_response(),
         Ok(None) => render(&TotpPage {
-            layout: Layout::anonymous(&st.app, "二要素認証", csrf).with_error(Some("確認コードが正しくありません".into())),
+            layout: Layout::anonymous(&st.app, "二要素認証", csrf)
+                .with_error(Some("確認コードが正しくありません".into())),
         }),
-        Err(AppError::Unauthenticated) => (jar.remove(session::removal(SESSION_COOKIE)), Redirect::to("/login")).into_response(),
+        Err(AppError::Unauthenticated) => (
+            jar.remove(session::removal(SESSION_COOKIE)),
+            Redirect::to("/login"),
+        )
+            .into_response(),
         Err(e) => error_page(&st.app, e),
     }
 }
 
 fn qr_svg(text: &str) -> String {
     match QrCode::new(text.as_bytes()) {
-        Ok(code) => code.render::<svg::Color>().min_dimensions(220, 220).quiet_zone(true).build(),
+        Ok(code) => code
+            .render::<svg::Color>()
+            .min_dimensions(220, 220)
+            .quiet_zone(true)
+            .build(),
         Err(_) => String::new(),
     }
 }
@@ -154,17 +201,43 @@ async fn enrol_page(st: &WebState, jar: &CookieJar, error: Option<String>) -> Re
     }
 }
 
-pub async fn enrol(State(st): State<WebState>, Peer { 0: peer }: Peer, jar: CookieJar, Form(f): Form<CodeForm>) -> Response {
+pub async fn enrol(
+    State(st): State<WebState>,
+    Peer { 0: peer }: Peer,
+    jar: CookieJar,
+    Form(f): Form<CodeForm>,
+) -> Response {
     let Some((token, _)) = pending(&st, &jar).await else {
         return Redirect::to("/login").into_response();
     };
-    match st.app.confirm_enrolment(&token, &f.code, &peer.ip().to_string()).await {
+    match st
+        .app
+        .confirm_enrolment(&token, &f.code, &peer.ip().to_string())
+        .await
+    {
         Ok(Some((new_token, codes))) => {
             let csrf = st.app.csrf_token(&new_token).await.unwrap_or_default();
-            let page = RecoveryCodesPage { layout: Layout::anonymous(&st.app, "回復コード", csrf), codes };
-            (jar.add(session::session_cookie(new_token, st.secure_cookies)), render(&page)).into_response()
+            let page = RecoveryCodesPage {
+                layout: Layout::anonymous(&st.app, "回復コード", csrf),
+                codes,
+            };
+            (
+                jar.add(session::session_cookie(new_token, st.secure_cookies)),
+                render(&page),
+            )
+                .into_response()
         }
-        Ok(None) => enrol_page(&st, &jar, Some("確認コードが正しくありません。アプリの表示を確認してもう一度入力してください".into())).await,
+        Ok(None) => {
+            enrol_page(
+                &st,
+                &jar,
+                Some(
+                    "確認コードが正しくありません。アプリの表示を確認してもう一度入力してください"
+                        .into(),
+                ),
+            )
+            .await
+        }
         Err(AppError::Unauthenticated) => Redirect::to("/login").into_response(),
         Err(e) => error_page(&st.app, e),
     }
@@ -174,14 +247,22 @@ pub async fn cancel_login(State(st): State<WebState>, jar: CookieJar) -> Respons
     if let Some(c) = jar.get(SESSION_COOKIE) {
         let _ = st.app.abandon_login(c.value()).await;
     }
-    (jar.remove(session::removal(SESSION_COOKIE)), Redirect::to("/login")).into_response()
+    (
+        jar.remove(session::removal(SESSION_COOKIE)),
+        Redirect::to("/login"),
+    )
+        .into_response()
 }
 
 pub async fn logout(State(st): State<WebState>, jar: CookieJar, user: CurrentUser) -> Response {
     if let Err(e) = st.app.logout(&user.token, &user.view.actor).await {
         return error_page(&st.app, e);
     }
-    (jar.remove(session::removal(SESSION_COOKIE)), Redirect::to("/login")).into_response()
+    (
+        jar.remove(session::removal(SESSION_COOKIE)),
+        Redirect::to("/login"),
+    )
+        .into_response()
 }
 
 pub async fn top(State(st): State<WebState>, user: CurrentUser) -> Response {
@@ -202,7 +283,10 @@ pub async fn top(State(st): State<WebState>, user: CurrentUser) -> Response {
 }
 
 pub async fn password_form(State(st): State<WebState>, user: CurrentUser) -> Response {
-    render(&PasswordPage { layout: user.layout(&st.app, "パスワード変更"), forced: user.view.must_change_password })
+    render(&PasswordPage {
+        layout: user.layout(&st.app, "パスワード変更"),
+        forced: user.view.must_change_password,
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -215,8 +299,22 @@ pub struct PasswordForm {
     confirm: String,
 }
 
-pub async fn change_password(State(st): State<WebState>, user: CurrentUser, Form(f): Form<PasswordForm>) -> Response {
-    match st.app.change_password(&user.view.actor, &user.token, &f.current, &f.new, &f.confirm).await {
+pub async fn change_password(
+    State(st): State<WebState>,
+    user: CurrentUser,
+    Form(f): Form<PasswordForm>,
+) -> Response {
+    match st
+        .app
+        .change_password(
+            &user.view.actor,
+            &user.token,
+            &f.current,
+            &f.new,
+            &f.confirm,
+        )
+        .await
+    {
         Ok(()) => Redirect::to("/").into_response(),
         Err(AppError::Invalid(m)) => render(&PasswordPage {
             layout: user.layout(&st.app, "パスワード変更").with_error(Some(m)),
@@ -228,14 +326,20 @@ pub async fn change_password(State(st): State<WebState>, user: CurrentUser, Form
 
 pub async fn recovery_form(State(st): State<WebState>, user: CurrentUser) -> Response {
     match st.app.unused_recovery_codes(&user.view.actor).await {
-        Ok(remaining) => render(&RecoveryPage { layout: user.layout(&st.app, "回復コード"), remaining }),
+        Ok(remaining) => render(&RecoveryPage {
+            layout: user.layout(&st.app, "回復コード"),
+            remaining,
+        }),
         Err(e) => error_page(&st.app, e),
     }
 }
 
 pub async fn regenerate_recovery(State(st): State<WebState>, user: CurrentUser) -> Response {
     match st.app.regenerate_recovery_codes(&user.view.actor).await {
-        Ok(codes) => render(&RecoveryCodesPage { layout: user.layout(&st.app, "回復コード"), codes }),
+        Ok(codes) => render(&RecoveryCodesPage {
+            layout: user.layout(&st.app, "回復コード"),
+            codes,
+        }),
         Err(e) => error_page(&st.app, e),
     }
 }
@@ -252,11 +356,21 @@ pub struct SearchQuery {
     page: i64,
 }
 
-pub async fn public_search(State(st): State<WebState>, jar: CookieJar, Query(q): Query<SearchQuery>) -> Response {
+pub async fn public_search(
+    State(st): State<WebState>,
+    jar: CookieJar,
+    Query(q): Query<SearchQuery>,
+) -> Response {
     let discloses_only = q.discloses.is_some();
-    match st.app.public_facility_search(&q.q, &q.facility_type, discloses_only, q.page).await {
+    match st
+        .app
+        .public_facility_search(&q.q, &q.facility_type, discloses_only, q.page)
+        .await
+    {
         Ok((facilities, total)) => {
-            let csrf = session::expected_csrf(&st.app, &jar).await.unwrap_or_default();
+            let csrf = session::expected_csrf(&st.app, &jar)
+                .await
+                .unwrap_or_default();
             let mut layout = Layout::anonymous(&st.app, "参加施設検索", csrf);
             if let Some(c) = jar.get(SESSION_COOKIE)
                 && let Ok(v) = st.app.session(c.value(), "").await
@@ -266,7 +380,10 @@ pub async fn public_search(State(st): State<WebState>, jar: CookieJar, Query(q):
             render(&PublicSearchPage {
                 layout,
                 q: q.q,
-                types: facility_types().into_iter().filter(|t| t.0 != "operator").collect(),
+                types: facility_types()
+                    .into_iter()
+                    .filter(|t| t.0 != "operator")
+                    .collect(),
                 selected_type: q.facility_type,
                 discloses_only,
                 total,

@@ -12,7 +12,7 @@ use renkei_app::auth::SessionView;
 use renkei_app::{App, AppError};
 
 use crate::WebState;
-use crate::views::{error_page, Layout};
+use crate::views::{Layout, error_page};
 
 pub const SESSION_COOKIE: &str = "renkei_session";
 /// Double-submit token for forms shown before a session exists (the login form).
@@ -21,7 +21,12 @@ pub const PRE_CSRF_COOKIE: &str = "renkei_csrf";
 pub const FORM_LIMIT: usize = 256 * 1024;
 
 pub fn session_cookie(token: String, secure: bool) -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, token)).http_only(true).same_site(SameSite::Strict).path("/").secure(secure).build()
+    Cookie::build((SESSION_COOKIE, token))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .secure(secure)
+        .build()
 }
 
 pub fn removal(name: &'static str) -> Cookie<'static> {
@@ -29,7 +34,12 @@ pub fn removal(name: &'static str) -> Cookie<'static> {
 }
 
 pub fn pre_csrf_cookie(token: String, secure: bool) -> Cookie<'static> {
-    Cookie::build((PRE_CSRF_COOKIE, token)).http_only(true).same_site(SameSite::Strict).path("/").secure(secure).build()
+    Cookie::build((PRE_CSRF_COOKIE, token))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .secure(secure)
+        .build()
 }
 
 pub fn client_of(parts: &Parts) -> String {
@@ -61,7 +71,11 @@ impl IntoResponse for Rejection {
     }
 }
 
-async fn current(parts: &mut Parts, state: &WebState, allow_password_change: bool) -> Result<CurrentUser, Rejection> {
+async fn current(
+    parts: &mut Parts,
+    state: &WebState,
+    allow_password_change: bool,
+) -> Result<CurrentUser, Rejection> {
     let jar = CookieJar::from_headers(&parts.headers);
     let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_string()) else {
         return Err(Rejection::Login);
@@ -72,7 +86,11 @@ async fn current(parts: &mut Parts, state: &WebState, allow_password_change: boo
         Err(AppError::Unauthenticated | AppError::NotFound) => return Err(Rejection::Login),
         Err(e) => return Err(Rejection::Page(error_page(&state.app, e))),
     };
-    if let Err(e) = state.app.record_emergency_use(&view.actor, parts.method.as_str(), parts.uri.path()).await {
+    if let Err(e) = state
+        .app
+        .record_emergency_use(&view.actor, parts.method.as_str(), parts.uri.path())
+        .await
+    {
         return Err(Rejection::Page(error_page(&state.app, e)));
     }
     if view.must_change_password && !allow_password_change {
@@ -143,7 +161,11 @@ pub async fn csrf_guard(State(state): State<WebState>, request: Request, next: N
         return (StatusCode::PAYLOAD_TOO_LARGE, "フォームが大きすぎます").into_response();
     };
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
-    let given = fields.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or("");
+    let given = fields
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
     let expected = expected_csrf(&state.app, &jar).await.unwrap_or_default();
     if !App::csrf_matches(&expected, given) {
         let layout = Layout::anonymous(&state.app, "操作を受け付けられません", String::new());
@@ -154,7 +176,8 @@ pub async fn csrf_guard(State(state): State<WebState>, request: Request, next: N
         };
         return (StatusCode::FORBIDDEN, crate::views::render(&page)).into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// Headers every response carries: no framing, no sniffing, no caching of pages with records.
@@ -162,8 +185,14 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; form-action 'self'; frame-ancestors 'none'"),

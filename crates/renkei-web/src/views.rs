@@ -43,7 +43,13 @@ impl Layout {
     }
 
     pub fn for_user(app: &App, title: &str, v: &SessionView) -> Layout {
-        let profession = v.actor.profession.as_deref().and_then(Profession::from_key).map(|p| p.label()).unwrap_or("");
+        let profession = v
+            .actor
+            .profession
+            .as_deref()
+            .and_then(Profession::from_key)
+            .map(|p| p.label())
+            .unwrap_or("");
         Layout {
             user: Some(UserBar {
                 name: v.actor.name.clone(),
@@ -93,29 +99,64 @@ pub struct ErrorPage {
 /// contain patient data), not to the page.
 pub fn error_page(app: &App, e: AppError) -> Response {
     let (status, heading, message) = match &e {
-        AppError::NotFound => (StatusCode::NOT_FOUND, "見つかりません", "指定されたページまたはデータは存在しません。".to_string()),
-        AppError::Forbidden => (StatusCode::FORBIDDEN, "権限がありません", "この操作を行う権限がありません。".to_string()),
-        AppError::Unauthenticated => (StatusCode::UNAUTHORIZED, "ログインしてください", "ログインが必要です。".to_string()),
-        AppError::Invalid(m) | AppError::Conflict(m) => (StatusCode::BAD_REQUEST, "入力内容を確認してください", m.clone()),
+        AppError::NotFound => (
+            StatusCode::NOT_FOUND,
+            "見つかりません",
+            "指定されたページまたはデータは存在しません。".to_string(),
+        ),
+        AppError::Forbidden => (
+            StatusCode::FORBIDDEN,
+            "権限がありません",
+            "この操作を行う権限がありません。".to_string(),
+        ),
+        AppError::Unauthenticated => (
+            StatusCode::UNAUTHORIZED,
+            "ログインしてください",
+            "ログインが必要です。".to_string(),
+        ),
+        AppError::Invalid(m) | AppError::Conflict(m) => (
+            StatusCode::BAD_REQUEST,
+            "入力内容を確認してください",
+            m.clone(),
+        ),
         AppError::Unavailable(_) => {
             tracing::error!(code = e.code(), error = %e, "database unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, "ただいま利用できません", "データベースに接続できません。しばらくしてからもう一度お試しください。".to_string())
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ただいま利用できません",
+                "データベースに接続できません。しばらくしてからもう一度お試しください。"
+                    .to_string(),
+            )
         }
         AppError::Internal(_) => {
             tracing::error!(code = e.code(), error = %e, "internal error");
-            (StatusCode::INTERNAL_SERVER_ERROR, "エラーが発生しました", "処理中にエラーが発生しました。事務局にお問い合わせください。".to_string())
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "エラーが発生しました",
+                "処理中にエラーが発生しました。事務局にお問い合わせください。".to_string(),
+            )
         }
     };
-    let page = ErrorPage { layout: Layout::anonymous(app, heading, String::new()), heading: heading.to_string(), message };
+    let page = ErrorPage {
+        layout: Layout::anonymous(app, heading, String::new()),
+        heading: heading.to_string(),
+        message,
+    };
     (status, render(&page)).into_response()
 }
 
 pub fn facility_types() -> Vec<(&'static str, &'static str)> {
-    FacilityType::ALL.iter().map(|t| (t.key(), t.label())).collect()
+    FacilityType::ALL
+        .iter()
+        .map(|t| (t.key(), t.label()))
+        .collect()
 }
 
 pub fn professions() -> Vec<(&'static str, &'static str)> {
-    Profession::ALL.iter().map(|p| (p.key(), p.label())).collect()
+    Profession::ALL
+        .iter()
+        .map(|p| (p.key(), p.label()))
+        .collect()
 }
 
 pub fn roles() -> Vec<(&'static str, &'static str)> {
@@ -181,7 +222,10 @@ impl NoticeItem {
             id: n.id,
             date: Timestamp(n.published_from).jst_date(),
             from: Timestamp(n.published_from).jst_date(),
-            until: n.published_until.map(|t| Timestamp(t).jst_date()).unwrap_or_else(|| "無期限".into()),
+            until: n
+                .published_until
+                .map(|t| Timestamp(t).jst_date())
+                .unwrap_or_else(|| "無期限".into()),
             title: n.title,
             body: n.body,
             important: n.important,
@@ -291,7 +335,10 @@ impl UserRow {
             emergency: u.emergency,
             active: u.active,
             locked: u.locked,
-            last_login: u.last_login_at.map(|t| Timestamp(t).jst_minutes()).unwrap_or_else(|| "なし".into()),
+            last_login: u
+                .last_login_at
+                .map(|t| Timestamp(t).jst_minutes())
+                .unwrap_or_else(|| "なし".into()),
         }
     }
 }

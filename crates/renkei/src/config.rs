@@ -28,9 +28,15 @@ pub struct FileConfig {
 
 impl FileConfig {
     pub fn load(path: Option<&Path>) -> Result<FileConfig> {
-        let Some(path) = path else { return Ok(FileConfig::default()) };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("設定ファイル {} を読めません（パスを確認してください）", path.display()))?;
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "設定ファイル {} を読めません（パスを確認してください）",
+                path.display()
+            )
+        })?;
         toml::from_str(&text).map_err(|e| {
             anyhow::anyhow!(
                 "設定ファイル {} の書式が正しくありません: {}",
@@ -63,8 +69,14 @@ pub struct Overrides {
 }
 
 pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
-    let data_dir = o.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
-    let listen_text = o.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let data_dir = o
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let listen_text = o
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
     let listen: SocketAddr = listen_text
         .parse()
         .map_err(|_| anyhow::anyhow!("待ち受けアドレス「{listen_text}」を解釈できません（例: 127.0.0.1:8080, [::1]:8443, 0.0.0.0:443）"))?;
@@ -105,8 +117,17 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
     if let Some(m) = file.lockout_minutes {
         app.lockout_seconds = m.max(1) * 60;
     }
-    let audit_key_file = file.audit_key_file.unwrap_or_else(|| data_dir.join("audit.key"));
-    Ok(Settings { data_dir, listen, database_url, tls, audit_key_file, app })
+    let audit_key_file = file
+        .audit_key_file
+        .unwrap_or_else(|| data_dir.join("audit.key"));
+    Ok(Settings {
+        data_dir,
+        listen,
+        database_url,
+        tls,
+        audit_key_file,
+        app,
+    })
 }
 
 #[cfg(test)]
@@ -115,8 +136,16 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file_and_defaults_fill_the_rest() {
-        let file: FileConfig = toml::from_str("listen = \"0.0.0.0:9000\"\nregion_prefecture = 33\n").unwrap();
-        let s = resolve(file, Overrides { listen: Some("127.0.0.1:1".into()), ..Default::default() }).unwrap();
+        let file: FileConfig =
+            toml::from_str("listen = \"0.0.0.0:9000\"\nregion_prefecture = 33\n").unwrap();
+        let s = resolve(
+            file,
+            Overrides {
+                listen: Some("127.0.0.1:1".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(s.listen.port(), 1);
         assert_eq!(s.app.region_prefecture, 33);
         assert!(s.database_url.starts_with("sqlite://data"));
@@ -124,11 +153,28 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let e = toml::from_str::<FileConfig>("lissen = 1").unwrap_err().to_string();
+        let e = toml::from_str::<FileConfig>("lissen = 1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lissen"), "{e}");
-        let e = resolve(FileConfig::default(), Overrides { listen: Some("here".into()), ..Default::default() }).unwrap_err();
+        let e = resolve(
+            FileConfig::default(),
+            Overrides {
+                listen: Some("here".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("here"));
-        let file = FileConfig { tls_cert: Some("c.pem".into()), ..Default::default() };
-        assert!(resolve(file, Overrides::default()).unwrap_err().to_string().contains("秘密鍵"));
+        let file = FileConfig {
+            tls_cert: Some("c.pem".into()),
+            ..Default::default()
+        };
+        assert!(
+            resolve(file, Overrides::default())
+                .unwrap_err()
+                .to_string()
+                .contains("秘密鍵")
+        );
     }
 }

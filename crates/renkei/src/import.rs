@@ -19,7 +19,10 @@ pub struct Rejected {
 /// Reads the CSV bytes (UTF-8, with or without BOM, no header). Pure apart from the progress bar.
 pub fn read_rows(bytes: &[u8], bar: &ProgressBar) -> (Vec<InstitutionRecord>, Vec<Rejected>) {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
     let mut good = Vec::new();
     let mut bad = Vec::new();
     let mut record = csv::ByteRecord::new();
@@ -36,14 +39,24 @@ pub fn read_rows(bytes: &[u8], bar: &ProgressBar) -> (Vec<InstitutionRecord>, Ve
                         Ok(r) => good.push(r),
                         Err(reason) => bad.push(Rejected { line, reason }),
                     },
-                    Err(_) => bad.push(Rejected { line, reason: "UTF-8 の文字列ではありません（文字コードを確認してください）".into() }),
+                    Err(_) => bad.push(Rejected {
+                        line,
+                        reason: "UTF-8 の文字列ではありません（文字コードを確認してください）"
+                            .into(),
+                    }),
                 }
                 bar.set_position(record.position().map(|p| p.byte()).unwrap_or(0));
             }
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(line);
-                bad.push(Rejected { line, reason: format!("CSV として読めません: {e}") });
-                if !matches!(e.kind(), csv::ErrorKind::Utf8 { .. } | csv::ErrorKind::UnequalLengths { .. }) {
+                bad.push(Rejected {
+                    line,
+                    reason: format!("CSV として読めません: {e}"),
+                });
+                if !matches!(
+                    e.kind(),
+                    csv::ErrorKind::Utf8 { .. } | csv::ErrorKind::UnequalLengths { .. }
+                ) {
                     break;
                 }
             }
@@ -61,37 +74,56 @@ fn load(path: &Path) -> Result<Vec<u8>> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .with_context(|| format!("{} は ZIP として読めません", path.display()))?;
     let index = (0..archive.len())
-        .find(|i| archive.by_index(*i).is_ok_and(|f| f.name().to_ascii_lowercase().ends_with(".csv")))
+        .find(|i| {
+            archive
+                .by_index(*i)
+                .is_ok_and(|f| f.name().to_ascii_lowercase().ends_with(".csv"))
+        })
         .with_context(|| format!("{} に CSV ファイルがありません", path.display()))?;
     let mut entry = archive.by_index(index)?;
     let mut out = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
-    entry.read_to_end(&mut out).with_context(|| format!("{} の CSV を展開できません", path.display()))?;
+    entry
+        .read_to_end(&mut out)
+        .with_context(|| format!("{} の CSV を展開できません", path.display()))?;
     Ok(out)
 }
 
 pub async fn import_facilities(app: &App, actor: &Actor, path: &Path) -> Result<()> {
     let started = Instant::now();
     let bytes = load(path)?;
-    let style = ProgressStyle::with_template("{msg:12} [{bar:40}] {percent:>3}% {pos}/{len} {per_sec}")
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let bar = ProgressBar::new(bytes.len() as u64).with_style(style.clone()).with_message("読み込み");
+    let style =
+        ProgressStyle::with_template("{msg:12} [{bar:40}] {percent:>3}% {pos}/{len} {per_sec}")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bar = ProgressBar::new(bytes.len() as u64)
+        .with_style(style.clone())
+        .with_message("読み込み");
     let (records, rejected) = read_rows(&bytes, &bar);
     bar.finish_and_clear();
     if records.is_empty() {
         for r in rejected.iter().take(20) {
             eprintln!("  {} 行目: {}", r.line, r.reason);
         }
-        bail!("{} に読み込める行がありません（{} 行を読めませんでした）", path.display(), rejected.len());
+        bail!(
+            "{} に読み込める行がありません（{} 行を読めませんでした）",
+            path.display(),
+            rejected.len()
+        );
     }
-    let bar = ProgressBar::new(records.len() as u64).with_style(style).with_message("保存");
+    let bar = ProgressBar::new(records.len() as u64)
+        .with_style(style)
+        .with_message("保存");
     let report = app
         .import_institutions(actor, &records, &mut |n| bar.inc(n as u64))
         .await
         .context("医療機関コードを保存できません（何も保存されていません）")?;
     bar.finish_and_clear();
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    app.audit_import(actor, &name, report.imported, rejected.len()).await?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    app.audit_import(actor, &name, report.imported, rejected.len())
+        .await?;
     println!(
         "医療機関コード {} 件を取り込みました（{:.1} 秒）。検証番号が一致しない行: {} 件、読めなかった行: {} 件",
         report.imported,

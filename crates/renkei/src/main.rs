@@ -148,11 +148,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RENKEI_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("RENKEI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("エラー: 非同期ランタイムを起動できません: {e}");
@@ -185,8 +189,9 @@ fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Settings> {
 fn clock() -> Result<Arc<dyn Clock>> {
     match std::env::var("RENKEI_FIXED_CLOCK") {
         Ok(text) => {
-            let at = Timestamp::parse_rfc3339(&text)
-                .with_context(|| format!("RENKEI_FIXED_CLOCK「{text}」は RFC 3339 の日時ではありません"))?;
+            let at = Timestamp::parse_rfc3339(&text).with_context(|| {
+                format!("RENKEI_FIXED_CLOCK「{text}」は RFC 3339 の日時ではありません")
+            })?;
             tracing::warn!(at = %at.rfc3339(), "the clock is fixed (RENKEI_FIXED_CLOCK): for tests only");
             Ok(Arc::new(FixedClock::new(at)))
         }
@@ -198,19 +203,25 @@ fn clock() -> Result<Arc<dyn Clock>> {
 fn audit_key(path: &std::path::Path) -> Result<AuditKey> {
     if !path.exists() {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("ディレクトリ {} を作成できません", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("ディレクトリ {} を作成できません", dir.display()))?;
         }
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("乱数を取得できません: {e}"))?;
         let hex_key: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        write_private(path, hex_key.as_bytes()).with_context(|| format!("監査鍵 {} を作成できません", path.display()))?;
+        write_private(path, hex_key.as_bytes())
+            .with_context(|| format!("監査鍵 {} を作成できません", path.display()))?;
         tracing::info!(path = %path.display(), "created a new audit key: back it up with the database");
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("監査鍵 {} を読めません", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("監査鍵 {} を読めません", path.display()))?;
     let text = text.trim();
     let bytes = (0..text.len())
         .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect::<Option<Vec<u8>>>()
         .with_context(|| format!("監査鍵 {} は16進数の文字列ではありません", path.display()))?;
     AuditKey::new(bytes).map_err(|e| anyhow::anyhow!(e))
@@ -232,10 +243,18 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Opens the store and the application for `settings`.
 async fn open(settings: &Settings) -> Result<App> {
     if settings.database_url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("データディレクトリ {} を作成できません", settings.data_dir.display()))?;
-        std::fs::create_dir_all(settings.data_dir.join("files"))
-            .with_context(|| format!("ファイル保存先 {} を作成できません", settings.data_dir.join("files").display()))?;
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "データディレクトリ {} を作成できません",
+                settings.data_dir.display()
+            )
+        })?;
+        std::fs::create_dir_all(settings.data_dir.join("files")).with_context(|| {
+            format!(
+                "ファイル保存先 {} を作成できません",
+                settings.data_dir.join("files").display()
+            )
+        })?;
     }
     let key = audit_key(&settings.audit_key_file)?;
     let store = Store::open(&settings.database_url, key).await.map_err(|e| {
@@ -279,10 +298,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let report = app.verify_audit(key, |_| {}).await?;
             app.shutdown().await;
             if report.is_intact() {
-                println!("監査ログは改ざんされていません: {} 件を検証しました (audit trail intact)", report.checked);
+                println!(
+                    "監査ログは改ざんされていません: {} 件を検証しました (audit trail intact)",
+                    report.checked
+                );
                 Ok(ExitCode::SUCCESS)
             } else {
-                println!("監査ログの整合性に問題があります: {} 件中 {} 件の問題 (audit trail NOT intact)", report.checked, report.problems.len());
+                println!(
+                    "監査ログの整合性に問題があります: {} 件中 {} 件の問題 (audit trail NOT intact)",
+                    report.checked,
+                    report.problems.len()
+                );
                 for p in &report.problems {
                     println!("  - {p}");
                 }
@@ -314,7 +340,12 @@ async fn admin(app: &App, cmd: &AdminCommand) -> Result<()> {
             if let Some(w) = warning {
                 eprintln!("警告: {w}");
             }
-            println!("施設を登録しました: id={} oid={} ({})", f.id, f.oid, f.type_label());
+            println!(
+                "施設を登録しました: id={} oid={} ({})",
+                f.id,
+                f.oid,
+                f.type_label()
+            );
         }
         AdminCommand::CreateUser(a) => {
             let input = UserInput {
@@ -329,7 +360,9 @@ async fn admin(app: &App, cmd: &AdminCommand) -> Result<()> {
             };
             match &a.password {
                 Some(p) => {
-                    let u = app.create_user_with_password(&actor, &input, p, false).await?;
+                    let u = app
+                        .create_user_with_password(&actor, &input, p, false)
+                        .await?;
                     println!("利用者を登録しました: id={} login_id={}", u.id, u.login_id);
                 }
                 None => {

@@ -56,7 +56,10 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<()> {
         }
     });
 
-    let router = renkei_web::router(WebState { app: app.clone(), secure_cookies: tls.is_some() });
+    let router = renkei_web::router(WebState {
+        app: app.clone(),
+        secure_cookies: tls.is_some(),
+    });
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
@@ -66,8 +69,18 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<()> {
         stopper.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     match tls {
-        Some(config) => axum_server::from_tcp_rustls(listener, config)?.handle(handle).serve(service).await?,
-        None => axum_server::from_tcp(listener)?.handle(handle).serve(service).await?,
+        Some(config) => {
+            axum_server::from_tcp_rustls(listener, config)?
+                .handle(handle)
+                .serve(service)
+                .await?
+        }
+        None => {
+            axum_server::from_tcp(listener)?
+                .handle(handle)
+                .serve(service)
+                .await?
+        }
     }
     app.shutdown().await;
     Ok(())

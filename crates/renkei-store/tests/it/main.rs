@@ -2,6 +2,8 @@
 //! `RENKEI_TEST_DATABASE_URL` is set (each run in a fresh schema). With
 //! `RENKEI_TEST_REQUIRE_POSTGRES=1` (set by `.ci/run`) a missing URL fails the PostgreSQL stories.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use renkei_core::audit::{AuditEvent, AuditKey, AuditOutcome, ChainReport, ChainVerifier};
@@ -27,7 +29,12 @@ pub async fn sqlite() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("renkei.db").display());
     let store = Store::open(&url, key()).await.unwrap();
-    Harness { store, raw_url: url, schema: None, _dir: Some(dir) }
+    Harness {
+        store,
+        raw_url: url,
+        schema: None,
+        _dir: Some(dir),
+    }
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -46,13 +53,23 @@ pub async fn postgres() -> Option<Harness> {
         COUNTER.fetch_add(1, Ordering::SeqCst),
         renkei_core::SystemClock.now().0 % 1_000_000
     );
-    let pool = sqlx::PgPool::connect(&url).await.expect("PostgreSQL at RENKEI_TEST_DATABASE_URL is reachable");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&pool).await.unwrap();
+    let pool = sqlx::PgPool::connect(&url)
+        .await
+        .expect("PostgreSQL at RENKEI_TEST_DATABASE_URL is reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
     let sep = if url.contains('?') { '&' } else { '?' };
     let scoped = format!("{url}{sep}options[search_path]={schema}");
     let store = Store::open(&scoped, key()).await.unwrap();
-    Some(Harness { store, raw_url: scoped, schema: Some(schema), _dir: None })
+    Some(Harness {
+        store,
+        raw_url: scoped,
+        schema: Some(schema),
+        _dir: None,
+    })
 }
 
 use renkei_core::Clock;

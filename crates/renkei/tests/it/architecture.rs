@@ -9,7 +9,10 @@ use crate::workspace_root;
 
 fn allowed_edges() -> BTreeMap<String, BTreeSet<String>> {
     let text = std::fs::read_to_string(workspace_root().join("ARCHITECTURE.md")).unwrap();
-    let section = text.split("## Allowed dependency edges").nth(1).expect("ARCHITECTURE.md has the edges section");
+    let section = text
+        .split("## Allowed dependency edges")
+        .nth(1)
+        .expect("ARCHITECTURE.md has the edges section");
     let mut out = BTreeMap::new();
     for line in section.lines().take_while(|l| !l.starts_with("## ")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -28,9 +31,18 @@ fn allowed_edges() -> BTreeMap<String, BTreeSet<String>> {
 }
 
 fn dependencies(krate: &str) -> BTreeSet<String> {
-    let manifest = std::fs::read_to_string(workspace_root().join("crates").join(krate).join("Cargo.toml")).unwrap();
+    let manifest = std::fs::read_to_string(
+        workspace_root()
+            .join("crates")
+            .join(krate)
+            .join("Cargo.toml"),
+    )
+    .unwrap();
     let doc: toml::Table = manifest.parse().unwrap();
-    doc.get("dependencies").and_then(|d| d.as_table()).map(|t| t.keys().cloned().collect()).unwrap_or_default()
+    doc.get("dependencies")
+        .and_then(|d| d.as_table())
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -41,9 +53,17 @@ fn every_crate_depends_only_on_what_architecture_md_allows() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     for krate in &crates {
-        let rules = allowed.get(krate).unwrap_or_else(|| panic!("crate {krate} is missing from ARCHITECTURE.md's edge table"));
-        for dep in dependencies(krate).iter().filter(|d| d.starts_with("renkei")) {
-            assert!(rules.contains(dep), "forbidden dependency edge: {krate} -> {dep} (not in ARCHITECTURE.md)");
+        let rules = allowed.get(krate).unwrap_or_else(|| {
+            panic!("crate {krate} is missing from ARCHITECTURE.md's edge table")
+        });
+        for dep in dependencies(krate)
+            .iter()
+            .filter(|d| d.starts_with("renkei"))
+        {
+            assert!(
+                rules.contains(dep),
+                "forbidden dependency edge: {krate} -> {dep} (not in ARCHITECTURE.md)"
+            );
         }
     }
 }
@@ -59,18 +79,30 @@ fn heavy_crates_stay_at_the_edges() {
         ("rustls", &["renkei"]),
         ("argon2", &["renkei-app"]),
     ];
-    let crates = ["renkei-core", "renkei-store", "renkei-app", "renkei-web", "renkei"];
+    let crates = [
+        "renkei-core",
+        "renkei-store",
+        "renkei-app",
+        "renkei-web",
+        "renkei",
+    ];
     for krate in crates {
         let deps = dependencies(krate);
         for (dep, owners) in rules {
             if deps.contains(*dep) {
-                assert!(owners.contains(&krate), "{krate} must not depend on {dep}: keep it in {owners:?}");
+                assert!(
+                    owners.contains(&krate),
+                    "{krate} must not depend on {dep}: keep it in {owners:?}"
+                );
             }
         }
     }
     // The pure core does no IO at all.
     let core = dependencies("renkei-core");
     for io in ["tokio", "sqlx", "axum", "reqwest", "tracing"] {
-        assert!(!core.contains(io), "renkei-core must stay pure: it depends on {io}");
+        assert!(
+            !core.contains(io),
+            "renkei-core must stay pure: it depends on {io}"
+        );
     }
 }

@@ -28,25 +28,47 @@ fn malformed_config_and_unreachable_database_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("renkei.toml");
     std::fs::write(&config, "listen = \n").unwrap();
-    let o = Command::new(bin()).arg("--config").arg(&config).args(["audit", "verify"]).output().unwrap();
+    let o = Command::new(bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("renkei.toml") && stderr(&o).contains("書式"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("renkei.toml") && stderr(&o).contains("書式"),
+        "{}",
+        stderr(&o)
+    );
 
     std::fs::write(&config, "lisen = \"127.0.0.1:1\"\n").unwrap();
-    let o = Command::new(bin()).arg("--config").arg(&config).args(["audit", "verify"]).output().unwrap();
+    let o = Command::new(bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("lisen"), "{}", stderr(&o));
 
     let o = Command::new(bin())
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["--database-url", "postgres://renkei:secret@127.0.0.1:1/renkei", "audit", "verify"])
+        .args([
+            "--database-url",
+            "postgres://renkei:secret@127.0.0.1:1/renkei",
+            "audit",
+            "verify",
+        ])
         .output()
         .unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(err.contains("データベースを開けません"), "{err}");
-    assert!(!err.contains("secret"), "the password must not be printed: {err}");
+    assert!(
+        !err.contains("secret"),
+        "the password must not be printed: {err}"
+    );
 }
 
 #[test]
@@ -54,29 +76,125 @@ fn directory_commands_refuse_duplicates_and_warn_on_check_digits() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     bootstrap(d);
-    let args = ["admin", "create-facility", "--type", "hospital", "--name", "広島中央総合病院", "--code", "3411234567", "--discloses"];
+    let args = [
+        "admin",
+        "create-facility",
+        "--type",
+        "hospital",
+        "--name",
+        "広島中央総合病院",
+        "--code",
+        "3411234567",
+        "--discloses",
+    ];
     let first = renkei(d, &args);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(stderr(&first).contains("検証番号"), "a wrong check digit warns: {}", stderr(&first));
-    assert!(stdout(&first).contains("oid=1.2.392.200284.34.3411234567"), "{}", stdout(&first));
+    assert!(
+        stderr(&first).contains("検証番号"),
+        "a wrong check digit warns: {}",
+        stderr(&first)
+    );
+    assert!(
+        stdout(&first).contains("oid=1.2.392.200284.34.3411234567"),
+        "{}",
+        stdout(&first)
+    );
     let again = renkei(d, &args);
     assert!(!again.status.success());
     assert!(stderr(&again).contains("すでに登録"), "{}", stderr(&again));
-    let bad = renkei(d, &["admin", "create-facility", "--type", "hospital", "--name", "x", "--code", "34112"]);
+    let bad = renkei(
+        d,
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "hospital",
+            "--name",
+            "x",
+            "--code",
+            "34112",
+        ],
+    );
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("10桁"), "{}", stderr(&bad));
-    let bad_type = renkei(d, &["admin", "create-facility", "--type", "castle", "--name", "x"]);
-    assert!(stderr(&bad_type).contains("施設種別"), "{}", stderr(&bad_type));
+    let bad_type = renkei(
+        d,
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "castle",
+            "--name",
+            "x",
+        ],
+    );
+    assert!(
+        stderr(&bad_type).contains("施設種別"),
+        "{}",
+        stderr(&bad_type)
+    );
 
     // A user with a temporary password, then a reset.
-    let f = id_of(&renkei(d, &["admin", "create-facility", "--type", "clinic", "--name", "みどり内科", "--max-accounts", "1"]));
+    let f = id_of(&renkei(
+        d,
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "clinic",
+            "--name",
+            "みどり内科",
+            "--max-accounts",
+            "1",
+        ],
+    ));
     let fs = f.to_string();
-    let created = renkei(d, &["admin", "create-user", "--facility-id", &fs, "--login-id", "midori.dr", "--name", "緑川 一郎", "--profession", "doctor"]);
-    assert!(stdout(&created).contains("仮パスワード: "), "{}", stdout(&created));
-    let over = renkei(d, &["admin", "create-user", "--facility-id", &fs, "--login-id", "midori.ns", "--name", "緑川 花", "--profession", "nurse"]);
-    assert!(stderr(&over).contains("上限"), "the account limit holds: {}", stderr(&over));
+    let created = renkei(
+        d,
+        &[
+            "admin",
+            "create-user",
+            "--facility-id",
+            &fs,
+            "--login-id",
+            "midori.dr",
+            "--name",
+            "緑川 一郎",
+            "--profession",
+            "doctor",
+        ],
+    );
+    assert!(
+        stdout(&created).contains("仮パスワード: "),
+        "{}",
+        stdout(&created)
+    );
+    let over = renkei(
+        d,
+        &[
+            "admin",
+            "create-user",
+            "--facility-id",
+            &fs,
+            "--login-id",
+            "midori.ns",
+            "--name",
+            "緑川 花",
+            "--profession",
+            "nurse",
+        ],
+    );
+    assert!(
+        stderr(&over).contains("上限"),
+        "the account limit holds: {}",
+        stderr(&over)
+    );
     let reset = renkei(d, &["admin", "reset-password", "--login-id", "midori.dr"]);
-    assert!(stdout(&reset).contains("仮パスワード: "), "{}", stderr(&reset));
+    assert!(
+        stdout(&reset).contains("仮パスワード: "),
+        "{}",
+        stderr(&reset)
+    );
     let unknown = renkei(d, &["admin", "reset-password", "--login-id", "nobody"]);
     assert!(!unknown.status.success());
 }
@@ -100,36 +218,56 @@ fn import_reports_unreadable_rows_with_line_numbers() {
     std::fs::write(&empty, "x,y\n").unwrap();
     let o = renkei(d, &["admin", "import-facilities", empty.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("読み込める行がありません"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("読み込める行がありません"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// The published list: 97,024 rows, straight from its ZIP. Seconds, not minutes (the time is
 /// printed, not asserted).
 #[test]
 fn imports_the_national_code_list() {
-    let zip = workspace_root().join("../shared/fixtures/medical-institution-codes/202508_all_med_inst_cd.zip");
+    let zip = workspace_root()
+        .join("../shared/fixtures/medical-institution-codes/202508_all_med_inst_cd.zip");
     if !zip.exists() {
         eprintln!("fixture {} not present: skipped", zip.display());
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let o = renkei(dir.path(), &["admin", "import-facilities", zip.to_str().unwrap()]);
+    let o = renkei(
+        dir.path(),
+        &["admin", "import-facilities", zip.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     eprintln!("{out}");
     assert!(out.contains("97024 件を取り込みました"), "{out}");
-    assert!(out.contains("検証番号が一致しない行: 0 件、読めなかった行: 0 件"), "{out}");
+    assert!(
+        out.contains("検証番号が一致しない行: 0 件、読めなかった行: 0 件"),
+        "{out}"
+    );
     // Again: upserts, no duplicates.
-    let o = renkei(dir.path(), &["admin", "import-facilities", zip.to_str().unwrap()]);
+    let o = renkei(
+        dir.path(),
+        &["admin", "import-facilities", zip.to_str().unwrap()],
+    );
     assert!(stdout(&o).contains("97024 件"), "{}", stdout(&o));
 }
 
 fn raw(d: &std::path::Path, sql: &str) {
     let url = format!("sqlite://{}", d.join("renkei.db").display());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&pool)
+            .await
+            .unwrap();
         pool.close().await;
     });
 }
@@ -140,18 +278,41 @@ fn audit_verify_detects_modified_deleted_and_inserted_events() {
     let d = dir.path();
     bootstrap(d);
     for i in 0..3 {
-        renkei(d, &["admin", "create-facility", "--type", "clinic", "--name", &format!("診療所{i}")]);
+        renkei(
+            d,
+            &[
+                "admin",
+                "create-facility",
+                "--type",
+                "clinic",
+                "--name",
+                &format!("診療所{i}"),
+            ],
+        );
     }
     let ok = renkei(d, &["audit", "verify"]);
     assert!(ok.status.success(), "{}", stdout(&ok));
     assert!(stdout(&ok).contains("5 件を検証"), "{}", stdout(&ok));
 
-    raw(d, "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;");
-    raw(d, "UPDATE audit_events SET action = 'directory.facility.update' WHERE seq = 3");
+    raw(
+        d,
+        "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;",
+    );
+    raw(
+        d,
+        "UPDATE audit_events SET action = 'directory.facility.update' WHERE seq = 3",
+    );
     let modified = renkei(d, &["audit", "verify"]);
     assert_eq!(modified.status.code(), Some(1));
-    assert!(stdout(&modified).contains("event 3: contents do not match"), "{}", stdout(&modified));
-    raw(d, "UPDATE audit_events SET action = 'directory.facility.create' WHERE seq = 3");
+    assert!(
+        stdout(&modified).contains("event 3: contents do not match"),
+        "{}",
+        stdout(&modified)
+    );
+    raw(
+        d,
+        "UPDATE audit_events SET action = 'directory.facility.create' WHERE seq = 3",
+    );
     assert!(renkei(d, &["audit", "verify"]).status.success());
 
     raw(d, "DELETE FROM audit_events WHERE seq = 4");
@@ -165,5 +326,9 @@ fn audit_verify_detects_modified_deleted_and_inserted_events() {
     );
     let inserted = renkei(d, &["audit", "verify"]);
     assert_eq!(inserted.status.code(), Some(1));
-    assert!(stdout(&inserted).contains("event 4: contents do not match"), "{}", stdout(&inserted));
+    assert!(
+        stdout(&inserted).contains("event 4: contents do not match"),
+        "{}",
+        stdout(&inserted)
+    );
 }

@@ -1,6 +1,8 @@
 //! End-to-end tests of the `renkei` binary: the command line, the server on port 0 over HTTP and
 //! HTTPS, login with a second factor, and the audit trail. Every server runs on a fixed clock.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod architecture;
 mod cli;
 mod server;
@@ -47,16 +49,46 @@ pub fn id_of(o: &Output) -> i64 {
     let out = stdout(o);
     assert!(o.status.success(), "command failed: {out}\n{}", stderr(o));
     let at = out.find("id=").unwrap() + 3;
-    out[at..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+    out[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .unwrap()
 }
 
 /// An operator facility and user: returns the operator's facility ID.
 pub fn bootstrap(data: &Path) -> i64 {
-    let f = id_of(&renkei(data, &["admin", "create-facility", "--type", "operator", "--name", "広島県医師会 事務局"]));
+    let f = id_of(&renkei(
+        data,
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "operator",
+            "--name",
+            "広島県医師会 事務局",
+        ],
+    ));
     let fs = f.to_string();
     id_of(&renkei(
         data,
-        &["admin", "create-user", "--facility-id", &fs, "--login-id", "admin", "--name", "事務局 太郎", "--profession", "operator", "--role", "operator", "--password", OPERATOR_PASSWORD],
+        &[
+            "admin",
+            "create-user",
+            "--facility-id",
+            &fs,
+            "--login-id",
+            "admin",
+            "--name",
+            "事務局 太郎",
+            "--profession",
+            "operator",
+            "--role",
+            "operator",
+            "--password",
+            OPERATOR_PASSWORD,
+        ],
     ));
     f
 }
@@ -105,10 +137,20 @@ pub fn start(data: &Path, extra: &[&str]) -> Server {
         }
     });
     let started = Instant::now();
-    let base = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-        panic!("server did not start in {:?}: {}", started.elapsed(), std::fs::read_to_string(&stderr_path).unwrap_or_default())
-    });
-    Server { child, base, stderr_path }
+    let base = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            panic!(
+                "server did not start in {:?}: {}",
+                started.elapsed(),
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            )
+        });
+    Server {
+        child,
+        base,
+        stderr_path,
+    }
 }
 
 pub fn totp(secret: &str, unix: u64) -> String {
@@ -126,12 +168,18 @@ pub fn totp(secret: &str, unix: u64) -> String {
 /// The value of `<input … name="NAME" value="…">` or the text of `<code id="ID">…</code>`.
 pub fn input_value(html: &str, name: &str) -> String {
     let key = format!("name=\"{name}\" value=\"");
-    let at = html.find(&key).unwrap_or_else(|| panic!("no input {name} in {html}")) + key.len();
+    let at = html
+        .find(&key)
+        .unwrap_or_else(|| panic!("no input {name} in {html}"))
+        + key.len();
     html[at..].split('"').next().unwrap().to_string()
 }
 
 pub fn code_text(html: &str, id: &str) -> String {
     let key = format!("id=\"{id}\">");
-    let at = html.find(&key).unwrap_or_else(|| panic!("no #{id} in {html}")) + key.len();
+    let at = html
+        .find(&key)
+        .unwrap_or_else(|| panic!("no #{id} in {html}"))
+        + key.len();
     html[at..].split('<').next().unwrap().trim().to_string()
 }

@@ -8,22 +8,58 @@ use reqwest::redirect::Policy;
 use crate::*;
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(Policy::limited(5)).build().unwrap()
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::limited(5))
+        .build()
+        .unwrap()
 }
 
 /// Logs in through the forms: password, then enrolment with a TOTP code. Returns the top page.
-async fn login_and_enrol(c: &reqwest::Client, base: &str, login: &str, password: &str, unix: u64) -> String {
-    let page = c.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+async fn login_and_enrol(
+    c: &reqwest::Client,
+    base: &str,
+    login: &str,
+    password: &str,
+    unix: u64,
+) -> String {
+    let page = c
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = input_value(&page, "csrf");
-    let r = c.post(format!("{base}/login")).form(&[("login_id", login), ("password", password), ("csrf", &csrf)]).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/login"))
+        .form(&[("login_id", login), ("password", password), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.url().path(), "/login/enrol");
     let page = r.text().await.unwrap();
     let secret = code_text(&page, "totp-secret");
     let csrf = input_value(&page, "csrf");
     let code = totp(&secret, unix);
-    let page = c.post(format!("{base}/login/enrol")).form(&[("code", code.as_str()), ("csrf", &csrf)]).send().await.unwrap().text().await.unwrap();
+    let page = c
+        .post(format!("{base}/login/enrol"))
+        .form(&[("code", code.as_str()), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("id=\"recovery-codes\""), "{page}");
-    c.get(format!("{base}/")).send().await.unwrap().text().await.unwrap()
+    c.get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -37,28 +73,80 @@ async fn health_login_audit_and_logout() {
 
     // Unauthenticated pages send you to the login form.
     let c = client();
-    let r = c.get(format!("{base}/admin/facilities")).send().await.unwrap();
+    let r = c
+        .get(format!("{base}/admin/facilities"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.url().path(), "/login");
     let top = login_and_enrol(&c, base, "admin", OPERATOR_PASSWORD, FIXED_UNIX).await;
-    assert!(top.contains("他院診療情報") && top.contains("グループウェア") && top.contains("ユーティリティ"), "{top}");
+    assert!(
+        top.contains("他院診療情報")
+            && top.contains("グループウェア")
+            && top.contains("ユーティリティ"),
+        "{top}"
+    );
     assert!(top.contains("事務局メニュー"));
 
     // The session cookie is HttpOnly and SameSite=Strict.
     let r = client().get(format!("{base}/login")).send().await.unwrap();
-    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
 
     // A logged-in form without the right token is refused.
-    let r = c.post(format!("{base}/admin/notices")).form(&[("title", "x"), ("csrf", "forged")]).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/admin/notices"))
+        .form(&[("title", "x"), ("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = c.post(format!("{base}/admin/notices")).form(&[("title", "x")]).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/admin/notices"))
+        .form(&[("title", "x")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
-    let audit = c.get(format!("{base}/admin/audit?action=auth.")).send().await.unwrap().text().await.unwrap();
-    assert!(audit.contains("auth.login") && audit.contains("totp_enrol"), "{audit}");
+    let audit = c
+        .get(format!("{base}/admin/audit?action=auth."))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        audit.contains("auth.login") && audit.contains("totp_enrol"),
+        "{audit}"
+    );
 
-    let csrf = input_value(&c.get(format!("{base}/")).send().await.unwrap().text().await.unwrap(), "csrf");
-    let r = c.post(format!("{base}/logout")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let csrf = input_value(
+        &c.get(format!("{base}/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "csrf",
+    );
+    let r = c
+        .post(format!("{base}/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.url().path(), "/login");
     let r = c.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(r.url().path(), "/login", "logged out");
@@ -75,11 +163,22 @@ async fn repeated_failures_lock_the_account() {
     let base = &server.base;
     let c = client();
     for _ in 0..5 {
-        let page = c.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+        let page = c
+            .get(format!("{base}/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let csrf = input_value(&page, "csrf");
         let page = c
             .post(format!("{base}/login"))
-            .form(&[("login_id", "admin"), ("password", "wrong-password-1"), ("csrf", &csrf)])
+            .form(&[
+                ("login_id", "admin"),
+                ("password", "wrong-password-1"),
+                ("csrf", &csrf),
+            ])
             .send()
             .await
             .unwrap()
@@ -88,11 +187,22 @@ async fn repeated_failures_lock_the_account() {
             .unwrap();
         assert!(page.contains("正しくありません"));
     }
-    let page = c.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+    let page = c
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = input_value(&page, "csrf");
     let page = c
         .post(format!("{base}/login"))
-        .form(&[("login_id", "admin"), ("password", OPERATOR_PASSWORD), ("csrf", &csrf)])
+        .form(&[
+            ("login_id", "admin"),
+            ("password", OPERATOR_PASSWORD),
+            ("csrf", &csrf),
+        ])
         .send()
         .await
         .unwrap()
@@ -102,7 +212,10 @@ async fn repeated_failures_lock_the_account() {
     assert!(page.contains("ロックされています"), "{page}");
     drop(server);
     // The operator unlocks from the shell by issuing a temporary password.
-    let reset = renkei(dir.path(), &["admin", "reset-password", "--login-id", "admin"]);
+    let reset = renkei(
+        dir.path(),
+        &["admin", "reset-password", "--login-id", "admin"],
+    );
     assert!(reset.status.success());
 }
 
@@ -113,15 +226,51 @@ async fn every_request_of_an_emergency_account_is_audited() {
     let f = bootstrap(d).to_string();
     let o = renkei(
         d,
-        &["admin", "create-user", "--facility-id", &f, "--login-id", "emergency1", "--name", "非常時用", "--profession", "operator", "--role", "operator", "--emergency", "--password", "Break-Glass-2026"],
+        &[
+            "admin",
+            "create-user",
+            "--facility-id",
+            &f,
+            "--login-id",
+            "emergency1",
+            "--name",
+            "非常時用",
+            "--profession",
+            "operator",
+            "--role",
+            "operator",
+            "--emergency",
+            "--password",
+            "Break-Glass-2026",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let server = start(d, &["--listen", "127.0.0.1:0"]);
     let c = client();
-    let top = login_and_enrol(&c, &server.base, "emergency1", "Break-Glass-2026", FIXED_UNIX).await;
-    assert!(top.contains("非常時用アカウントで操作中"), "the account is marked on every page");
-    c.get(format!("{}/admin/facilities", server.base)).send().await.unwrap();
-    let audit = c.get(format!("{}/admin/audit?action=emergency.", server.base)).send().await.unwrap().text().await.unwrap();
+    let top = login_and_enrol(
+        &c,
+        &server.base,
+        "emergency1",
+        "Break-Glass-2026",
+        FIXED_UNIX,
+    )
+    .await;
+    assert!(
+        top.contains("非常時用アカウントで操作中"),
+        "the account is marked on every page"
+    );
+    c.get(format!("{}/admin/facilities", server.base))
+        .send()
+        .await
+        .unwrap();
+    let audit = c
+        .get(format!("{}/admin/audit?action=emergency.", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(audit.contains("path:/admin/facilities"), "{audit}");
     assert!(audit.contains("emergency-row"));
 }
@@ -129,13 +278,23 @@ async fn every_request_of_an_emergency_account_is_audited() {
 #[test]
 fn plain_http_is_refused_off_loopback_and_a_taken_port_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let o = Command::new(bin()).arg("--data-dir").arg(dir.path()).args(["serve", "--listen", "0.0.0.0:0"]).output().unwrap();
+    let o = Command::new(bin())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("ループバック"), "{}", stderr(&o));
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().to_string();
-    let o = Command::new(bin()).arg("--data-dir").arg(dir.path()).args(["serve", "--listen", &port]).output().unwrap();
+    let o = Command::new(bin())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", &port])
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("使用中"), "{}", stderr(&o));
 }
@@ -150,7 +309,14 @@ async fn https_with_a_configured_certificate() {
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
     let server = start(
         dir.path(),
-        &["--listen", "0.0.0.0:0", "--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()],
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--tls-cert",
+            cert_path.to_str().unwrap(),
+            "--tls-key",
+            key_path.to_str().unwrap(),
+        ],
     );
     assert!(server.base.starts_with("https://"), "{}", server.base);
     let port = server.base.rsplit(':').next().unwrap();
@@ -159,19 +325,48 @@ async fn https_with_a_configured_certificate() {
         .resolve("localhost", format!("127.0.0.1:{port}").parse().unwrap())
         .build()
         .unwrap();
-    let r = client.get(format!("https://localhost:{port}/healthz")).send().await.unwrap();
+    let r = client
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let r = client.get(format!("https://localhost:{port}/login")).send().await.unwrap();
-    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
-    assert!(cookie.contains("Secure"), "cookies are Secure over HTTPS: {cookie}");
+    let r = client
+        .get(format!("https://localhost:{port}/login"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("Secure"),
+        "cookies are Secure over HTTPS: {cookie}"
+    );
 
     // A missing key file is named.
     let o = Command::new(bin())
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert", cert_path.to_str().unwrap(), "--tls-key", "/nonexistent/key.pem"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert_path.to_str().unwrap(),
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ])
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("/nonexistent/key.pem"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent/key.pem"),
+        "{}",
+        stderr(&o)
+    );
 }
