@@ -357,10 +357,7 @@ impl App {
                 .await?;
             return Ok(None);
         };
-        let codes = (0..RECOVERY_CODES)
-            .map(|_| secrets::human_code(2))
-            .collect::<Result<Vec<_>>>()?;
-        let hashes: Vec<String> = codes.iter().map(|c| secrets::digest(c)).collect();
+        let (codes, hashes) = recovery_codes()?;
         self.store
             .enable_totp(
                 user.id,
@@ -511,10 +508,7 @@ impl App {
     /// New recovery codes for the acting user (the old ones stop working).
     pub async fn regenerate_recovery_codes(&self, actor: &Actor) -> Result<Vec<String>> {
         let user_id = actor.user_id.ok_or(AppError::Forbidden)?;
-        let codes = (0..RECOVERY_CODES)
-            .map(|_| secrets::human_code(2))
-            .collect::<Result<Vec<_>>>()?;
-        let hashes: Vec<String> = codes.iter().map(|c| secrets::digest(c)).collect();
+        let (codes, hashes) = recovery_codes()?;
         self.store
             .replace_recovery_codes(
                 user_id,
@@ -602,6 +596,15 @@ pub fn check_new_password(new: &str, confirm: &str, login_id: &str) -> Result<()
         ));
     }
     Ok(())
+}
+
+/// A fresh set of recovery codes and the digests under which they are stored.
+fn recovery_codes() -> Result<(Vec<String>, Vec<String>)> {
+    let codes = (0..RECOVERY_CODES)
+        .map(|_| secrets::human_code(2))
+        .collect::<Result<Vec<_>>>()?;
+    let hashes = codes.iter().map(|c| secrets::digest(c)).collect();
+    Ok((codes, hashes))
 }
 
 /// Generates a temporary password for a new or reset account (must be changed at first login).

@@ -455,47 +455,14 @@ impl App {
         input: &UserInput,
     ) -> Result<(UserView, String)> {
         self.may_manage_users_of(actor, input.facility_id)?;
-        let facility = self.store.facility(input.facility_id).await?;
-        let login = LoginId::parse(&input.login_id).map_err(AppError::Invalid)?;
-        let (profession, role) = self.validate_user(actor, input, &facility)?;
         if input.emergency && !actor.is_operator() {
             return Err(AppError::Invalid(
                 "非常時用アカウントは事務局だけが作成できます".into(),
             ));
         }
         let password = temporary_password()?;
-        let hash = secrets::hash_password(password.clone()).await?;
-        let new = NewUser {
-            facility_id: facility.id,
-            login_id: login.as_str().to_string(),
-            name: input.name.trim().to_string(),
-            name_kana: input.name_kana.trim().to_string(),
-            profession: profession.key().to_string(),
-            role: role.key().to_string(),
-            password_hash: hash,
-            must_change_password: true,
-            emergency: input.emergency,
-        };
-        let detail = if input.emergency {
-            "emergency_account"
-        } else {
-            ""
-        };
-        let user = self
-            .store
-            .create_user(
-                &new,
-                self.now().0,
-                self.event(
-                    actor,
-                    "directory.user.create",
-                    String::new(),
-                    AuditOutcome::Success,
-                    detail,
-                ),
-            )
-            .await?;
-        Ok((self.user_view(user), password))
+        let user = self.insert_user(actor, input, &password, true).await?;
+        Ok((user, password))
     }
 
     /// Registers a user with a chosen password (command line and demo seeding).
@@ -507,11 +474,22 @@ impl App {
         must_change: bool,
     ) -> Result<UserView> {
         actor.require_operator()?;
+        let login = LoginId::parse(&input.login_id).map_err(AppError::Invalid)?;
+        crate::auth::check_new_password(password, password, login.as_str())?;
+        self.insert_user(actor, input, password, must_change).await
+    }
+
+    /// Validates `input`, hashes `password` and stores the user with its audit event.
+    async fn insert_user(
+        &self,
+        actor: &Actor,
+        input: &UserInput,
+        password: &str,
+        must_change: bool,
+    ) -> Result<UserView> {
         let facility = self.store.facility(input.facility_id).await?;
         let login = LoginId::parse(&input.login_id).map_err(AppError::Invalid)?;
         let (profession, role) = self.validate_user(actor, input, &facility)?;
-        crate::auth::check_new_password(password, password, login.as_str())?;
-        let hash = secrets::hash_password(password.to_string()).await?;
         let new = NewUser {
             facility_id: facility.id,
             login_id: login.as_str().to_string(),
@@ -519,7 +497,7 @@ impl App {
             name_kana: input.name_kana.trim().to_string(),
             profession: profession.key().to_string(),
             role: role.key().to_string(),
-            password_hash: hash,
+            password_hash: secrets::hash_password(password.to_string()).await?,
             must_change_password: must_change,
             emergency: input.emergency,
         };
@@ -528,20 +506,14 @@ impl App {
         } else {
             ""
         };
-        let user = self
-            .store
-            .create_user(
-                &new,
-                self.now().0,
-                self.event(
-                    actor,
-                    "directory.user.create",
-                    String::new(),
-                    AuditOutcome::Success,
-                    detail,
-                ),
-            )
-            .await?;
+        let event = self.event(
+            actor,
+            "directory.user.create",
+            String::new(),
+            AuditOutcome::Success,
+            detail,
+        );
+        let user = self.store.create_user(&new, self.now().0, event).await?;
         Ok(self.user_view(user))
     }
 

@@ -74,6 +74,19 @@ pub async fn postgres() -> Option<Harness> {
 
 use renkei_core::Clock;
 
+/// Removes a passed story's PostgreSQL schema (a failed one is kept for inspection).
+pub async fn drop_schema(h: &Harness) {
+    let Some(schema) = &h.schema else { return };
+    h.store.close().await;
+    let url = std::env::var("RENKEI_TEST_DATABASE_URL").unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
 pub fn event(action: &str) -> AuditEvent {
     AuditEvent {
         at: Timestamp(1_000),
@@ -155,6 +168,7 @@ macro_rules! story {
             async fn postgres() {
                 if let Some(h) = $crate::postgres().await {
                     super::$name(&h).await;
+                    $crate::drop_schema(&h).await;
                 }
             }
         }

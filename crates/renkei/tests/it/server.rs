@@ -15,6 +15,37 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+async fn get_text(c: &reqwest::Client, url: String) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// Submits `form` with the CSRF token of the page at `form_page`; returns the final response.
+async fn submit(
+    c: &reqwest::Client,
+    form_page: String,
+    action: String,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let csrf = input_value(&get_text(c, form_page).await, "csrf");
+    let mut fields: Vec<(&str, &str)> = form.to_vec();
+    fields.push(("csrf", &csrf));
+    c.post(action).form(&fields).send().await.unwrap()
+}
+
+/// The password step of the login form; returns the page it leads to.
+async fn password_step(c: &reqwest::Client, base: &str, login: &str, password: &str) -> String {
+    submit(
+        c,
+        format!("{base}/login"),
+        format!("{base}/login"),
+        &[("login_id", login), ("password", password)],
+    )
+    .await
+    .text()
+    .await
+    .unwrap()
+}
+
 /// Logs in through the forms: password, then enrolment with a TOTP code. Returns the top page.
 async fn login_and_enrol(
     c: &reqwest::Client,
@@ -118,6 +149,114 @@ async fn health_login_audit_and_logout() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
+    // The operator registers and edits a facility and a user through the forms.
+    let new = format!("{base}/admin/facilities/new");
+    let page = submit(
+        &c,
+        new.clone(),
+        format!("{base}/admin/facilities"),
+        &[
+            ("code", "3411234567"),
+            ("facility_type", "hospital"),
+            ("name", "広島中央総合病院"),
+            ("max_accounts", "5"),
+            ("active", "on"),
+            ("discloses", "on"),
+        ],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        page.contains("<h1>広島中央総合病院</h1>") && page.contains("検証番号"),
+        "{page}"
+    );
+    let refused = submit(
+        &c,
+        new,
+        format!("{base}/admin/facilities"),
+        &[
+            ("code", "3411234567"),
+            ("facility_type", "clinic"),
+            ("name", "重複"),
+            ("max_accounts", "5"),
+        ],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        refused.contains("すでに登録されています") && refused.contains("value=\"重複\""),
+        "the form comes back as typed: {refused}"
+    );
+    let id = page
+        .split("/admin/facilities/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let edit = format!("{base}/admin/facilities/{id}/edit");
+    let page = submit(
+        &c,
+        edit,
+        format!("{base}/admin/facilities/{id}"),
+        &[
+            ("code", "3411234567"),
+            ("facility_type", "hospital"),
+            ("name", "広島中央総合病院（本院）"),
+            ("max_accounts", "5"),
+            ("active", "on"),
+        ],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(page.contains("広島中央総合病院（本院）"), "{page}");
+    let page = submit(
+        &c,
+        format!("{base}/admin/facilities/{id}/users/new"),
+        format!("{base}/admin/facilities/{id}/users"),
+        &[
+            ("login_id", "chuo.dr"),
+            ("name", "中央 一郎"),
+            ("profession", "doctor"),
+            ("role", "staff"),
+            ("active", "on"),
+        ],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(!code_text(&page, "temp-password").is_empty());
+    let users = get_text(&c, format!("{base}/admin/facilities/{id}")).await;
+    let uid = users
+        .split("/admin/users/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = submit(
+        &c,
+        format!("{base}/admin/users/{uid}"),
+        format!("{base}/admin/users/{uid}"),
+        &[
+            ("name", "中央 一郎（内科）"),
+            ("profession", "doctor"),
+            ("role", "facility_admin"),
+            ("active", "on"),
+        ],
+    )
+    .await;
+    assert!(r.text().await.unwrap().contains("中央 一郎（内科）"));
+
     let audit = c
         .get(format!("{base}/admin/audit?action=auth."))
         .send()
@@ -163,52 +302,10 @@ async fn repeated_failures_lock_the_account() {
     let base = &server.base;
     let c = client();
     for _ in 0..5 {
-        let page = c
-            .get(format!("{base}/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = input_value(&page, "csrf");
-        let page = c
-            .post(format!("{base}/login"))
-            .form(&[
-                ("login_id", "admin"),
-                ("password", "wrong-password-1"),
-                ("csrf", &csrf),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = password_step(&c, base, "admin", "wrong-password-1").await;
         assert!(page.contains("正しくありません"));
     }
-    let page = c
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = input_value(&page, "csrf");
-    let page = c
-        .post(format!("{base}/login"))
-        .form(&[
-            ("login_id", "admin"),
-            ("password", OPERATOR_PASSWORD),
-            ("csrf", &csrf),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = password_step(&c, base, "admin", OPERATOR_PASSWORD).await;
     assert!(page.contains("ロックされています"), "{page}");
     drop(server);
     // The operator unlocks from the shell by issuing a temporary password.
