@@ -280,29 +280,38 @@ impl App {
             self.fail(&user, &actor, "bad_second_factor").await?;
             return Ok(None);
         };
+        let new_token = self.complete_login(&session, &user, &actor, method).await?;
+        Ok(Some(new_token))
+    }
+
+    /// Moves a session that passed its second factor to the logged-in stage, under a new token,
+    /// and audits the login, in one transaction.
+    async fn complete_login(
+        &self,
+        session: &SessionRecord,
+        user: &User,
+        actor: &Actor,
+        method: &str,
+    ) -> Result<String> {
         let new_token = secrets::token()?;
+        let event = self.event(
+            actor,
+            "auth.login",
+            format!("user:{}", user.id),
+            AuditOutcome::Success,
+            method,
+        );
         self.store
-            .advance_session(
+            .complete_login(
                 &session.token_hash,
                 &secrets::digest(&new_token),
                 STAGE_FULL,
-                now.0,
-            )
-            .await?;
-        self.store
-            .record_login_success(
                 user.id,
-                now.0,
-                self.event(
-                    &actor,
-                    "auth.login",
-                    format!("user:{}", user.id),
-                    AuditOutcome::Success,
-                    method,
-                ),
+                self.now().0,
+                event,
             )
             .await?;
-        Ok(Some(new_token))
+        Ok(new_token)
     }
 
     /// Starts (or resumes) enrolment of a TOTP authenticator for a session in the `enrol` stage.
@@ -372,27 +381,8 @@ impl App {
                 ),
             )
             .await?;
-        let new_token = secrets::token()?;
-        self.store
-            .advance_session(
-                &session.token_hash,
-                &secrets::digest(&new_token),
-                STAGE_FULL,
-                now.0,
-            )
-            .await?;
-        self.store
-            .record_login_success(
-                user.id,
-                now.0,
-                self.event(
-                    &actor,
-                    "auth.login",
-                    format!("user:{}", user.id),
-                    AuditOutcome::Success,
-                    "totp_enrol",
-                ),
-            )
+        let new_token = self
+            .complete_login(&session, &user, &actor, "totp_enrol")
             .await?;
         Ok(Some((new_token, codes)))
     }

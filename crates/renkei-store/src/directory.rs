@@ -85,25 +85,19 @@ impl Store {
     }
 
     pub async fn facility(&self, id: i64) -> Result<Facility> {
-        let sql = format!("SELECT {COLUMNS} FROM facilities WHERE id = $1");
-        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
-            sql.as_str()
-        ))
-        .bind(id)
-        .fetch_one(pool)
-        .await)
-        .map_err(StoreError::from)
+        self.one_by(
+            &format!("SELECT {COLUMNS} FROM facilities WHERE id = $1"),
+            id,
+        )
+        .await
     }
 
     pub async fn facility_by_code(&self, code: &str) -> Result<Option<Facility>> {
-        let sql = format!("SELECT {COLUMNS} FROM facilities WHERE code = $1");
-        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
-            sql.as_str()
-        ))
-        .bind(code)
-        .fetch_optional(pool)
-        .await)
-        .map_err(StoreError::from)
+        self.optional_by(
+            &format!("SELECT {COLUMNS} FROM facilities WHERE code = $1"),
+            code.to_string(),
+        )
+        .await
     }
 
     /// Facilities matching `q`, ordered by type and code, and how many match in all.

@@ -2,7 +2,7 @@
 
 use renkei_core::institution::InstitutionRecord;
 
-use crate::{Institution, Result, Store, StoreError, exec_tx, with_db};
+use crate::{Institution, Result, Store, exec_tx, with_db};
 
 /// Rows per INSERT statement: 6 parameters each stays far below both backends' limits.
 const BATCH: usize = 1000;
@@ -58,13 +58,11 @@ impl Store {
     }
 
     pub async fn institution(&self, code: &str) -> Result<Option<Institution>> {
-        with_db!(&self.db, |pool| {
-            sqlx::query_as("SELECT code, name, postal_code, address, check_digit_ok FROM institution_master WHERE code = $1")
-                .bind(code)
-                .fetch_optional(pool)
-                .await
-        })
-        .map_err(StoreError::from)
+        self.optional_by(
+            "SELECT code, name, postal_code, address, check_digit_ok FROM institution_master WHERE code = $1",
+            code.to_string(),
+        )
+        .await
     }
 
     pub async fn count_institutions(&self) -> Result<i64> {

@@ -193,6 +193,50 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The row of `T` selected by `sql` with one parameter, or `None`. For the "one record by
+    /// key" reads that every table has.
+    pub(crate) async fn optional_by<T, V>(&self, sql: &str, value: V) -> Result<Option<T>>
+    where
+        T: Send
+            + Unpin
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+        V: Send
+            + 'static
+            + for<'q> sqlx::Encode<'q, sqlx::Sqlite>
+            + sqlx::Type<sqlx::Sqlite>
+            + for<'q> sqlx::Encode<'q, sqlx::Postgres>
+            + sqlx::Type<sqlx::Postgres>,
+    {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        with_db!(&self.db, |pool| sqlx::query_as(sql)
+            .bind(value)
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::from)
+    }
+
+    /// Like [`Store::optional_by`], with a missing row as [`StoreError::NotFound`].
+    pub(crate) async fn one_by<T, V>(&self, sql: &str, value: V) -> Result<T>
+    where
+        T: Send
+            + Unpin
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+        V: Send
+            + 'static
+            + for<'q> sqlx::Encode<'q, sqlx::Sqlite>
+            + sqlx::Type<sqlx::Sqlite>
+            + for<'q> sqlx::Encode<'q, sqlx::Postgres>
+            + sqlx::Type<sqlx::Postgres>,
+    {
+        self.optional_by(sql, value)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+}
+
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern and wraps it in `%…%`.
 pub(crate) fn like_pattern(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);

@@ -82,14 +82,8 @@ impl Store {
     }
 
     pub async fn notice(&self, id: i64) -> Result<Notice> {
-        let sql = format!("SELECT {COLUMNS} FROM notices WHERE id = $1");
-        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
-            sql.as_str()
-        ))
-        .bind(id)
-        .fetch_one(pool)
-        .await)
-        .map_err(StoreError::from)
+        self.one_by(&format!("SELECT {COLUMNS} FROM notices WHERE id = $1"), id)
+            .await
     }
 
     /// Notices published at `now`: important ones first, then newest first.

@@ -1,6 +1,6 @@
 //! Login sessions, stored server-side by the hash of their token.
 
-use crate::{Result, SessionRecord, Store, StoreError, exec_db, with_db};
+use crate::{Result, SessionRecord, Store, exec_db};
 
 impl Store {
     pub async fn create_session(&self, s: &SessionRecord) -> Result<()> {
@@ -22,15 +22,11 @@ impl Store {
     }
 
     pub async fn session(&self, token_hash: &str) -> Result<Option<SessionRecord>> {
-        with_db!(&self.db, |pool| {
-            sqlx::query_as(
-                "SELECT token_hash, user_id, stage, csrf_token, client, created_at, last_seen_at FROM sessions WHERE token_hash = $1",
-            )
-            .bind(token_hash)
-            .fetch_optional(pool)
-            .await
-        })
-        .map_err(StoreError::from)
+        self.optional_by(
+            "SELECT token_hash, user_id, stage, csrf_token, client, created_at, last_seen_at FROM sessions WHERE token_hash = $1",
+            token_hash.to_string(),
+        )
+        .await
     }
 
     pub async fn touch_session(&self, token_hash: &str, at: i64) -> Result<()> {
@@ -41,30 +37,6 @@ impl Store {
                 .execute(pool)
                 .await
         })?;
-        Ok(())
-    }
-
-    /// Moves a session to another stage under a new token (the old token stops working), so a
-    /// token seen before login cannot ride into the logged-in session.
-    pub async fn advance_session(
-        &self,
-        old_hash: &str,
-        new_hash: &str,
-        stage: &str,
-        at: i64,
-    ) -> Result<()> {
-        let done = exec_db!(&self.db, |pool| {
-            sqlx::query("UPDATE sessions SET token_hash = $1, stage = $2, last_seen_at = $3 WHERE token_hash = $4")
-                .bind(new_hash)
-                .bind(stage)
-                .bind(at)
-                .bind(old_hash)
-                .execute(pool)
-                .await
-        })?;
-        if done == 0 {
-            return Err(StoreError::NotFound);
-        }
         Ok(())
     }
 

@@ -94,25 +94,16 @@ impl Store {
     }
 
     pub async fn user(&self, id: i64) -> Result<User> {
-        let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
-            sql.as_str()
-        ))
-        .bind(id)
-        .fetch_one(pool)
-        .await)
-        .map_err(StoreError::from)
+        self.one_by(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"), id)
+            .await
     }
 
     pub async fn user_by_login(&self, login_id: &str) -> Result<Option<User>> {
-        let sql = format!("SELECT {COLUMNS} FROM users WHERE login_id = $1");
-        with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
-            sql.as_str()
-        ))
-        .bind(login_id)
-        .fetch_optional(pool)
-        .await)
-        .map_err(StoreError::from)
+        self.optional_by(
+            &format!("SELECT {COLUMNS} FROM users WHERE login_id = $1"),
+            login_id.to_string(),
+        )
+        .await
     }
 
     /// Users of one facility, or of all when `facility_id` is `None`, by login ID.
@@ -188,13 +179,35 @@ impl Store {
         tx.commit().await
     }
 
-    /// Records a completed login (both factors): resets the failure count.
-    pub async fn record_login_success(&self, id: i64, at: i64, audit: AuditEvent) -> Result<()> {
+    /// Completes a login in one transaction: the session moves to its logged-in stage under a
+    /// new token, the failure count resets, and the login's audit event is written.
+    pub async fn complete_login(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        stage: &str,
+        user_id: i64,
+        at: i64,
+        audit: AuditEvent,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
+        let moved = exec_tx!(&mut tx, |c| {
+            sqlx::query("UPDATE sessions SET token_hash = $1, stage = $2, last_seen_at = $3 WHERE token_hash = $4 AND user_id = $5")
+                .bind(new_hash)
+                .bind(stage)
+                .bind(at)
+                .bind(old_hash)
+                .bind(user_id)
+                .execute(&mut *c)
+                .await
+        })?;
+        if moved == 0 {
+            return Err(StoreError::NotFound);
+        }
         exec_tx!(&mut tx, |c| {
             sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $1 WHERE id = $2")
                 .bind(at)
-                .bind(id)
+                .bind(user_id)
                 .execute(&mut *c)
                 .await
         })?;

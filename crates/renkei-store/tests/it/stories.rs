@@ -231,14 +231,18 @@ async fn sessions_advance_and_expire(h: &Harness) {
         last_seen_at: 10,
     };
     s.create_session(&rec).await.unwrap();
-    s.advance_session("t1", "t2", "full", 11).await.unwrap();
+    s.complete_login("t1", "t2", "full", u.id, 11, event("auth.login"))
+        .await
+        .unwrap();
+    assert_eq!(s.user(u.id).await.unwrap().last_login_at, Some(11));
     assert!(s.session("t1").await.unwrap().is_none());
     assert_eq!(s.session("t2").await.unwrap().unwrap().stage, "full");
     s.touch_session("t2", 20).await.unwrap();
     assert_eq!(s.purge_idle_sessions(15).await.unwrap(), 0);
     assert_eq!(s.purge_idle_sessions(21).await.unwrap(), 1);
     assert!(matches!(
-        s.advance_session("t2", "t3", "full", 22).await,
+        s.complete_login("t2", "t3", "full", u.id, 22, event("auth.login"))
+            .await,
         Err(StoreError::NotFound)
     ));
 }
