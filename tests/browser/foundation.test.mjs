@@ -257,6 +257,11 @@ test('foundation: bootstrap, operator administration, first user login, public s
       '--password', OPERATOR.password,
     ]);
     parseId(userOut, 'create-user');
+    // The national code list, here one row, lets the facility form fill itself from the code.
+    const codeList = path.join(dataDir, 'codes.csv');
+    fs.writeFileSync(codeList, `\ufeff341234564,1234564,${FACILITY_NAME},7300011,広島市中区基町1-1\n`);
+    const imported = cli(bin, dataDir, ['admin', 'import-facilities', codeList]);
+    assert.match(imported, /1 件を取り込みました/);
 
     // b. Start the server.
     server = await startServer(bin, dataDir);
@@ -302,11 +307,13 @@ test('foundation: bootstrap, operator administration, first user login, public s
 
     // f. Register a facility.
     await page.goto(`${base}/admin/facilities/new`);
-    await page.locator('#code').fill('3411234567');
+    // Typing the code (as a barcode reader would) and leaving the field fills name and address.
+    await page.locator('#code').fill('3411234564');
+    await page.locator('#code').press('Tab');
+    await page.locator('#code-status', { hasText: '補完しました' }).waitFor();
+    assert.equal(await page.locator('#name').inputValue(), FACILITY_NAME, 'name filled from the code list');
+    assert.equal(await page.locator('#address').inputValue(), '広島市中区基町1-1', 'address filled from the code list');
     await page.locator('#facility_type').selectOption({ value: 'clinic' });
-    await page.locator('#name').fill(FACILITY_NAME);
-    await page.locator('#postal_code').fill('7300011');
-    await page.locator('#address').fill('広島市中区基町1-1');
     await page.locator('#phone').fill('082-000-0000');
     await page.locator('#max_accounts').fill('5');
     await clickAndLoad(page, button(page, '登録'));

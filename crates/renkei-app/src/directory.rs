@@ -39,6 +39,14 @@ impl FacilityView {
         self.facility_type.label()
     }
 
+    /// `〒730-0011` as printed on letters (empty when unknown).
+    pub fn postal_display(&self) -> String {
+        match (self.postal_code.get(..3), self.postal_code.get(3..)) {
+            (Some(a), Some(b)) if self.postal_code.len() == 7 => format!("〒{a}-{b}"),
+            _ => String::new(),
+        }
+    }
+
     /// 開示 / 参照, and which card it issues, in words.
     pub fn role_label(&self) -> String {
         let mut parts = vec![if self.discloses {

@@ -30,6 +30,7 @@ pub fn router(state: WebState) -> Router {
     Router::new()
         .route("/healthz", get(pages::healthz))
         .route("/static/renkei.css", get(pages::stylesheet))
+        .route("/static/renkei.js", get(pages::script))
         .route("/", get(pages::top))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/login/totp", get(pages::totp_form).post(pages::totp))

@@ -41,6 +41,17 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
+pub async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../static/renkei.js"),
+    )
+        .into_response()
+}
+
 pub async fn not_found(State(st): State<WebState>) -> Response {
     error_page(&st.app, AppError::NotFound)
 }
