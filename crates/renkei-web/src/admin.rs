@@ -9,6 +9,7 @@ use renkei_app::directory::{FacilityInput, FacilityView, UserInput};
 use renkei_app::notices::NoticeInput;
 use renkei_core::audit::AuditOutcome;
 use renkei_core::time::Timestamp;
+use renkei_core::user::Profession;
 
 use crate::WebState;
 use crate::session::Operator;
@@ -660,7 +661,16 @@ pub async fn audit(
                             .facility_id
                             .map(|v| v.to_string())
                             .unwrap_or_default(),
-                        profession: c.event.profession.unwrap_or_default(),
+                        profession: c
+                            .event
+                            .profession
+                            .as_deref()
+                            .map(|p| {
+                                Profession::from_key(p)
+                                    .map(|p| p.label().to_string())
+                                    .unwrap_or_else(|| p.to_string())
+                            })
+                            .unwrap_or_default(),
                         action: c.event.action,
                         target: c.event.target,
                         outcome: c.event.outcome.label(),
