@@ -1,0 +1,208 @@
+//! Choosing and applying the character set of a message (MSH-18), before any splitting.
+
+use std::borrow::Cow;
+
+/// The character sets seen in Japanese HL7 v2 traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Charset {
+    /// ISO IR6: plain ASCII.
+    Ascii,
+    /// ISO IR87 (JIS X 0208) with code extension: ISO-2022-JP. The SS-MIX2 standard.
+    Iso2022Jp,
+    /// Shift_JIS / CP932, common in older hospital systems and pharmacies.
+    ShiftJis,
+    /// UNICODE UTF-8.
+    Utf8,
+}
+
+impl Charset {
+    /// The HL7 table 0211 value this crate writes into MSH-18.
+    pub fn msh18(self) -> &'static str {
+        match self {
+            Charset::Ascii => "",
+            Charset::Iso2022Jp => "~ISO IR87",
+            Charset::ShiftJis => "SHIFT_JIS",
+            Charset::Utf8 => "UNICODE UTF-8",
+        }
+    }
+
+    /// Encodes text in this character set (for replies); unmappable characters become `?`-like
+    /// numeric references per the WHATWG encoders, which never fail.
+    pub fn encode(self, text: &str) -> Vec<u8> {
+        match self {
+            Charset::Ascii | Charset::Utf8 => text.as_bytes().to_vec(),
+            Charset::Iso2022Jp => encoding_rs::ISO_2022_JP.encode(text).0.into_owned(),
+            Charset::ShiftJis => encoding_rs::SHIFT_JIS.encode(text).0.into_owned(),
+        }
+    }
+}
+
+/// Decoded text and what was learnt on the way.
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    pub text: Cow<'a, str>,
+    pub charset: Charset,
+    /// Bytes that did not decode were replaced by U+FFFD.
+    pub had_errors: bool,
+    /// MSH-18 named a character set this crate does not know; the charset was guessed.
+    pub unknown_msh18: Option<String>,
+}
+
+/// Maps one MSH-18 repetition (HL7 table 0211 and common local spellings) to a charset.
+fn from_table_0211(value: &str) -> Option<Charset> {
+    // Spelling varies in the field (`ISO IR87`, `ISOIR87`, `ISO_IR 87`): compare without spaces,
+    // underscores and hyphens.
+    let v: String = value
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '_' | '-'))
+        .collect::<String>()
+        .to_ascii_uppercase();
+    match v.as_str() {
+        "" | "ASCII" | "ISOIR6" => Some(Charset::Ascii),
+        "ISOIR87" | "ISOIR159" | "ISO20221994" | "ISO2022JP" | "JIS" => Some(Charset::Iso2022Jp),
+        "SHIFTJIS" | "SJIS" | "CP932" | "MS932" | "WINDOWS31J" | "ISOIR13" => {
+            Some(Charset::ShiftJis)
+        }
+        "UNICODEUTF8" | "UTF8" | "UNICODE" => Some(Charset::Utf8),
+        _ => None,
+    }
+}
+
+/// Reads MSH-18 straight from the bytes. Fields are counted only while in single-byte mode of
+/// ISO-2022 (after `ESC ( B` / `ESC ( J`), so kanji bytes equal to the separator do not count.
+fn msh18(bytes: &[u8]) -> Option<&[u8]> {
+    let start = memchr::memmem::find(bytes.get(..bytes.len().min(64))?, b"MSH")?;
+    let sep = *bytes.get(start + 3)?;
+    let mut field = 2usize;
+    let mut field_start = start + 4;
+    let mut double_byte = false;
+    let mut i = start + 4;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            0x1B => {
+                match (bytes.get(i + 1), bytes.get(i + 2)) {
+                    (Some(b'$'), Some(b'B' | b'@')) => double_byte = true,
+                    (Some(b'('), Some(_)) => double_byte = false,
+                    _ => {}
+                }
+                i += 3;
+                continue;
+            }
+            b'\r' | b'\n' => break,
+            _ if b == sep && !double_byte => {
+                field += 1;
+                if field == 18 {
+                    field_start = i + 1;
+                } else if field == 19 {
+                    return bytes.get(field_start..i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    (field == 18).then(|| bytes.get(field_start..i)).flatten()
+}
+
+/// Decodes a message to Unicode: by MSH-18 when it names a known set (the last non-ASCII
+/// repetition wins: `~ISO IR87` means ASCII plus JIS X 0208), otherwise by what the bytes look
+/// like (escape sequences → ISO-2022-JP, valid UTF-8 → UTF-8, else Shift_JIS).
+pub fn decode(bytes: &[u8]) -> Decoded<'_> {
+    let mut unknown = None;
+    let declared = msh18(bytes).and_then(|raw| {
+        let text = String::from_utf8_lossy(raw);
+        let mut chosen = None;
+        for rep in text.split('~') {
+            match from_table_0211(rep) {
+                Some(Charset::Ascii) => chosen = chosen.or(Some(Charset::Ascii)),
+                Some(c) => chosen = Some(c),
+                None => unknown = Some(rep.trim().chars().take(40).collect()),
+            }
+        }
+        chosen
+    });
+    let looks_iso2022 = memchr::memchr(0x1B, bytes).is_some();
+    let charset = match declared {
+        Some(Charset::Ascii) | None if looks_iso2022 => Charset::Iso2022Jp,
+        Some(Charset::Ascii) | None => match std::str::from_utf8(bytes) {
+            Ok(_) => Charset::Utf8,
+            Err(_) => Charset::ShiftJis,
+        },
+        Some(c) => c,
+    };
+    let (text, had_errors) = match charset {
+        Charset::Ascii | Charset::Utf8 => match std::str::from_utf8(bytes) {
+            Ok(t) => (Cow::Borrowed(t), false),
+            Err(_) => (String::from_utf8_lossy(bytes), true),
+        },
+        Charset::Iso2022Jp => {
+            // Pure ASCII is valid ISO-2022-JP: skip the decoder when there is no escape.
+            if !looks_iso2022 && bytes.is_ascii() {
+                (
+                    Cow::Borrowed(std::str::from_utf8(bytes).unwrap_or_default()),
+                    false,
+                )
+            } else {
+                let (t, _, e) = encoding_rs::ISO_2022_JP.decode(bytes);
+                (t, e)
+            }
+        }
+        Charset::ShiftJis => {
+            let (t, _, e) = encoding_rs::SHIFT_JIS.decode(bytes);
+            (t, e)
+        }
+    };
+    Decoded {
+        text,
+        charset,
+        had_errors,
+        unknown_msh18: unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso2022_kanji_bytes_do_not_count_as_separators() {
+        // 患者万: 万 is 0x4B 0x7C in JIS X 0208, and 0x7C is `|`.
+        let mut bytes = b"MSH|^~\\&|A|".to_vec();
+        bytes.extend_from_slice(b"\x1b$B\x34\x35\x3c\x54\x4b\x7c\x1b(B");
+        bytes.extend_from_slice(b"||||||||||||||~ISO IR87||ISO 2022-1994\r");
+        assert_eq!(msh18(&bytes), Some(&b"~ISO IR87"[..]));
+        let d = decode(&bytes);
+        assert_eq!(d.charset, Charset::Iso2022Jp);
+        assert!(!d.had_errors);
+        assert!(d.text.contains("患者万"));
+    }
+
+    #[test]
+    fn guesses_without_msh18() {
+        assert_eq!(decode("MSH|^~\\&|患者\r".as_bytes()).charset, Charset::Utf8);
+        let sjis = encoding_rs::SHIFT_JIS
+            .encode("MSH|^~\\&|髙橋\r")
+            .0
+            .into_owned();
+        let d = decode(&sjis);
+        assert_eq!(d.charset, Charset::ShiftJis);
+        assert!(d.text.contains("髙橋"));
+        let d = decode(b"MSH|^~\\&|A|||||||||||||||KLINGON\r");
+        assert_eq!(d.unknown_msh18.as_deref(), Some("KLINGON"));
+    }
+
+    #[test]
+    fn never_panics_on_odd_bytes() {
+        for bytes in [
+            &b""[..],
+            b"MSH",
+            b"MSH|",
+            b"\x1b",
+            b"MSH|\x1b$",
+            b"\xff\xfe\xfd",
+            b"MSH\x1b(B|",
+        ] {
+            let _ = decode(bytes);
+        }
+    }
+}

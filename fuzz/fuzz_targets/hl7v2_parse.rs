@@ -1,0 +1,43 @@
+//! Any bytes: decode, parse, walk every segment / field / repetition / component /
+//! sub-component, resolve escapes, read paths, and build an ACK. Nothing may panic.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use renkei_hl7v2::{AckCode, AckError, Message, Path, ack, escape, unescape};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = Path::parse(text);
+    }
+    let Ok(m) = Message::parse_bytes(data) else {
+        let _ = ack(None, AckCode::Reject, "1", "20261121000000", None);
+        return;
+    };
+    let s = *m.separators();
+    for seg in m.segments() {
+        let _ = seg.name();
+        for n in 0..=seg.field_count() + 1 {
+            let Some(f) = seg.field(n) else { continue };
+            let _ = f.text();
+            for r in f.repetitions() {
+                let _ = r.text();
+                for c in r.components() {
+                    let _ = c.text();
+                    let mut i = 1;
+                    while let Some(sub) = c.subcomponent(i) {
+                        let _ = unescape(sub, &s);
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+    for p in ["MSH-9.2", "MSH-10", "PID-5(2).1", "OBX(2)-5.1.2", "MSH-1", "MSH-2", "ZZZ-1"] {
+        let _ = m.get(p);
+    }
+    let _ = unescape(&escape(m.text(), &s), &s);
+    let e = AckError { code: "207", location: Some("PID^1^3".into()), text: m.text().chars().take(64).collect() };
+    let reply = ack(Some(&m), AckCode::Error, m.control_id(), "20261121000000", Some(&e));
+    assert!(Message::parse(&reply).is_ok(), "an ACK must always parse");
+});
