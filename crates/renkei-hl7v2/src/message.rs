@@ -67,6 +67,8 @@ pub enum Warning {
     UnknownCharset(String),
     /// A segment name is not three upper-case letters or digits (1-based segment number).
     OddSegmentName(usize),
+    /// MSH-18 declares ISO-2022-JP but the bytes are UTF-8; they were read as UTF-8.
+    CharsetMislabelled,
 }
 
 impl std::fmt::Display for Warning {
@@ -82,6 +84,9 @@ impl std::fmt::Display for Warning {
                 "unknown character set in MSH-18 ({c}); guessed from the bytes"
             ),
             Warning::OddSegmentName(n) => write!(f, "segment {n} has an unusual name"),
+            Warning::CharsetMislabelled => {
+                f.write_str("MSH-18 declares ISO-2022-JP but the message is UTF-8")
+            }
         }
     }
 }
@@ -127,6 +132,9 @@ impl Message {
         }
         if let Some(c) = decoded.unknown_msh18 {
             warnings.push(Warning::UnknownCharset(c));
+        }
+        if decoded.mislabelled {
+            warnings.push(Warning::CharsetMislabelled);
         }
         let mut m = Self::parse_text(decoded.text.into_owned(), decoded.charset)?;
         warnings.append(&mut m.warnings);
