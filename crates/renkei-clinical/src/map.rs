@@ -693,5 +693,16 @@ pub fn map_message(m: &Message, data_kind: Option<&str>) -> Result<Mapped, MapEr
         }
         other => return Err(MapError::Unsupported(format!("{other}^{event}"))),
     }
+    // A segment with nothing to say (no code: `RXA` alone, an OBX without OBX-3) is not a record
+    // entry; say so rather than keep an empty row.
+    let before = out.items.len();
+    out.items.retain(|i| {
+        !i.code.is_empty() || matches!(i.category, Category::Encounter | Category::Diet)
+    });
+    let dropped = before - out.items.len();
+    if dropped > 0 {
+        out.warnings
+            .push(format!("{dropped} segment(s) without a code were skipped"));
+    }
     Ok(out)
 }

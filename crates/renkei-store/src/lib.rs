@@ -10,6 +10,7 @@
 //! driver understands `$n`). The [`with_db!`] and [`with_tx!`] macros expand one body per backend.
 
 mod audit;
+pub mod clinical;
 mod directory;
 mod error;
 mod institutions;
@@ -17,6 +18,8 @@ mod migrate;
 mod models;
 mod notices;
 mod sessions;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod users;
 
 use std::str::FromStr;

@@ -7,16 +7,30 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::{Db, Result, Store, StoreError};
 
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/sqlite/0001_foundation.sql"),
-)];
-const POSTGRES: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/postgres/0001_foundation.sql"),
-)];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "clinical",
+        include_str!("../migrations/sqlite/0002_clinical.sql"),
+    ),
+];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "clinical",
+        include_str!("../migrations/postgres/0002_clinical.sql"),
+    ),
+];
 
 fn migrator(set: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     let migrations = set

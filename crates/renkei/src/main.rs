@@ -3,6 +3,7 @@
 mod config;
 mod demo;
 mod import;
+mod intake;
 mod serve;
 
 use std::path::PathBuf;
@@ -46,6 +47,25 @@ enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Import clinical data.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportCommand {
+    /// Import an SS-MIX2 standardized storage for a disclosing facility. Bad files are reported
+    /// and skipped; the exit status is 1 when any file failed. Re-running imports only what changed.
+    Ssmix2 {
+        /// The storage root (the folder holding the 3-character patient-ID folders).
+        root: PathBuf,
+        /// The facility's 10-digit medical-institution code.
+        #[arg(long)]
+        facility: String,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -290,6 +310,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let result = admin(&app, cmd).await;
             app.shutdown().await;
             result.map(|_| ExitCode::SUCCESS)
+        }
+        Command::Import(ImportCommand::Ssmix2 {
+            root,
+            facility,
+            json,
+        }) => {
+            let settings = settings(&cli, None)?;
+            let app = open(&settings).await?;
+            let result = intake::import_ssmix2(&app, root, facility, *json).await;
+            app.shutdown().await;
+            match result? {
+                true => Ok(ExitCode::SUCCESS),
+                false => Ok(ExitCode::from(1)),
+            }
         }
         Command::Audit(AuditCommand::Verify) => {
             let settings = settings(&cli, None)?;

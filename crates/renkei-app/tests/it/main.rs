@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod intake;
+
 use std::sync::Arc;
 
 use renkei_app::auth::PasswordOutcome;

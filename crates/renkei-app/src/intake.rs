@@ -1,0 +1,281 @@
+//! Clinical data intake: SS-MIX2 storage files (and, through the same path, live messages) are
+//! checked, mapped and kept with their original bytes.
+
+use std::collections::BTreeMap;
+
+use renkei_clinical::{Mapped, map_message};
+use renkei_core::audit::AuditOutcome;
+use renkei_hl7v2::{Message, ssmix2};
+use renkei_store::clinical::{
+    Condition, IncomingMessage, IngestOutcome, NewItem, PatientRecord, StoredItem,
+};
+use sha2::{Digest, Sha256};
+
+use crate::{Actor, App, AppError, Result};
+
+/// One file of a storage: its path relative to the storage root (`/`-separated) and its bytes.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    pub relative_path: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A file and what is wrong with it (never patient data: paths and reasons only).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FileProblem {
+    pub path: String,
+    pub reason: String,
+}
+
+/// The running summary of an import.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ImportReport {
+    pub files: usize,
+    pub stored: usize,
+    pub unchanged: usize,
+    pub replaced: usize,
+    pub items: usize,
+    /// Messages by HL7 type (`ADT^A08`: 3).
+    pub messages_by_type: BTreeMap<String, usize>,
+    pub warnings: Vec<FileProblem>,
+    pub errors: Vec<FileProblem>,
+}
+
+fn problem(path: &str, reason: impl Into<String>) -> FileProblem {
+    FileProblem {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn items(mapped: &Mapped) -> Vec<NewItem> {
+    mapped
+        .items
+        .iter()
+        .map(|i| NewItem {
+            category: i.category.key().to_string(),
+            code: i.code.code.clone(),
+            code_system: i.code.system.clone(),
+            display: i.code.display.clone(),
+            effective: i.effective.clone(),
+            effective_date: i.effective_date().map(str::to_string),
+            end_at: i.end.clone(),
+            status: i.status.clone(),
+            detail: i.detail.to_string(),
+        })
+        .collect()
+}
+
+/// Checks one storage file and turns it into what the store keeps; problems go to the report.
+fn prepare(file: &SourceFile, report: &mut ImportReport) -> Option<IncomingMessage> {
+    let path = file.relative_path.as_str();
+    let levels: Vec<&str> = path.split('/').filter(|l| !l.is_empty()).collect();
+    let name = match ssmix2::parse_storage_path(&levels) {
+        Ok(n) => n,
+        Err(e) => {
+            report.errors.push(problem(path, e.to_string()));
+            return None;
+        }
+    };
+    let message = match Message::parse_bytes(&file.bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            report
+                .errors
+                .push(problem(path, format!("not an HL7 v2 message: {e}")));
+            return None;
+        }
+    };
+    let (code, event) = message.message_type();
+    if let Some((want, events)) = ssmix2::expected_message(&name.data_kind)
+        && (code != want || !events.contains(&event))
+    {
+        report.errors.push(problem(
+            path,
+            format!(
+                "message type {code}^{event} does not belong in data kind {} (expected {want}^{})",
+                name.data_kind,
+                events.join("/")
+            ),
+        ));
+        return None;
+    }
+    let mapped = match map_message(&message, Some(&name.data_kind)) {
+        Ok(m) => m,
+        Err(e) => {
+            report.errors.push(problem(path, e.to_string()));
+            return None;
+        }
+    };
+    let mut warnings: Vec<String> = mapped.warnings.clone();
+    if !file.bytes.ends_with(&[0x1c]) && !file.bytes.ends_with(&[0x1c, 0x0d]) {
+        warnings.push("the file does not end with 0x1C".to_string());
+    }
+    if mapped.patient_id != name.patient_id {
+        warnings.push(
+            "PID-3 differs from the storage's patient ID; filed under the storage's ID".to_string(),
+        );
+    }
+    for w in &warnings {
+        report.warnings.push(problem(path, w.clone()));
+    }
+    *report
+        .messages_by_type
+        .entry(mapped.message_type.clone())
+        .or_default() += 1;
+    Some(IncomingMessage {
+        source: "ssmix2".to_string(),
+        source_key: path.to_string(),
+        order_key: name.order_key(),
+        data_kind: name.data_kind.clone(),
+        condition: match name.condition {
+            ssmix2::Condition::Current => Condition::Current,
+            ssmix2::Condition::Superseded => Condition::History,
+            ssmix2::Condition::Deleted => Condition::Delete,
+        },
+        occurred_at: name.occurred_at.clone(),
+        content_hash: hex::encode(Sha256::digest(&file.bytes)),
+        raw: file.bytes.clone(),
+        message_type: mapped.message_type.clone(),
+        control_id: mapped.control_id.clone(),
+        patient_local_id: name.patient_id.clone(),
+        warnings: warnings.join("\n"),
+        items: items(&mapped),
+        demographics: mapped.demographics.as_ref().map(|d| PatientRecord {
+            patient_local_id: name.patient_id.clone(),
+            kanji_name: d.kanji_name.clone(),
+            kana_name: d.kana_name.clone(),
+            birth_date: d.birth_date.clone(),
+            sex: d.sex.clone(),
+            postal_code: d.postal_code.clone(),
+            address: d.address.clone(),
+            phone: d.phone.clone(),
+        }),
+    })
+}
+
+impl App {
+    /// The ID of the facility with this medical-institution code (operator only).
+    pub async fn facility_id_by_code(&self, actor: &Actor, code: &str) -> Result<i64> {
+        actor.require_operator()?;
+        let code = renkei_core::facility::FacilityCode::parse(code)
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        match self.store.facility_by_code(&code.as_string()).await? {
+            Some(f) => Ok(f.id),
+            None => Err(AppError::Invalid(format!(
+                "医療機関コード {code} の施設は登録されていません（先に施設を登録してください）"
+            ))),
+        }
+    }
+
+    /// Imports a batch of storage files for `facility_id` in one transaction. Bad files are
+    /// reported and skipped; every good file is kept. Importing the same file again changes
+    /// nothing; a changed file replaces its earlier content.
+    pub async fn import_ssmix2_batch(
+        &self,
+        actor: &Actor,
+        facility_id: i64,
+        files: &[SourceFile],
+        report: &mut ImportReport,
+    ) -> Result<()> {
+        actor.require_operator()?;
+        let prepared: Vec<IncomingMessage> =
+            files.iter().filter_map(|f| prepare(f, report)).collect();
+        report.files += files.len();
+        let outcomes = self
+            .store
+            .ingest(facility_id, self.now().0, &prepared)
+            .await?;
+        for (m, o) in prepared.iter().zip(outcomes) {
+            match o {
+                IngestOutcome::Stored => report.stored += 1,
+                IngestOutcome::Unchanged => report.unchanged += 1,
+                IngestOutcome::Replaced => report.replaced += 1,
+            }
+            if o != IngestOutcome::Unchanged {
+                report.items += m.items.len();
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a finished import in the audit trail (counts only).
+    pub async fn audit_import_run(
+        &self,
+        actor: &Actor,
+        facility_id: i64,
+        kind: &str,
+        report: &ImportReport,
+    ) -> Result<()> {
+        let detail = format!(
+            "kind={kind};files={};stored={};unchanged={};replaced={};errors={};warnings={}",
+            report.files,
+            report.stored,
+            report.unchanged,
+            report.replaced,
+            report.errors.len(),
+            report.warnings.len()
+        );
+        let outcome = if report.errors.is_empty() {
+            AuditOutcome::Success
+        } else {
+            AuditOutcome::Failure
+        };
+        self.store
+            .append_audit(self.event(
+                actor,
+                "clinical.import",
+                format!("facility:{facility_id}"),
+                outcome,
+                &detail,
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// A facility's record of one patient (demographics and active items). Audited as a
+    /// clinical read. Operator only until consent-checked viewing arrives.
+    pub async fn clinical_record(
+        &self,
+        actor: &Actor,
+        facility_id: i64,
+        patient_local_id: &str,
+    ) -> Result<(Option<PatientRecord>, Vec<StoredItem>)> {
+        // The audit trail names whose record was read (it is the access log the guideline asks for).
+        let target = format!("facility:{facility_id}/patient:{patient_local_id}");
+        if !actor.is_operator() {
+            self.store
+                .append_audit(self.event(actor, "clinical.read", target, AuditOutcome::Denied, ""))
+                .await?;
+            return Err(AppError::Forbidden);
+        }
+        let record = self
+            .store
+            .patient_record(facility_id, patient_local_id)
+            .await?;
+        self.store
+            .append_audit(self.event(actor, "clinical.read", target, AuditOutcome::Success, ""))
+            .await?;
+        Ok(record)
+    }
+
+    /// The local patient IDs with records at a facility (operator only, audited).
+    pub async fn clinical_patient_ids(
+        &self,
+        actor: &Actor,
+        facility_id: i64,
+    ) -> Result<Vec<String>> {
+        actor.require_operator()?;
+        let ids = self.store.clinical_patients(facility_id).await?;
+        self.store
+            .append_audit(self.event(
+                actor,
+                "clinical.list",
+                format!("facility:{facility_id}"),
+                AuditOutcome::Success,
+                "",
+            ))
+            .await?;
+        Ok(ids)
+    }
+}

@@ -1,0 +1,259 @@
+//! SS-MIX2 intake into the clinical repository, on SQLite and PostgreSQL: the sample storage
+//! maps to the repository content in `tests/snapshots/nho-repository.json` on both backends;
+//! re-imports change nothing; changed and newer versions supersede; deletions retract.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use renkei_app::directory::FacilityInput;
+use renkei_app::intake::{ImportReport, SourceFile};
+use renkei_app::{Actor, App, AppConfig};
+use renkei_core::time::{FixedClock, Timestamp};
+use renkei_store::on_both_backends;
+use renkei_store::testing::TestStore;
+
+fn storage() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/nho-ssmix2-testing-tool/sampleData");
+    p.exists().then_some(p)
+}
+
+fn read_storage(root: &Path) -> Vec<SourceFile> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<SourceFile>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let relative_path = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.push(SourceFile {
+                    relative_path,
+                    bytes: std::fs::read(&p).unwrap(),
+                });
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
+    out
+}
+
+fn app(t: &TestStore) -> App {
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_795_219_200)));
+    App::new(t.store.clone(), clock, AppConfig::default())
+}
+
+async fn hospital(app: &App) -> i64 {
+    let input = FacilityInput {
+        code: "3411234564".into(),
+        facility_type: "hospital".into(),
+        name: "登呂病院".into(),
+        max_accounts: "10".into(),
+        discloses: true,
+        active: true,
+        ..Default::default()
+    };
+    app.create_facility(&Actor::system("test"), &input)
+        .await
+        .unwrap()
+        .0
+        .id
+}
+
+/// The whole repository of a facility as JSON: per patient, demographics and active items.
+async fn dump(app: &App, facility: i64) -> String {
+    let op = Actor::system("test");
+    let mut patients = serde_json::Map::new();
+    for id in app.clinical_patient_ids(&op, facility).await.unwrap() {
+        let (demographics, items) = app.clinical_record(&op, facility, &id).await.unwrap();
+        let items: Vec<serde_json::Value> = items
+            .into_iter()
+            .map(|i| {
+                serde_json::json!({
+                    "category": i.category, "code": i.code, "system": i.code_system, "display": i.display,
+                    "effective": i.effective, "end": i.end_at, "status": i.status,
+                    "detail": serde_json::from_str::<serde_json::Value>(&i.detail).unwrap(),
+                })
+            })
+            .collect();
+        let demographics = demographics.map(|d| {
+            serde_json::json!({
+                "kanji_name": d.kanji_name, "kana_name": d.kana_name, "birth_date": d.birth_date, "sex": d.sex,
+                "postal_code": d.postal_code, "address": d.address, "phone": d.phone,
+            })
+        });
+        patients.insert(
+            id,
+            serde_json::json!({ "demographics": demographics, "items": items }),
+        );
+    }
+    serde_json::to_string_pretty(&serde_json::Value::Object(patients)).unwrap() + "\n"
+}
+
+fn check_snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var("RENKEI_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing snapshot {} (RENKEI_BLESS=1 writes it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{name} differs from its snapshot (RENKEI_BLESS=1 rewrites it after review)\n{actual}"
+    );
+}
+
+async fn sample_storage_imports_to_the_snapshot(t: &TestStore) {
+    let Some(root) = storage() else { return };
+    let app = app(t);
+    let facility = hospital(&app).await;
+    let files = read_storage(&root);
+    let op = Actor::system("test");
+
+    let mut first = ImportReport::default();
+    app.import_ssmix2_batch(&op, facility, &files, &mut first)
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.files, first.stored, first.errors.len()),
+        (22, 21, 1),
+        "{first:?}"
+    );
+    assert!(
+        first.errors[0].path.contains("ADT-31"),
+        "the deliberately broken file is named: {:?}",
+        first.errors
+    );
+    assert!(
+        first
+            .warnings
+            .iter()
+            .any(|w| w.reason.contains("PID-3 differs"))
+    );
+    check_snapshot("nho-repository.json", &dump(&app, facility).await);
+
+    // The same storage again: nothing changes.
+    let mut second = ImportReport::default();
+    app.import_ssmix2_batch(&op, facility, &files, &mut second)
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.stored, second.unchanged, second.replaced),
+        (0, 21, 0)
+    );
+    check_snapshot("nho-repository.json", &dump(&app, facility).await);
+
+    // The original bytes are kept exactly.
+    let messages = t.store.clinical_messages(facility).await.unwrap();
+    let adt = messages.iter().find(|m| m.data_kind == "ADT-00").unwrap();
+    let original = files
+        .iter()
+        .find(|f| f.relative_path == adt.source_key)
+        .unwrap();
+    assert_eq!(
+        t.store.clinical_message_bytes(adt.id).await.unwrap(),
+        original.bytes
+    );
+}
+on_both_backends!(sample_storage_imports_to_the_snapshot);
+
+async fn versions_supersede_and_deletions_retract(t: &TestStore) {
+    let Some(root) = storage() else { return };
+    let app = app(t);
+    let facility = hospital(&app).await;
+    let op = Actor::system("test");
+    let all = read_storage(&root);
+    let lab = all
+        .iter()
+        .find(|f| f.relative_path.contains("OML-11"))
+        .unwrap()
+        .clone();
+    let mut report = ImportReport::default();
+    app.import_ssmix2_batch(&op, facility, std::slice::from_ref(&lab), &mut report)
+        .await
+        .unwrap();
+    let value = |items: &[renkei_store::clinical::StoredItem]| {
+        items
+            .iter()
+            .filter(|i| i.code == "3A010000002327101")
+            .map(|i| i.detail.clone())
+            .collect::<Vec<_>>()
+    };
+    let (_, items) = app.clinical_record(&op, facility, "9999013").await.unwrap();
+    assert_eq!(items.len(), 3);
+    assert!(value(&items)[0].contains("\"7.2\""));
+
+    // A corrected result: a newer version of the same order (later occurrence time) with 7.4.
+    let newer_name = lab
+        .relative_path
+        .replace("20111220103059000_01_1", "20111221090000000_01_1");
+    let newer_bytes = String::from_utf8(lab.bytes.clone())
+        .unwrap()
+        .replace("|7.2|", "|7.4|")
+        .into_bytes();
+    let newer = SourceFile {
+        relative_path: newer_name,
+        bytes: newer_bytes,
+    };
+    // The old version renamed to history (_2), as SS-MIX2 writers do.
+    let history = SourceFile {
+        relative_path: lab.relative_path.replace("_01_1", "_01_2"),
+        bytes: lab.bytes.clone(),
+    };
+    let mut report = ImportReport::default();
+    app.import_ssmix2_batch(&op, facility, &[newer.clone(), history], &mut report)
+        .await
+        .unwrap();
+    assert_eq!(report.stored, 2);
+    let (_, items) = app.clinical_record(&op, facility, "9999013").await.unwrap();
+    assert_eq!(items.len(), 3, "only the newest version is active");
+    assert!(value(&items)[0].contains("\"7.4\""), "{:?}", value(&items));
+
+    // An older version arriving late does not take over.
+    let mut report = ImportReport::default();
+    app.import_ssmix2_batch(&op, facility, std::slice::from_ref(&lab), &mut report)
+        .await
+        .unwrap();
+    assert_eq!(report.unchanged, 1);
+    let (_, items) = app.clinical_record(&op, facility, "9999013").await.unwrap();
+    assert!(value(&items)[0].contains("\"7.4\""));
+
+    // A changed file at the same path replaces its earlier content.
+    let changed = SourceFile {
+        relative_path: newer.relative_path.clone(),
+        bytes: String::from_utf8(newer.bytes.clone())
+            .unwrap()
+            .replace("|7.4|", "|7.5|")
+            .into_bytes(),
+    };
+    let mut report = ImportReport::default();
+    app.import_ssmix2_batch(&op, facility, &[changed], &mut report)
+        .await
+        .unwrap();
+    assert_eq!(report.replaced, 1);
+    let (_, items) = app.clinical_record(&op, facility, "9999013").await.unwrap();
+    assert!(value(&items)[0].contains("\"7.5\""));
+
+    // A deletion (_0) retracts every version of the order.
+    let deletion = SourceFile {
+        relative_path: lab
+            .relative_path
+            .replace("20111220103059000_01_1", "20111222090000000_01_0"),
+        bytes: lab.bytes.clone(),
+    };
+    let mut report = ImportReport::default();
+    app.import_ssmix2_batch(&op, facility, &[deletion], &mut report)
+        .await
+        .unwrap();
+    let (_, items) = app.clinical_record(&op, facility, "9999013").await.unwrap();
+    assert!(items.is_empty(), "{items:?}");
+}
+on_both_backends!(versions_supersede_and_deletions_retract);
