@@ -26,14 +26,41 @@ impl Charset {
         }
     }
 
-    /// Encodes text in this character set (for replies); unmappable characters become `?`-like
-    /// numeric references per the WHATWG encoders, which never fail.
+    /// Encodes text in this character set. A character the set cannot hold (外字, e.g. 髙 in
+    /// JIS X 0208) becomes `■`, as the SS-MIX2 guideline prescribes, never a numeric character
+    /// reference (its `&` would split an HL7 field).
     pub fn encode(self, text: &str) -> Vec<u8> {
-        match self {
-            Charset::Ascii | Charset::Utf8 => text.as_bytes().to_vec(),
-            Charset::Iso2022Jp => encoding_rs::ISO_2022_JP.encode(text).0.into_owned(),
-            Charset::ShiftJis => encoding_rs::SHIFT_JIS.encode(text).0.into_owned(),
+        let encoding = match self {
+            Charset::Ascii | Charset::Utf8 => return text.as_bytes().to_vec(),
+            Charset::Iso2022Jp => encoding_rs::ISO_2022_JP,
+            Charset::ShiftJis => encoding_rs::SHIFT_JIS,
+        };
+        // First pass: find the characters the set cannot hold. Replacing them in the text (rather
+        // than between encoder calls) keeps the escape sequences well-formed.
+        let mut unmappable = Vec::new();
+        let mut encoder = encoding.new_encoder();
+        let mut buffer = [0u8; 4096];
+        let mut rest = text;
+        let mut out = Vec::with_capacity(text.len() + 16);
+        loop {
+            let (result, read, written) =
+                encoder.encode_from_utf8_without_replacement(rest, &mut buffer, true);
+            out.extend_from_slice(buffer.get(..written).unwrap_or_default());
+            rest = rest.get(read..).unwrap_or("");
+            match result {
+                encoding_rs::EncoderResult::InputEmpty => break,
+                encoding_rs::EncoderResult::OutputFull => {}
+                encoding_rs::EncoderResult::Unmappable(c) => unmappable.push(c),
+            }
         }
+        if unmappable.is_empty() {
+            return out;
+        }
+        let cleaned: String = text
+            .chars()
+            .map(|c| if unmappable.contains(&c) { '■' } else { c })
+            .collect();
+        encoding.encode(&cleaned).0.into_owned()
     }
 }
 
@@ -209,6 +236,22 @@ mod tests {
         assert_eq!(d.charset, Charset::Utf8);
         assert!(d.mislabelled);
         assert!(d.text.contains("患者"));
+    }
+
+    #[test]
+    fn unmappable_characters_become_a_black_square() {
+        // 𠮷 (U+20BB7) is in no JIS table; 髙 and ① are (CP932 extensions, as encoding_rs maps).
+        let bytes = Charset::Iso2022Jp.encode("𠮷野^髙橋|①😀");
+        let text = encoding_rs::ISO_2022_JP.decode(&bytes).0.into_owned();
+        assert_eq!(text, "■野^髙橋|①■");
+        assert!(!bytes.contains(&b'&'));
+        let long: String = "あ".repeat(5000) + "𠮷";
+        assert!(
+            encoding_rs::ISO_2022_JP
+                .decode(&Charset::Iso2022Jp.encode(&long))
+                .0
+                .ends_with("あ■")
+        );
     }
 
     #[test]

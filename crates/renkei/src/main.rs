@@ -2,6 +2,7 @@
 
 mod config;
 mod demo;
+mod generate;
 mod import;
 mod intake;
 mod serve;
@@ -50,6 +51,27 @@ enum Command {
     /// Import clinical data.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Development tools: synthetic data for benchmarks and demonstrations.
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DevCommand {
+    /// Write a synthetic SS-MIX2 standardized storage (ISO-2022-JP): demographics, allergies,
+    /// diagnoses, monthly visits with prescriptions and labs, admissions with injections.
+    GenerateSsmix2 {
+        /// Output folder (the storage root); created if missing.
+        out: PathBuf,
+        #[arg(long, default_value_t = 100)]
+        patients: usize,
+        /// Years of history per patient.
+        #[arg(long, default_value_t = 2)]
+        years: u32,
+        /// The same seed gives the same storage.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -324,6 +346,23 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 true => Ok(ExitCode::SUCCESS),
                 false => Ok(ExitCode::from(1)),
             }
+        }
+        Command::Dev(DevCommand::GenerateSsmix2 {
+            out,
+            patients,
+            years,
+            seed,
+        }) => {
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("{} を作成できません", out.display()))?;
+            let started = std::time::Instant::now();
+            let (files, _) = generate::generate(out, *patients, *years, *seed, (2026, 11, 20))?;
+            println!(
+                "SS-MIX2 ストレージを生成しました: {} に {files} ファイル（患者 {patients} 人、{years} 年分、{:.1} 秒）",
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Audit(AuditCommand::Verify) => {
             let settings = settings(&cli, None)?;
