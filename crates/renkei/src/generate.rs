@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use renkei_hl7v2::Charset;
+use renkei_hl7v2::ssmix2::{Condition, FileName};
 
 /// SplitMix64: a tiny, fixed pseudo-random sequence. Kept here rather than taken from `rand`
 /// because the generated storages must stay identical across dependency upgrades (benchmarks
@@ -217,33 +218,37 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     /// Writes one message under its SS-MIX2 path.
-    fn put(
-        &mut self,
-        pid: &str,
-        date: Option<&str>,
-        kind: &str,
-        order: &str,
-        at: &str,
-        dept: &str,
-        body: &str,
-    ) -> Result<()> {
-        let date_dir = date.unwrap_or("-");
+    fn put(&mut self, name: &FileName, body: &str) -> Result<()> {
+        let pid = name.patient_id.as_str();
+        let date_dir = name.care_date.as_deref().unwrap_or("-");
         let dir = self
             .root
-            .join(&pid[..3])
-            .join(&pid[3..6])
+            .join(pid.get(..3).unwrap_or(pid))
+            .join(pid.get(3..6).unwrap_or(pid))
             .join(pid)
             .join(date_dir)
-            .join(kind);
+            .join(&name.data_kind);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("{} を作成できません", dir.display()))?;
-        let name = format!("{pid}_{date_dir}_{kind}_{order}_{at}_{dept}_1");
         let mut bytes = Charset::Iso2022Jp.encode(body);
         bytes.push(0x1c);
-        std::fs::write(dir.join(name), bytes)?;
+        std::fs::write(dir.join(name.to_string()), bytes)?;
         self.files += 1;
         self.messages += 1;
         Ok(())
+    }
+}
+
+/// The file name of a current (`_1`) storage entry.
+fn entry(pid: &str, date: Option<&str>, kind: &str, order: &str, at: &str, dept: &str) -> FileName {
+    FileName {
+        patient_id: pid.to_string(),
+        care_date: date.map(str::to_string),
+        data_kind: kind.to_string(),
+        order_no: order.to_string(),
+        occurred_at: at.to_string(),
+        department: (dept != "-").then(|| dept.to_string()),
+        condition: Condition::Current,
     }
 }
 
@@ -292,12 +297,7 @@ pub fn generate(
             ymd(end)
         );
         w.put(
-            &pid,
-            None,
-            "ADT-00",
-            "999999999999999",
-            &stamp17,
-            "-",
+            &entry(&pid, None, "ADT-00", "999999999999999", &stamp17, "-"),
             &body,
         )?;
         if rng.chance(30) {
@@ -307,12 +307,7 @@ pub fn generate(
                 ymd(end)
             );
             w.put(
-                &pid,
-                None,
-                "ADT-61",
-                "999999999999999",
-                &stamp17,
-                "-",
+                &entry(&pid, None, "ADT-61", "999999999999999", &stamp17, "-"),
                 &body,
             )?;
         }
@@ -333,12 +328,7 @@ pub fn generate(
             ));
         }
         w.put(
-            &pid,
-            None,
-            "PPR-01",
-            "999999999999999",
-            &stamp17,
-            "01",
+            &entry(&pid, None, "PPR-01", "999999999999999", &stamp17, "01"),
             &ppr,
         )?;
         // Outpatient visits about monthly: a visit, a prescription, often labs.
@@ -353,12 +343,14 @@ pub fn generate(
                 msh("ADT^A04^ADT_A01", &format!("V{order}"), &at)
             );
             w.put(
-                &pid,
-                Some(&d),
-                "ADT-12",
-                "999999999999999",
-                &format!("{d}100000000"),
-                "01",
+                &entry(
+                    &pid,
+                    Some(&d),
+                    "ADT-12",
+                    "999999999999999",
+                    &format!("{d}100000000"),
+                    "01",
+                ),
                 &body,
             )?;
             let mut rde = format!(
@@ -374,12 +366,14 @@ pub fn generate(
                 ));
             }
             w.put(
-                &pid,
-                Some(&d),
-                "OMP-01",
-                &order,
-                &format!("{d}103000000"),
-                "01",
+                &entry(
+                    &pid,
+                    Some(&d),
+                    "OMP-01",
+                    &order,
+                    &format!("{d}103000000"),
+                    "01",
+                ),
                 &rde,
             )?;
             if rng.chance(60) {
@@ -407,12 +401,14 @@ pub fn generate(
                     oul.push_str(&format!("OBX|{}|NM|{code}^{name}^JC10||{value:.1}|{unit}^{unit}^ISO+|{low}-{high}|{flag}|||F|||{d}0930\r", i + 1));
                 }
                 w.put(
-                    &pid,
-                    Some(&d),
-                    "OML-11",
-                    &order,
-                    &format!("{d}150000000"),
-                    "01",
+                    &entry(
+                        &pid,
+                        Some(&d),
+                        "OML-11",
+                        &order,
+                        &format!("{d}150000000"),
+                        "01",
+                    ),
                     &oul,
                 )?;
             }
@@ -427,12 +423,14 @@ pub fn generate(
                 msh("ADT^A01^ADT_A01", &format!("I{pid}"), &format!("{ds}1000"))
             );
             w.put(
-                &pid,
-                Some(&ds),
-                "ADT-22",
-                "999999999999999",
-                &format!("{ds}100000000"),
-                "01",
+                &entry(
+                    &pid,
+                    Some(&ds),
+                    "ADT-22",
+                    "999999999999999",
+                    &format!("{ds}100000000"),
+                    "01",
+                ),
                 &body,
             )?;
             let order = format!("{:015}", 900_000_000 + p as u64);
@@ -445,12 +443,14 @@ pub fn generate(
                 )
             );
             w.put(
-                &pid,
-                Some(&ds),
-                "OMP-02",
-                &order,
-                &format!("{ds}110000000"),
-                "01",
+                &entry(
+                    &pid,
+                    Some(&ds),
+                    "OMP-02",
+                    &order,
+                    &format!("{ds}110000000"),
+                    "01",
+                ),
                 &body,
             )?;
             let body = format!(
@@ -458,12 +458,14 @@ pub fn generate(
                 msh("ADT^A03^ADT_A03", &format!("O{pid}"), &format!("{de}1000"))
             );
             w.put(
-                &pid,
-                Some(&de),
-                "ADT-52",
-                "999999999999999",
-                &format!("{de}100000000"),
-                "01",
+                &entry(
+                    &pid,
+                    Some(&de),
+                    "ADT-52",
+                    "999999999999999",
+                    &format!("{de}100000000"),
+                    "01",
+                ),
                 &body,
             )?;
         }

@@ -16,6 +16,10 @@ fn every_subcommand_has_help() {
         vec!["admin", "import-facilities", "--help"],
         vec!["audit", "--help"],
         vec!["audit", "verify", "--help"],
+        vec!["import", "--help"],
+        vec!["import", "ssmix2", "--help"],
+        vec!["dev", "--help"],
+        vec!["dev", "generate-ssmix2", "--help"],
     ] {
         let o = Command::new(bin()).args(&args).output().unwrap();
         assert!(o.status.success(), "{args:?}");
@@ -330,5 +334,135 @@ fn audit_verify_detects_modified_deleted_and_inserted_events() {
         stdout(&inserted).contains("event 4: contents do not match"),
         "{}",
         stdout(&inserted)
+    );
+}
+
+#[test]
+fn import_ssmix2_reports_bad_files_and_exits_non_zero_after_importing_the_rest() {
+    let storage = workspace_root().join("../shared/fixtures/nho-ssmix2-testing-tool/sampleData");
+    if !storage.exists() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let unknown = renkei(
+        d,
+        &[
+            "import",
+            "ssmix2",
+            storage.to_str().unwrap(),
+            "--facility",
+            "3411234564",
+        ],
+    );
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("登録されていません"),
+        "{}",
+        stderr(&unknown)
+    );
+    id_of(&renkei(
+        d,
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "hospital",
+            "--name",
+            "登呂病院",
+            "--code",
+            "3411234564",
+            "--discloses",
+        ],
+    ));
+    let first = renkei(
+        d,
+        &[
+            "import",
+            "ssmix2",
+            storage.to_str().unwrap(),
+            "--facility",
+            "3411234564",
+        ],
+    );
+    assert_eq!(
+        first.status.code(),
+        Some(1),
+        "one file is broken on purpose: {}",
+        stdout(&first)
+    );
+    let out = stdout(&first);
+    assert!(out.contains("22 ファイル（新規 21"), "{out}");
+    assert!(
+        out.contains("ADT-31") && out.contains("does not match"),
+        "{out}"
+    );
+    assert!(out.contains("RDE^O11"), "{out}");
+    let again = renkei(
+        d,
+        &[
+            "import",
+            "ssmix2",
+            storage.to_str().unwrap(),
+            "--facility",
+            "3411234564",
+            "--json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report["unchanged"], 21);
+    assert_eq!(report["stored"], 0);
+    assert_eq!(report["errors"].as_array().unwrap().len(), 1);
+    assert!(renkei(d, &["audit", "verify"]).status.success());
+}
+
+#[test]
+fn generated_storages_import_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let storage = d.join("storage");
+    let g = renkei(
+        d,
+        &[
+            "dev",
+            "generate-ssmix2",
+            storage.to_str().unwrap(),
+            "--patients",
+            "5",
+            "--years",
+            "1",
+        ],
+    );
+    assert!(g.status.success(), "{}", stderr(&g));
+    id_of(&renkei(
+        d,
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "hospital",
+            "--name",
+            "広島中央総合病院",
+            "--code",
+            "3411234564",
+        ],
+    ));
+    let o = renkei(
+        d,
+        &[
+            "import",
+            "ssmix2",
+            storage.to_str().unwrap(),
+            "--facility",
+            "3411234564",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stdout(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(report["stored"].as_u64().unwrap() > 50, "{report}");
+    assert!(
+        report["warnings"].as_array().unwrap().is_empty(),
+        "{report}"
     );
 }
