@@ -4,11 +4,28 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use renkei_hl7v2::{AckCode, AckError, Message, Path, ack, escape, unescape};
+use renkei_hl7v2::{AckCode, AckError, Charset, Message, Path, ack, escape, mllp, ssmix2, unescape};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Path::parse(text);
+        // Storage paths and file names, and the encoder (round trip for what it can hold).
+        let levels: Vec<&str> = text.split('/').collect();
+        if let Ok(name) = ssmix2::parse_storage_path(&levels).or_else(|_| ssmix2::parse_file_name(text)) {
+            assert_eq!(ssmix2::parse_file_name(&name.to_string()).ok(), Some(name));
+        }
+        let _ = Charset::Iso2022Jp.encode(text);
+        let _ = Charset::ShiftJis.encode(text);
+    }
+    // MLLP framing, fed in uneven pieces.
+    let mut decoder = mllp::Decoder::new(1024);
+    for piece in data.chunks(7) {
+        decoder.push(piece);
+        while let Some(frame) = decoder.next_frame() {
+            if let Ok(bytes) = frame {
+                assert!(bytes.len() <= 1024);
+            }
+        }
     }
     let Ok(m) = Message::parse_bytes(data) else {
         let _ = ack(None, AckCode::Reject, "1", "20261121000000", None);

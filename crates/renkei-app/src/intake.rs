@@ -279,3 +279,165 @@ impl App {
         Ok(ids)
     }
 }
+
+/// What the MLLP listener answers for one received message.
+#[derive(Clone, Debug)]
+pub struct Receipt {
+    /// The ACK, encoded in the message's character set.
+    pub ack: Vec<u8>,
+    /// `stored`, `duplicate`, `replaced`, `rejected` or `error` (for logs and counters).
+    pub outcome: &'static str,
+}
+
+/// Where a live message belongs among versions: its order (ORC-2), or per patient for messages
+/// whose latest copy replaces the earlier ones (demographics, allergies, the diagnosis list).
+fn live_order_key(m: &Message, patient: &str) -> String {
+    let (code, event) = m.message_type();
+    if let Some(order) = m.get("ORC-2.1").filter(|o| !o.is_empty()) {
+        return format!("{patient}|{code}|{order}");
+    }
+    match (code, event) {
+        ("ADT", "A08" | "A60") | ("PPR", "ZD1") => format!("{patient}|{code}^{event}"),
+        _ => format!("{patient}|{code}^{event}|{}", m.control_id()),
+    }
+}
+
+/// MSH-7 as a sortable 17-digit `yyyyMMddHHmmssfff`.
+fn sortable_time(msh7: &str) -> String {
+    let digits: String = msh7
+        .chars()
+        .take_while(|c| *c != '+' && *c != '-')
+        .filter(char::is_ascii_digit)
+        .collect();
+    format!("{digits:0<17}").chars().take(17).collect()
+}
+
+impl App {
+    /// Receives one HL7 v2 message from a live feed: checks it, maps it, stores it durably
+    /// with its original bytes, and only then builds the ACK (AA; AE or AR with an ERR segment
+    /// that says why). A message sent again (same sender and MSH-10, same content) is
+    /// acknowledged and not stored twice.
+    pub async fn receive_hl7(&self, bytes: &[u8]) -> Receipt {
+        use renkei_hl7v2::{AckCode, AckError, ack};
+        let now = self.now();
+        let stamp = now.jst_minutes().replace(['-', ' ', ':'], "") + "00";
+        let control = format!("R{}{:06}", stamp, now.0.rem_euclid(1_000_000));
+        let reply =
+            |m: Option<&Message>, code: AckCode, error: Option<AckError>, outcome: &'static str| {
+                let text = ack(m, code, &control, &stamp, error.as_ref());
+                let charset = m
+                    .map(|m| m.charset())
+                    .unwrap_or(renkei_hl7v2::Charset::Ascii);
+                Receipt {
+                    ack: charset.encode(&text),
+                    outcome,
+                }
+            };
+        let reject = |m: Option<&Message>, code: &'static str, text: String| {
+            reply(
+                m,
+                AckCode::Reject,
+                Some(AckError {
+                    code,
+                    location: None,
+                    text,
+                }),
+                "rejected",
+            )
+        };
+        let message = match Message::parse_bytes(bytes) {
+            Ok(m) => m,
+            Err(e) => return reject(None, "100", format!("not an HL7 v2 message: {e}")),
+        };
+        // The sending facility (MSH-4: its 10-digit code, as namespace ID or universal ID).
+        let sender = [message.get("MSH-4.1"), message.get("MSH-4.2")]
+            .into_iter()
+            .flatten()
+            .find_map(|v| renkei_core::facility::FacilityCode::parse(&v).ok());
+        let facility = match sender {
+            Some(code) => self
+                .store
+                .facility_by_code(&code.as_string())
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        let Some(facility) = facility.filter(|f| f.active) else {
+            return reject(
+                Some(&message),
+                "103",
+                "MSH-4 does not name a participating facility by its 10-digit code".into(),
+            );
+        };
+        let mapped = match map_message(&message, None) {
+            Ok(m) => m,
+            Err(renkei_clinical::MapError::Unsupported(t)) => {
+                return reject(
+                    Some(&message),
+                    "200",
+                    format!("message type {t} is not accepted"),
+                );
+            }
+            Err(e) => return reject(Some(&message), "101", e.to_string()),
+        };
+        let patient = mapped.patient_id.clone();
+        let incoming = IncomingMessage {
+            source: "mllp".to_string(),
+            source_key: format!(
+                "{}|{}|{}",
+                message.raw("MSH-3").unwrap_or(""),
+                facility.id,
+                message.control_id()
+            ),
+            order_key: live_order_key(&message, &patient),
+            data_kind: String::new(),
+            condition: Condition::Current,
+            occurred_at: sortable_time(message.raw("MSH-7").unwrap_or("")),
+            content_hash: hex::encode(Sha256::digest(bytes)),
+            raw: bytes.to_vec(),
+            message_type: mapped.message_type.clone(),
+            control_id: mapped.control_id.clone(),
+            patient_local_id: patient.clone(),
+            warnings: mapped.warnings.join("\n"),
+            items: items(&mapped),
+            demographics: mapped.demographics.as_ref().map(|d| PatientRecord {
+                patient_local_id: patient.clone(),
+                kanji_name: d.kanji_name.clone(),
+                kana_name: d.kana_name.clone(),
+                birth_date: d.birth_date.clone(),
+                sex: d.sex.clone(),
+                postal_code: d.postal_code.clone(),
+                address: d.address.clone(),
+                phone: d.phone.clone(),
+            }),
+        };
+        match self
+            .store
+            .ingest(facility.id, now.0, std::slice::from_ref(&incoming))
+            .await
+        {
+            Ok(outcomes) => {
+                let outcome = match outcomes.first() {
+                    Some(IngestOutcome::Unchanged) => "duplicate",
+                    Some(IngestOutcome::Replaced) => "replaced",
+                    _ => "stored",
+                };
+                reply(Some(&message), AckCode::Accept, None, outcome)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storing a received message failed");
+                reply(
+                    Some(&message),
+                    AckCode::Error,
+                    Some(AckError {
+                        code: "207",
+                        location: None,
+                        text: "the message could not be stored; send it again later".into(),
+                    }),
+                    "error",
+                )
+            }
+        }
+    }
+}

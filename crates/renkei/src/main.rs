@@ -5,6 +5,7 @@ mod demo;
 mod generate;
 mod import;
 mod intake;
+mod mllp;
 mod serve;
 
 use std::path::PathBuf;
@@ -104,6 +105,13 @@ struct ServeArgs {
     /// Seed a demo region on first start (when the directory is empty) and print how to log in.
     #[arg(long)]
     demo: bool,
+    /// Also receive HL7 v2 over MLLP on this address (the HL7 port is 2575). With a TLS
+    /// certificate configured, MLLP uses TLS too.
+    #[arg(long, env = "RENKEI_MLLP_LISTEN")]
+    mllp_listen: Option<String>,
+    /// Allow plain (unencrypted) MLLP on a non-loopback address: only inside an IPsec VPN.
+    #[arg(long)]
+    mllp_allow_plain: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -323,7 +331,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Serve(args) => {
             let settings = settings(&cli, Some(args))?;
-            serve::serve(settings, args.demo).await?;
+            let mllp = match &args.mllp_listen {
+                Some(text) => Some(text.parse::<std::net::SocketAddr>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "MLLP の待ち受けアドレス「{text}」を解釈できません（例: 0.0.0.0:2575）"
+                    )
+                })?),
+                None => None,
+            };
+            serve::serve(settings, args.demo, mllp, args.mllp_allow_plain).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Admin(cmd) => {

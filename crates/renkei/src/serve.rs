@@ -9,11 +9,25 @@ use renkei_web::WebState;
 
 use crate::config::Settings;
 
-pub async fn serve(settings: Settings, demo: bool) -> Result<()> {
+pub async fn serve(
+    settings: Settings,
+    demo: bool,
+    mllp: Option<SocketAddr>,
+    mllp_allow_plain: bool,
+) -> Result<()> {
     if settings.tls.is_none() && !settings.listen.ip().is_loopback() {
         bail!(
             "{} はループバックではないため、平文 HTTP では待ち受けできません。--tls-cert と --tls-key（または設定ファイルの tls_cert / tls_key）で証明書を指定してください",
             settings.listen
+        );
+    }
+    if let Some(addr) = mllp
+        && settings.tls.is_none()
+        && !addr.ip().is_loopback()
+        && !mllp_allow_plain
+    {
+        bail!(
+            "MLLP を {addr} で平文のまま待ち受けることはできません。TLS 証明書を設定するか、IPsec VPN の内側であれば --mllp-allow-plain を指定してください"
         );
     }
     let tls = match &settings.tls {
@@ -45,6 +59,28 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<()> {
     println!("Renkei listening on {scheme}://{addr}");
     tracing::info!(%addr, scheme, backend = ?app.backend(), "ready");
 
+    if let Some(addr) = mllp {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => anyhow::anyhow!("MLLP の {addr} は別のプログラムが使用中です。--mllp-listen で別のポートを指定してください"),
+            _ => anyhow::anyhow!("MLLP を {addr} で待ち受けできません: {e}"),
+        })?;
+        let bound = listener.local_addr()?;
+        let acceptor = tls
+            .as_ref()
+            .map(|c| tokio_rustls::TlsAcceptor::from(c.get_inner()));
+        let scheme = if acceptor.is_some() {
+            "mllp+tls"
+        } else {
+            "mllp"
+        };
+        println!("Renkei MLLP listening on {scheme}://{bound}");
+        tokio::spawn(crate::mllp::run(
+            app.clone(),
+            listener,
+            acceptor,
+            crate::mllp::Limits::default(),
+        ));
+    }
     let purge = app.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(300));

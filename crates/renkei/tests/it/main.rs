@@ -5,6 +5,7 @@
 
 mod architecture;
 mod cli;
+mod mllp;
 mod server;
 
 use std::io::{BufRead, BufReader};
@@ -98,6 +99,8 @@ pub struct Server {
     child: Child,
     pub base: String,
     pub stderr_path: PathBuf,
+    /// Other `… listening on ADDR` lines (the MLLP listener), in order.
+    pub others: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for Server {
@@ -150,6 +153,7 @@ pub fn start(data: &Path, extra: &[&str]) -> Server {
         child,
         base,
         stderr_path,
+        others: rx,
     }
 }
 
