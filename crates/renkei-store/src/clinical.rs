@@ -122,6 +122,9 @@ pub struct StoredMessage {
 
 impl Store {
     /// Keeps a batch of messages in one transaction (all or nothing), applying versions.
+    ///
+    /// Set-based: a few statements per batch rather than per message (lookups, inserts and
+    /// status changes each go in chunks), which is what makes an import fast.
     pub async fn ingest(
         &self,
         facility_id: i64,
@@ -129,10 +132,7 @@ impl Store {
         batch: &[IncomingMessage],
     ) -> Result<Vec<IngestOutcome>> {
         let mut tx = self.begin().await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for m in batch {
-            outcomes.push(ingest_one(&mut tx, facility_id, received_at, m).await?);
-        }
+        let outcomes = ingest_batch(&mut tx, facility_id, received_at, batch).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -203,137 +203,364 @@ impl Store {
     }
 }
 
-async fn ingest_one(
+/// Rows per multi-row statement: keeps every statement under both backends' parameter limits.
+const CHUNK: usize = 400;
+
+/// `($1,$2,…),(…)` for `rows` rows of `width` parameters, numbered from `$first`.
+fn placeholders(rows: usize, width: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * width * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push(',');
+        }
+        out.push('(');
+        for c in 0..width {
+            if c > 0 {
+                out.push(',');
+            }
+            out.push('$');
+            out.push_str(&(first + r * width + c).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// `$first,…` for an IN list.
+fn list(n: usize, first: usize) -> String {
+    (0..n)
+        .map(|i| format!("${}", first + i))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One version of an order, as the resolution sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Version {
+    id: i64,
+    occurred_at: String,
+    condition: Condition,
+}
+
+/// The status every version of one order ends in: the latest current version wins, unless a
+/// deletion at least as late retracts the order; history stays history.
+fn resolve(versions: &[Version]) -> Vec<(i64, &'static str)> {
+    let latest_delete = versions
+        .iter()
+        .filter(|v| v.condition == Condition::Delete)
+        .map(|v| v.occurred_at.as_str())
+        .max();
+    let winner = versions
+        .iter()
+        .filter(|v| v.condition == Condition::Current)
+        .max_by(|a, b| a.occurred_at.cmp(&b.occurred_at).then(a.id.cmp(&b.id)))
+        .map(|v| v.id);
+    versions
+        .iter()
+        .map(|v| {
+            let status = match v.condition {
+                Condition::History => "history",
+                Condition::Delete => "retracted",
+                Condition::Current
+                    if latest_delete.is_some_and(|d| d >= v.occurred_at.as_str()) =>
+                {
+                    "retracted"
+                }
+                Condition::Current if Some(v.id) == winner => "current",
+                Condition::Current => "superseded",
+            };
+            (v.id, status)
+        })
+        .collect()
+}
+
+async fn ingest_batch(
     tx: &mut Tx,
     facility_id: i64,
     received_at: i64,
-    m: &IncomingMessage,
-) -> Result<IngestOutcome> {
-    let existing: Option<(i64, String)> = with_tx!(tx, |c| {
-        sqlx::query_as("SELECT id, content_hash FROM clinical_messages WHERE facility_id = $1 AND source = $2 AND source_key = $3")
-            .bind(facility_id)
-            .bind(&m.source)
-            .bind(&m.source_key)
-            .fetch_optional(&mut *c)
-            .await
-    })?;
-    let (id, outcome) = match existing {
-        Some((_, hash)) if hash == m.content_hash => return Ok(IngestOutcome::Unchanged),
-        Some((id, _)) => {
-            exec_tx!(tx, |c| sqlx::query(
-                "DELETE FROM clinical_items WHERE message_id = $1"
-            )
-            .bind(id)
-            .execute(&mut *c)
-            .await)?;
-            exec_tx!(tx, |c| {
-                sqlx::query(
-                    "UPDATE clinical_messages SET order_key = $1, data_kind = $2, condition = $3, occurred_at = $4, content_hash = $5, raw = $6,
-                     message_type = $7, control_id = $8, patient_local_id = $9, warnings = $10, received_at = $11, status = 'pending' WHERE id = $12",
-                )
-                .bind(&m.order_key)
-                .bind(&m.data_kind)
-                .bind(m.condition.key())
-                .bind(&m.occurred_at)
-                .bind(&m.content_hash)
-                .bind(&m.raw)
-                .bind(&m.message_type)
-                .bind(&m.control_id)
-                .bind(&m.patient_local_id)
-                .bind(&m.warnings)
-                .bind(received_at)
-                .bind(id)
-                .execute(&mut *c)
-                .await
-            })?;
-            (id, IngestOutcome::Replaced)
-        }
-        None => {
-            let row: (i64,) = with_tx!(tx, |c| {
-                sqlx::query_as(
-                    "INSERT INTO clinical_messages (facility_id, source, source_key, order_key, data_kind, condition, occurred_at, content_hash, raw,
-                     message_type, control_id, patient_local_id, status, warnings, received_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14) RETURNING id",
-                )
-                .bind(facility_id)
-                .bind(&m.source)
-                .bind(&m.source_key)
-                .bind(&m.order_key)
-                .bind(&m.data_kind)
-                .bind(m.condition.key())
-                .bind(&m.occurred_at)
-                .bind(&m.content_hash)
-                .bind(&m.raw)
-                .bind(&m.message_type)
-                .bind(&m.control_id)
-                .bind(&m.patient_local_id)
-                .bind(&m.warnings)
-                .bind(received_at)
-                .fetch_one(&mut *c)
-                .await
-            })?;
-            (row.0, IngestOutcome::Stored)
-        }
+    batch: &[IncomingMessage],
+) -> Result<Vec<IngestOutcome>> {
+    use std::collections::HashMap;
+    let Some(first) = batch.first() else {
+        return Ok(Vec::new());
     };
-    // Where this version stands among the others of its order.
-    let (status, active) = match m.condition {
-        Condition::History => ("history", false),
-        Condition::Delete => {
-            retract_order(tx, facility_id, &m.order_key).await?;
-            ("retracted", false)
-        }
-        Condition::Current => {
-            let newer: Option<(i64,)> = with_tx!(tx, |c| {
-                sqlx::query_as(
-                    "SELECT id FROM clinical_messages WHERE facility_id = $1 AND order_key = $2 AND id <> $3
-                     AND ((status = 'current' AND occurred_at > $4) OR (status = 'retracted' AND condition = '0' AND occurred_at >= $4)) LIMIT 1",
-                )
+    let source = first.source.as_str();
+    if batch.iter().any(|m| m.source != source) {
+        return Err(StoreError::Internal("one batch holds one source".into()));
+    }
+    // 1. What is already stored under these keys.
+    let mut known: HashMap<String, (i64, String)> = HashMap::new();
+    let keys: Vec<&str> = batch.iter().map(|m| m.source_key.as_str()).collect();
+    for chunk in keys.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT source_key, id, content_hash FROM clinical_messages WHERE facility_id = $1 AND source = $2 AND source_key IN ({})",
+            list(chunk.len(), 3)
+        );
+        let rows: Vec<(String, i64, String)> = with_tx!(tx, |c| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(facility_id)
-                .bind(&m.order_key)
-                .bind(id)
-                .bind(&m.occurred_at)
-                .fetch_optional(&mut *c)
-                .await
-            })?;
-            if newer.is_some() {
-                ("superseded", false)
-            } else {
-                supersede_others(tx, facility_id, &m.order_key, id).await?;
-                ("current", true)
+                .bind(source);
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            q.fetch_all(&mut *c).await
+        })?;
+        for (key, id, hash) in rows {
+            known.insert(key, (id, hash));
+        }
+    }
+    // 2. Classify; within the batch the last copy of a key counts.
+    let mut last: HashMap<&str, usize> = HashMap::new();
+    for (i, m) in batch.iter().enumerate() {
+        last.insert(m.source_key.as_str(), i);
+    }
+    let mut outcomes = vec![IngestOutcome::Unchanged; batch.len()];
+    let mut replaced: Vec<(usize, i64)> = Vec::new();
+    let mut fresh: Vec<usize> = Vec::new();
+    for (i, m) in batch.iter().enumerate() {
+        if last.get(m.source_key.as_str()) != Some(&i) {
+            continue;
+        }
+        match known.get(&m.source_key) {
+            Some((_, hash)) if *hash == m.content_hash => {}
+            Some((id, _)) => {
+                outcomes[i] = IngestOutcome::Replaced;
+                replaced.push((i, *id));
+            }
+            None => {
+                outcomes[i] = IngestOutcome::Stored;
+                fresh.push(i);
             }
         }
-    };
-    exec_tx!(tx, |c| sqlx::query(
-        "UPDATE clinical_messages SET status = $1 WHERE id = $2"
-    )
-    .bind(status)
-    .bind(id)
-    .execute(&mut *c)
-    .await)?;
-    for item in &m.items {
+    }
+    // 3. Replaced messages: drop their items, rewrite the row.
+    let mut ids: HashMap<usize, i64> = HashMap::new();
+    for chunk in replaced.chunks(CHUNK) {
+        let sql = format!(
+            "DELETE FROM clinical_items WHERE message_id IN ({})",
+            list(chunk.len(), 1)
+        );
+        exec_tx!(tx, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for (_, id) in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *c).await
+        })?;
+    }
+    for (i, id) in &replaced {
+        let m = &batch[*i];
         exec_tx!(tx, |c| {
             sqlx::query(
-                "INSERT INTO clinical_items (message_id, facility_id, patient_local_id, category, code, code_system, display, effective, effective_date, end_at, status, detail, active)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                "UPDATE clinical_messages SET order_key = $1, data_kind = $2, condition = $3, occurred_at = $4, content_hash = $5, raw = $6,
+                 message_type = $7, control_id = $8, patient_local_id = $9, warnings = $10, received_at = $11, status = 'pending' WHERE id = $12",
             )
-            .bind(id)
-            .bind(facility_id)
+            .bind(&m.order_key)
+            .bind(&m.data_kind)
+            .bind(m.condition.key())
+            .bind(&m.occurred_at)
+            .bind(&m.content_hash)
+            .bind(&m.raw)
+            .bind(&m.message_type)
+            .bind(&m.control_id)
             .bind(&m.patient_local_id)
-            .bind(&item.category)
-            .bind(&item.code)
-            .bind(&item.code_system)
-            .bind(&item.display)
-            .bind(&item.effective)
-            .bind(&item.effective_date)
-            .bind(&item.end_at)
-            .bind(&item.status)
-            .bind(&item.detail)
-            .bind(active)
+            .bind(&m.warnings)
+            .bind(received_at)
+            .bind(*id)
             .execute(&mut *c)
             .await
         })?;
+        ids.insert(*i, *id);
     }
-    if active && let Some(d) = &m.demographics {
+    // 4. New messages, many rows per statement; ids come back with their keys.
+    for chunk in fresh.chunks(CHUNK / 4) {
+        let sql = format!(
+            "INSERT INTO clinical_messages (facility_id, source, source_key, order_key, data_kind, condition, occurred_at, content_hash, raw,
+             message_type, control_id, patient_local_id, status, warnings, received_at) VALUES {} RETURNING id, source_key",
+            placeholders(chunk.len(), 15, 1)
+        );
+        let rows: Vec<(i64, String)> = with_tx!(tx, |c| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+            for i in chunk {
+                let m = &batch[*i];
+                q = q
+                    .bind(facility_id)
+                    .bind(&m.source)
+                    .bind(&m.source_key)
+                    .bind(&m.order_key)
+                    .bind(&m.data_kind)
+                    .bind(m.condition.key())
+                    .bind(&m.occurred_at)
+                    .bind(&m.content_hash)
+                    .bind(&m.raw)
+                    .bind(&m.message_type)
+                    .bind(&m.control_id)
+                    .bind(&m.patient_local_id)
+                    .bind("pending")
+                    .bind(&m.warnings)
+                    .bind(received_at);
+            }
+            q.fetch_all(&mut *c).await
+        })?;
+        let by_key: HashMap<&str, usize> = chunk
+            .iter()
+            .map(|i| (batch[*i].source_key.as_str(), *i))
+            .collect();
+        for (id, key) in rows {
+            if let Some(i) = by_key.get(key.as_str()) {
+                ids.insert(*i, id);
+            }
+        }
+    }
+    // 5. Versions: the touched messages with the stored current versions and deletions of their orders.
+    let touched: Vec<usize> = replaced
+        .iter()
+        .map(|(i, _)| *i)
+        .chain(fresh.iter().copied())
+        .collect();
+    let mut orders: HashMap<&str, Vec<Version>> = HashMap::new();
+    for i in &touched {
+        let m = &batch[*i];
+        let id = *ids
+            .get(i)
+            .ok_or_else(|| StoreError::Internal("a stored message has no id".into()))?;
+        orders
+            .entry(m.order_key.as_str())
+            .or_default()
+            .push(Version {
+                id,
+                occurred_at: m.occurred_at.clone(),
+                condition: m.condition,
+            });
+    }
+    let touched_ids: std::collections::HashSet<i64> = ids.values().copied().collect();
+    let order_keys: Vec<&str> = orders.keys().copied().collect();
+    let mut previously_current: std::collections::HashSet<i64> = std::collections::HashSet::new();
+    for chunk in order_keys.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT id, order_key, occurred_at, condition, status FROM clinical_messages WHERE facility_id = $1 AND order_key IN ({})
+             AND (status = 'current' OR (status = 'retracted' AND condition = '0'))",
+            list(chunk.len(), 2)
+        );
+        let rows: Vec<(i64, String, String, String, String)> = with_tx!(tx, |c| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(facility_id);
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            q.fetch_all(&mut *c).await
+        })?;
+        for (id, key, occurred_at, condition, status) in rows {
+            if touched_ids.contains(&id) {
+                continue;
+            }
+            if status == "current" {
+                previously_current.insert(id);
+            }
+            let condition = if condition == "0" {
+                Condition::Delete
+            } else {
+                Condition::Current
+            };
+            if let Some(v) = orders.get_mut(key.as_str()) {
+                v.push(Version {
+                    id,
+                    occurred_at,
+                    condition,
+                });
+            }
+        }
+    }
+    let mut status_of: HashMap<i64, &'static str> = HashMap::new();
+    for versions in orders.values() {
+        status_of.extend(resolve(versions));
+    }
+    // 6. Status changes, grouped by status; stored versions that lose their place go inactive.
+    let mut by_status: HashMap<&'static str, Vec<i64>> = HashMap::new();
+    let mut deactivate: Vec<i64> = Vec::new();
+    for (id, status) in &status_of {
+        let stored_before = !touched_ids.contains(id);
+        if stored_before && previously_current.contains(id) && *status == "current" {
+            continue;
+        }
+        if stored_before && !previously_current.contains(id) {
+            continue; // a stored deletion marker stays as it is
+        }
+        if stored_before {
+            deactivate.push(*id);
+        }
+        by_status.entry(*status).or_default().push(*id);
+    }
+    for (status, ids) in &by_status {
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE clinical_messages SET status = $1 WHERE id IN ({})",
+                list(chunk.len(), 2)
+            );
+            exec_tx!(tx, |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(*status);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut *c).await
+            })?;
+        }
+    }
+    for chunk in deactivate.chunks(CHUNK) {
+        let sql = format!(
+            "UPDATE clinical_items SET active = FALSE WHERE active = TRUE AND message_id IN ({})",
+            list(chunk.len(), 1)
+        );
+        exec_tx!(tx, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *c).await
+        })?;
+    }
+    // 7. Items of the touched messages, active when their message is current.
+    let mut rows: Vec<(i64, bool, &IncomingMessage, &NewItem)> = Vec::new();
+    for i in &touched {
+        let m = &batch[*i];
+        let Some(id) = ids.get(i) else { continue };
+        let active = status_of.get(id) == Some(&"current");
+        rows.extend(m.items.iter().map(|item| (*id, active, m, item)));
+    }
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO clinical_items (message_id, facility_id, patient_local_id, category, code, code_system, display, effective, effective_date, end_at, status, detail, active) VALUES {}",
+            placeholders(chunk.len(), 13, 1)
+        );
+        exec_tx!(tx, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for (id, active, m, item) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(facility_id)
+                    .bind(&m.patient_local_id)
+                    .bind(&item.category)
+                    .bind(&item.code)
+                    .bind(&item.code_system)
+                    .bind(&item.display)
+                    .bind(&item.effective)
+                    .bind(&item.effective_date)
+                    .bind(&item.end_at)
+                    .bind(&item.status)
+                    .bind(&item.detail)
+                    .bind(*active);
+            }
+            q.execute(&mut *c).await
+        })?;
+    }
+    // 8. Demographics from current versions (the latest by occurrence time wins).
+    for i in &touched {
+        let m = &batch[*i];
+        let (Some(id), Some(d)) = (ids.get(i), &m.demographics) else {
+            continue;
+        };
+        if status_of.get(id) != Some(&"current") {
+            continue;
+        }
         exec_tx!(tx, |c| {
             sqlx::query(
                 "INSERT INTO clinical_patients (facility_id, patient_local_id, kanji_name, kana_name, birth_date, sex, postal_code, address, phone, occurred_at, message_id)
@@ -353,53 +580,46 @@ async fn ingest_one(
             .bind(&d.address)
             .bind(&d.phone)
             .bind(&m.occurred_at)
-            .bind(id)
+            .bind(*id)
             .execute(&mut *c)
             .await
         })?;
     }
-    Ok(outcome)
+    Ok(outcomes)
 }
 
-async fn retract_order(tx: &mut Tx, facility_id: i64, order_key: &str) -> Result<()> {
-    exec_tx!(tx, |c| {
-        sqlx::query(
-            "UPDATE clinical_items SET active = FALSE WHERE message_id IN (SELECT id FROM clinical_messages WHERE facility_id = $1 AND order_key = $2)",
-        )
-        .bind(facility_id)
-        .bind(order_key)
-        .execute(&mut *c)
-        .await
-    })?;
-    exec_tx!(tx, |c| {
-        sqlx::query("UPDATE clinical_messages SET status = 'retracted' WHERE facility_id = $1 AND order_key = $2 AND status = 'current'")
-            .bind(facility_id)
-            .bind(order_key)
-            .execute(&mut *c)
-            .await
-    })?;
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn supersede_others(tx: &mut Tx, facility_id: i64, order_key: &str, keep: i64) -> Result<()> {
-    exec_tx!(tx, |c| {
-        sqlx::query(
-            "UPDATE clinical_items SET active = FALSE WHERE active = TRUE AND message_id IN
-             (SELECT id FROM clinical_messages WHERE facility_id = $1 AND order_key = $2 AND id <> $3 AND status = 'current')",
-        )
-        .bind(facility_id)
-        .bind(order_key)
-        .bind(keep)
-        .execute(&mut *c)
-        .await
-    })?;
-    exec_tx!(tx, |c| {
-        sqlx::query("UPDATE clinical_messages SET status = 'superseded' WHERE facility_id = $1 AND order_key = $2 AND id <> $3 AND status = 'current'")
-            .bind(facility_id)
-            .bind(order_key)
-            .bind(keep)
-            .execute(&mut *c)
-            .await
-    })?;
-    Ok(())
+    fn v(id: i64, at: &str, condition: Condition) -> Version {
+        Version {
+            id,
+            occurred_at: at.into(),
+            condition,
+        }
+    }
+
+    #[test]
+    fn the_latest_current_version_wins_and_deletions_retract() {
+        let r = resolve(&[
+            v(1, "20110101", Condition::Current),
+            v(2, "20110102", Condition::Current),
+            v(3, "20100101", Condition::History),
+        ]);
+        assert_eq!(r, vec![(1, "superseded"), (2, "current"), (3, "history")]);
+        let r = resolve(&[
+            v(1, "20110101", Condition::Current),
+            v(2, "20110102", Condition::Delete),
+        ]);
+        assert_eq!(r, vec![(1, "retracted"), (2, "retracted")]);
+        // A version newer than the deletion stands.
+        let r = resolve(&[
+            v(1, "20110103", Condition::Current),
+            v(2, "20110102", Condition::Delete),
+        ]);
+        assert_eq!(r, vec![(1, "current"), (2, "retracted")]);
+        assert_eq!(placeholders(2, 2, 3), "($3,$4),($5,$6)");
+        assert_eq!(list(3, 2), "$2,$3,$4");
+    }
 }

@@ -245,8 +245,46 @@ fn code_for(kind: &str, body: &str) -> String {
     }
 }
 
+/// Gives each disclosing hospital of the demo records: a generated SS-MIX2 storage (written
+/// under the data directory, as a hospital gateway would) imported like any other.
+async fn hospital_records(app: &App, data_dir: &std::path::Path) -> Result<usize> {
+    let actor = Actor::system("demo");
+    let mut messages = 0;
+    for (seed, f) in FACILITIES.iter().filter(|f| f.discloses).enumerate() {
+        let Some(body) = f.body else { continue };
+        let code = code_for(f.kind, body);
+        let root = data_dir.join("demo-ssmix2").join(&code);
+        crate::generate::generate(&root, 40, 2, seed as u64 + 1, (2026, 11, 20))?;
+        let facility_id = app.facility_id_by_code(&actor, &code).await?;
+        let mut files = Vec::new();
+        for entry in walkdir::WalkDir::new(&root) {
+            let entry = entry?;
+            if entry.file_type().is_file() {
+                let relative_path = entry
+                    .path()
+                    .strip_prefix(&root)?
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                files.push(renkei_app::intake::SourceFile {
+                    relative_path,
+                    bytes: std::fs::read(entry.path())?,
+                });
+            }
+        }
+        let mut report = renkei_app::intake::ImportReport::default();
+        for chunk in files.chunks(500) {
+            app.import_ssmix2_batch(&actor, facility_id, chunk, &mut report)
+                .await?;
+        }
+        app.audit_import_run(&actor, facility_id, "ssmix2", &report)
+            .await?;
+        messages += report.stored;
+    }
+    Ok(messages)
+}
+
 /// Seeds the demo region when the directory is empty; prints how to log in either way.
-pub async fn seed_if_empty(app: &App) -> Result<()> {
+pub async fn seed_if_empty(app: &App, data_dir: &std::path::Path) -> Result<()> {
     let actor = Actor::system("demo");
     let (_, existing) = app.search_facilities(&actor, "", "", 0).await?;
     if existing == 0 {
@@ -281,7 +319,11 @@ pub async fn seed_if_empty(app: &App) -> Result<()> {
                     .await?;
             }
         }
-        println!("デモ地域を作成しました（施設 {} 件）。", FACILITIES.len());
+        let messages = hospital_records(app, data_dir).await?;
+        println!(
+            "デモ地域を作成しました（施設 {} 件、開示病院の診療情報 {messages} 件）。",
+            FACILITIES.len()
+        );
     }
     println!(
         "デモ利用者（パスワードはすべて {DEMO_PASSWORD}、初回ログイン時に認証アプリの登録が必要です）:"

@@ -43,7 +43,7 @@ pub async fn serve(
     };
     let app = crate::open(&settings).await?;
     if demo {
-        crate::demo::seed_if_empty(&app).await?;
+        crate::demo::seed_if_empty(&app, &settings.data_dir).await?;
     }
     let listener = std::net::TcpListener::bind(settings.listen).map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
