@@ -37,7 +37,7 @@ pg=${RENKEI_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
 schema=renkei_bench_$$
 if psql -w "$pg" -qAtc "CREATE SCHEMA $schema" >/dev/null 2>&1; then
   import postgres --data-dir "$work/pg" --database-url "$pg?options[search_path]=$schema"
-  psql -w "$pg" -qAtc "DROP SCHEMA $schema CASCADE" >/dev/null
+  psql -w "$pg" -qAtc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1
 else
   echo "import ssmix2 postgres   skipped: $pg not reachable"
 fi

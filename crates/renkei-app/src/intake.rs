@@ -154,6 +154,42 @@ fn prepare(file: &SourceFile, report: &mut ImportReport) -> Option<IncomingMessa
     })
 }
 
+/// Storage files checked and mapped, ready to store: the CPU part of an import, which can run
+/// on another thread while the previous batch is being written.
+#[derive(Debug, Default)]
+pub struct PreparedBatch {
+    messages: Vec<IncomingMessage>,
+    report: ImportReport,
+}
+
+/// Checks and maps a batch of storage files (pure: no IO).
+pub fn prepare_ssmix2(files: &[SourceFile]) -> PreparedBatch {
+    let mut report = ImportReport {
+        files: files.len(),
+        ..Default::default()
+    };
+    let messages = files
+        .iter()
+        .filter_map(|f| prepare(f, &mut report))
+        .collect();
+    PreparedBatch { messages, report }
+}
+
+impl ImportReport {
+    fn absorb(&mut self, other: ImportReport) {
+        self.files += other.files;
+        self.stored += other.stored;
+        self.unchanged += other.unchanged;
+        self.replaced += other.replaced;
+        self.items += other.items;
+        for (k, v) in other.messages_by_type {
+            *self.messages_by_type.entry(k).or_default() += v;
+        }
+        self.warnings.extend(other.warnings);
+        self.errors.extend(other.errors);
+    }
+}
+
 impl App {
     /// The ID of the facility with this medical-institution code (operator only).
     pub async fn facility_id_by_code(&self, actor: &Actor, code: &str) -> Result<i64> {
@@ -178,24 +214,38 @@ impl App {
         files: &[SourceFile],
         report: &mut ImportReport,
     ) -> Result<()> {
+        self.store_ssmix2(actor, facility_id, prepare_ssmix2(files), report)
+            .await
+    }
+
+    /// Stores a prepared batch in one transaction and adds its outcome to `report`.
+    pub async fn store_ssmix2(
+        &self,
+        actor: &Actor,
+        facility_id: i64,
+        batch: PreparedBatch,
+        report: &mut ImportReport,
+    ) -> Result<()> {
         actor.require_operator()?;
-        let prepared: Vec<IncomingMessage> =
-            files.iter().filter_map(|f| prepare(f, report)).collect();
-        report.files += files.len();
+        let PreparedBatch {
+            messages,
+            report: mut part,
+        } = batch;
         let outcomes = self
             .store
-            .ingest(facility_id, self.now().0, &prepared)
+            .ingest(facility_id, self.now().0, &messages)
             .await?;
-        for (m, o) in prepared.iter().zip(outcomes) {
+        for (m, o) in messages.iter().zip(outcomes) {
             match o {
-                IngestOutcome::Stored => report.stored += 1,
-                IngestOutcome::Unchanged => report.unchanged += 1,
-                IngestOutcome::Replaced => report.replaced += 1,
+                IngestOutcome::Stored => part.stored += 1,
+                IngestOutcome::Unchanged => part.unchanged += 1,
+                IngestOutcome::Replaced => part.replaced += 1,
             }
             if o != IngestOutcome::Unchanged {
-                report.items += m.items.len();
+                part.items += m.items.len();
             }
         }
+        report.absorb(part);
         Ok(())
     }
 

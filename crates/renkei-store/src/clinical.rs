@@ -132,9 +132,31 @@ impl Store {
         batch: &[IncomingMessage],
     ) -> Result<Vec<IngestOutcome>> {
         let mut tx = self.begin().await?;
+        if let Tx::Postgres(t) = &mut tx {
+            // Plan each lookup for its actual keys: a generic plan made while the tables were
+            // still small (no statistics yet) scans them whole, which an import notices.
+            sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+                .execute(&mut **t)
+                .await?;
+        }
         let outcomes = ingest_batch(&mut tx, facility_id, received_at, batch).await?;
         tx.commit().await?;
         Ok(outcomes)
+    }
+
+    /// Refreshes the planner's statistics of the clinical tables (after a large import).
+    pub async fn analyze_clinical(&self) -> Result<()> {
+        match &self.db {
+            crate::Db::Postgres(pool) => {
+                sqlx::query("ANALYZE clinical_messages, clinical_items, clinical_patients")
+                    .execute(pool)
+                    .await?;
+            }
+            crate::Db::Sqlite(pool) => {
+                sqlx::query("ANALYZE").execute(pool).await?;
+            }
+        }
+        Ok(())
     }
 
     /// A facility's patient: demographics and the active items, by category and date.
@@ -203,8 +225,13 @@ impl Store {
     }
 }
 
-/// Rows per multi-row statement: keeps every statement under both backends' parameter limits.
+/// Keys per lookup or status statement.
 const CHUNK: usize = 400;
+/// Rows per multi-row INSERT. Measured on SQLite (19,656 generated messages): 400 item rows per
+/// statement took 6.8 s, 100 took 3.9 s, 25–50 about 2.8 s; statements that large cost more per
+/// row than they save in round trips.
+const ITEM_ROWS: usize = 40;
+const MESSAGE_ROWS: usize = 25;
 
 /// `($1,$2,…),(…)` for `rows` rows of `width` parameters, numbered from `$first`.
 fn placeholders(rows: usize, width: usize, first: usize) -> String {
@@ -292,19 +319,28 @@ async fn ingest_batch(
     let mut known: HashMap<String, (i64, String)> = HashMap::new();
     let keys: Vec<&str> = batch.iter().map(|m| m.source_key.as_str()).collect();
     for chunk in keys.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT source_key, id, content_hash FROM clinical_messages WHERE facility_id = $1 AND source = $2 AND source_key IN ({})",
-            list(chunk.len(), 3)
-        );
-        let rows: Vec<(String, i64, String)> = with_tx!(tx, |c| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(facility_id)
-                .bind(source);
-            for k in chunk {
-                q = q.bind(*k);
+        // PostgreSQL gets one array parameter (one plan, index lookups); SQLite an IN list.
+        let rows: Vec<(String, i64, String)> = match tx {
+            Tx::Postgres(t) => {
+                sqlx::query_as("SELECT source_key, id, content_hash FROM clinical_messages WHERE facility_id = $1 AND source = $2 AND source_key = ANY($3)")
+                    .bind(facility_id)
+                    .bind(source)
+                    .bind(chunk.to_vec())
+                    .fetch_all(&mut **t)
+                    .await?
             }
-            q.fetch_all(&mut *c).await
-        })?;
+            Tx::Sqlite(t) => {
+                let sql = format!(
+                    "SELECT source_key, id, content_hash FROM clinical_messages WHERE facility_id = $1 AND source = $2 AND source_key IN ({})",
+                    list(chunk.len(), 3)
+                );
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(facility_id).bind(source);
+                for k in chunk {
+                    q = q.bind(*k);
+                }
+                q.fetch_all(&mut **t).await?
+            }
+        };
         for (key, id, hash) in rows {
             known.insert(key, (id, hash));
         }
@@ -373,7 +409,7 @@ async fn ingest_batch(
         ids.insert(*i, *id);
     }
     // 4. New messages, many rows per statement; ids come back with their keys.
-    for chunk in fresh.chunks(CHUNK / 4) {
+    for chunk in fresh.chunks(MESSAGE_ROWS) {
         let sql = format!(
             "INSERT INTO clinical_messages (facility_id, source, source_key, order_key, data_kind, condition, occurred_at, content_hash, raw,
              message_type, control_id, patient_local_id, status, warnings, received_at) VALUES {} RETURNING id, source_key",
@@ -437,18 +473,31 @@ async fn ingest_batch(
     let order_keys: Vec<&str> = orders.keys().copied().collect();
     let mut previously_current: std::collections::HashSet<i64> = std::collections::HashSet::new();
     for chunk in order_keys.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT id, order_key, occurred_at, condition, status FROM clinical_messages WHERE facility_id = $1 AND order_key IN ({})
-             AND (status = 'current' OR (status = 'retracted' AND condition = '0'))",
-            list(chunk.len(), 2)
-        );
-        let rows: Vec<(i64, String, String, String, String)> = with_tx!(tx, |c| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(facility_id);
-            for k in chunk {
-                q = q.bind(*k);
+        const WANTED: &str =
+            "AND (status = 'current' OR (status = 'retracted' AND condition = '0'))";
+        let rows: Vec<(i64, String, String, String, String)> = match tx {
+            Tx::Postgres(t) => {
+                let sql = format!(
+                    "SELECT id, order_key, occurred_at, condition, status FROM clinical_messages WHERE facility_id = $1 AND order_key = ANY($2) {WANTED}"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(facility_id)
+                    .bind(chunk.to_vec())
+                    .fetch_all(&mut **t)
+                    .await?
             }
-            q.fetch_all(&mut *c).await
-        })?;
+            Tx::Sqlite(t) => {
+                let sql = format!(
+                    "SELECT id, order_key, occurred_at, condition, status FROM clinical_messages WHERE facility_id = $1 AND order_key IN ({}) {WANTED}",
+                    list(chunk.len(), 2)
+                );
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(facility_id);
+                for k in chunk {
+                    q = q.bind(*k);
+                }
+                q.fetch_all(&mut **t).await?
+            }
+        };
         for (id, key, occurred_at, condition, status) in rows {
             if touched_ids.contains(&id) {
                 continue;
@@ -526,7 +575,7 @@ async fn ingest_batch(
         let active = status_of.get(id) == Some(&"current");
         rows.extend(m.items.iter().map(|item| (*id, active, m, item)));
     }
-    for chunk in rows.chunks(CHUNK) {
+    for chunk in rows.chunks(ITEM_ROWS) {
         let sql = format!(
             "INSERT INTO clinical_items (message_id, facility_id, patient_local_id, category, code, code_system, display, effective, effective_date, end_at, status, detail, active) VALUES {}",
             placeholders(chunk.len(), 13, 1)

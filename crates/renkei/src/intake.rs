@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use renkei_app::intake::{ImportReport, SourceFile};
+use renkei_app::intake::{FileProblem, ImportReport, PreparedBatch, SourceFile, prepare_ssmix2};
 use renkei_app::{Actor, App};
 
 /// Files per transaction: large enough for throughput, small enough that an interrupted import
@@ -53,31 +53,48 @@ pub async fn import_ssmix2(
         .map(|s| s.progress_chars("=> "))
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut report = ImportReport::default();
-    for chunk in files.chunks(BATCH) {
-        let mut batch = Vec::with_capacity(chunk.len());
-        for path in chunk {
-            let relative = path
-                .strip_prefix(root)
-                .unwrap_or(path)
-                .to_string_lossy()
-                .replace('\\', "/");
-            match std::fs::read(path) {
-                Ok(bytes) => batch.push(SourceFile {
-                    relative_path: relative,
-                    bytes,
-                }),
-                Err(e) => report.errors.push(renkei_app::intake::FileProblem {
-                    path: relative,
-                    reason: format!("読めません: {e}"),
-                }),
+    // A reader thread reads and maps the next batches while this task writes the current one.
+    let (sender, mut receiver) =
+        tokio::sync::mpsc::channel::<(usize, PreparedBatch, Vec<FileProblem>)>(2);
+    let root_owned = root.to_path_buf();
+    let reader = std::thread::spawn(move || {
+        for chunk in files.chunks(BATCH) {
+            let mut batch = Vec::with_capacity(chunk.len());
+            let mut unreadable = Vec::new();
+            for path in chunk {
+                let relative = path
+                    .strip_prefix(&root_owned)
+                    .unwrap_or(path)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                match std::fs::read(path) {
+                    Ok(bytes) => batch.push(SourceFile {
+                        relative_path: relative,
+                        bytes,
+                    }),
+                    Err(e) => unreadable.push(FileProblem {
+                        path: relative,
+                        reason: format!("読めません: {e}"),
+                    }),
+                }
+            }
+            if sender
+                .blocking_send((chunk.len(), prepare_ssmix2(&batch), unreadable))
+                .is_err()
+            {
+                return;
             }
         }
-        app.import_ssmix2_batch(&actor, facility_id, &batch, &mut report)
+    });
+    let mut report = ImportReport::default();
+    while let Some((count, prepared, unreadable)) = receiver.recv().await {
+        report.errors.extend(unreadable);
+        app.store_ssmix2(&actor, facility_id, prepared, &mut report)
             .await
             .context("取り込みを保存できません（このバッチは保存されていません。再実行すると続きから取り込みます）")?;
-        bar.inc(chunk.len() as u64);
+        bar.inc(count as u64);
     }
+    let _ = reader.join();
     bar.finish_and_clear();
     app.audit_import_run(&actor, facility_id, "ssmix2", &report)
         .await?;
