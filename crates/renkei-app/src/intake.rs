@@ -7,7 +7,7 @@ use renkei_clinical::{Mapped, map_message};
 use renkei_core::audit::AuditOutcome;
 use renkei_hl7v2::{Message, ssmix2};
 use renkei_store::clinical::{
-    Condition, IncomingMessage, IngestOutcome, NewItem, PatientRecord, StoredItem,
+    Condition, IncomingMessage, IngestOutcome, NewAttachment, NewItem, PatientRecord, StoredItem,
 };
 use sha2::{Digest, Sha256};
 
@@ -128,11 +128,7 @@ fn prepare(file: &SourceFile, report: &mut ImportReport) -> Option<IncomingMessa
         source_key: path.to_string(),
         order_key: name.order_key(),
         data_kind: name.data_kind.clone(),
-        condition: match name.condition {
-            ssmix2::Condition::Current => Condition::Current,
-            ssmix2::Condition::Superseded => Condition::History,
-            ssmix2::Condition::Deleted => Condition::Delete,
-        },
+        condition: condition_of(name.condition),
         occurred_at: name.occurred_at.clone(),
         content_hash: hex::encode(Sha256::digest(&file.bytes)),
         raw: file.bytes.clone(),
@@ -151,6 +147,126 @@ fn prepare(file: &SourceFile, report: &mut ImportReport) -> Option<IncomingMessa
             address: d.address.clone(),
             phone: d.phone.clone(),
         }),
+        attachments: Vec::new(),
+    })
+}
+
+/// Whether a storage-relative path lies in the extended storage (a content folder).
+fn is_extended(path: &str) -> bool {
+    path.split('/').filter(|l| !l.is_empty()).count() == 7
+}
+
+/// The content folder of an extended-storage file (its first six levels).
+fn content_folder(path: &str) -> String {
+    path.split('/')
+        .filter(|l| !l.is_empty())
+        .take(6)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn condition_of(c: ssmix2::Condition) -> Condition {
+    match c {
+        ssmix2::Condition::Current => Condition::Current,
+        ssmix2::Condition::Superseded => Condition::History,
+        ssmix2::Condition::Deleted => Condition::Delete,
+    }
+}
+
+/// One content folder of the extended storage → a document: the main document is the file
+/// named `main_document.*` (else the first), every file is kept, and one document item names
+/// the kind (standard code, e.g. LOINC 18842-5 退院時サマリー), the date and the files.
+fn prepare_document(files: &[&SourceFile], report: &mut ImportReport) -> Option<IncomingMessage> {
+    let first = files.first()?;
+    let folder_path = content_folder(&first.relative_path);
+    let mut entries = Vec::with_capacity(files.len());
+    for f in files {
+        let levels: Vec<&str> = f
+            .relative_path
+            .split('/')
+            .filter(|l| !l.is_empty())
+            .collect();
+        match ssmix2::parse_extended_path(&levels) {
+            Ok(e) => entries.push((e, *f)),
+            Err(e) => {
+                report.errors.push(problem(&f.relative_path, e.to_string()));
+                return None;
+            }
+        }
+    }
+    let (entry, _) = entries.first()?;
+    let (folder, kind) = (entry.folder.clone(), entry.kind.clone());
+    let main = entries
+        .iter()
+        .find(|(e, _)| e.file.starts_with("main_document"))
+        .unwrap_or(&entries[0]);
+    let mut hasher = Sha256::new();
+    let mut attachments = Vec::with_capacity(entries.len());
+    let mut listed = Vec::with_capacity(entries.len());
+    for (e, f) in &entries {
+        hasher.update(e.file.as_bytes());
+        hasher.update((f.bytes.len() as u64).to_be_bytes());
+        hasher.update(&f.bytes);
+        let sha256 = hex::encode(Sha256::digest(&f.bytes));
+        listed.push(serde_json::json!({ "name": e.file, "size": f.bytes.len(), "sha256": sha256, "main": e.file == main.0.file }));
+        attachments.push(NewAttachment {
+            name: e.file.clone(),
+            sha256,
+            bytes: f.bytes.clone(),
+        });
+    }
+    let code = if kind.code.is_empty() {
+        (&kind.local_code, &kind.local_name, &kind.local_system)
+    } else {
+        (&kind.code, &kind.name, &kind.system)
+    };
+    let effective = folder
+        .care_date
+        .as_ref()
+        .map(|d| format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..8]));
+    let detail = serde_json::json!({
+        "title": if kind.name.is_empty() { &kind.local_name } else { &kind.name },
+        "local": { "code": kind.local_code, "display": kind.local_name, "system": kind.local_system },
+        "key": folder.order_no,
+        "department": folder.department,
+        "files": listed,
+    });
+    *report
+        .messages_by_type
+        .entry("DOCUMENT".to_string())
+        .or_default() += 1;
+    Some(IncomingMessage {
+        source: "ssmix2".to_string(),
+        source_key: folder_path,
+        order_key: format!(
+            "{}_{}_{}_{}",
+            folder.patient_id,
+            folder.care_date.as_deref().unwrap_or("-"),
+            kind.code,
+            folder.order_no
+        ),
+        data_kind: folder.data_kind.clone(),
+        condition: condition_of(folder.condition),
+        occurred_at: folder.occurred_at.clone(),
+        content_hash: hex::encode(hasher.finalize()),
+        raw: main.1.bytes.clone(),
+        message_type: "DOCUMENT".to_string(),
+        control_id: folder.order_no.clone(),
+        patient_local_id: folder.patient_id.clone(),
+        warnings: String::new(),
+        items: vec![NewItem {
+            category: "document".to_string(),
+            code: code.0.clone(),
+            code_system: code.2.clone(),
+            display: code.1.clone(),
+            effective: effective.clone(),
+            effective_date: effective,
+            end_at: None,
+            status: "final".to_string(),
+            detail: detail.to_string(),
+        }],
+        demographics: None,
+        attachments,
     })
 }
 
@@ -163,16 +279,39 @@ pub struct PreparedBatch {
 }
 
 /// Checks and maps a batch of storage files (pure: no IO).
+/// Files of one content folder of the extended storage must come in the same batch (the
+/// command line cuts batches at folder boundaries).
 pub fn prepare_ssmix2(files: &[SourceFile]) -> PreparedBatch {
     let mut report = ImportReport {
         files: files.len(),
         ..Default::default()
     };
-    let messages = files
+    let mut messages: Vec<IncomingMessage> = files
         .iter()
+        .filter(|f| !is_extended(&f.relative_path))
         .filter_map(|f| prepare(f, &mut report))
         .collect();
+    let mut folders: std::collections::BTreeMap<String, Vec<&SourceFile>> =
+        std::collections::BTreeMap::new();
+    for f in files.iter().filter(|f| is_extended(&f.relative_path)) {
+        folders
+            .entry(content_folder(&f.relative_path))
+            .or_default()
+            .push(f);
+    }
+    messages.extend(
+        folders
+            .values()
+            .filter_map(|group| prepare_document(group, &mut report)),
+    );
     PreparedBatch { messages, report }
+}
+
+/// Where a batch may end: not inside a content folder of the extended storage.
+pub fn batch_boundary(previous: &str, next: &str) -> bool {
+    !(is_extended(previous)
+        && is_extended(next)
+        && content_folder(previous) == content_folder(next))
 }
 
 impl ImportReport {
@@ -266,6 +405,10 @@ impl App {
             report.errors.len(),
             report.warnings.len()
         );
+        // Planner statistics after a large import (PostgreSQL plans reads on them).
+        if report.stored + report.replaced > 1000 {
+            self.store.analyze_clinical().await?;
+        }
         let outcome = if report.errors.is_empty() {
             AuditOutcome::Success
         } else {
@@ -461,6 +604,7 @@ impl App {
                 address: d.address.clone(),
                 phone: d.phone.clone(),
             }),
+            attachments: Vec::new(),
         };
         match self
             .store

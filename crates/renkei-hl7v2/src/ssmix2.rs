@@ -233,6 +233,117 @@ pub fn parse_storage_path(levels: &[&str]) -> Result<FileName, NameError> {
     Ok(name)
 }
 
+/// The data-kind folder of the extended storage names a document kind:
+/// `[local code]^local name^[system]^standard code^standard name^standard system`,
+/// e.g. `^退院時サマリー^^18842-5^退院時サマリー^LN`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DocumentKind {
+    pub local_code: String,
+    pub local_name: String,
+    pub local_system: String,
+    pub code: String,
+    pub name: String,
+    pub system: String,
+}
+
+/// Parses an extended-storage data-kind folder name (it always holds `^`).
+pub fn parse_document_kind(folder: &str) -> Option<DocumentKind> {
+    if !folder.contains('^') {
+        return None;
+    }
+    let mut parts = folder.split('^').map(str::to_string);
+    let mut next = || parts.next().unwrap_or_default();
+    let kind = DocumentKind {
+        local_code: next(),
+        local_name: next(),
+        local_system: next(),
+        code: next(),
+        name: next(),
+        system: next(),
+    };
+    (!(kind.local_name.is_empty()
+        && kind.name.is_empty()
+        && kind.code.is_empty()
+        && kind.local_code.is_empty()))
+    .then_some(kind)
+}
+
+/// One file of the extended storage:
+/// `PID1-3/PID4-6/PID/date/<document kind>/<content folder>/<file>`, the content folder named
+/// `PID_date_<document kind>_key_occurredAt_dept_condition`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtendedEntry {
+    /// The content folder's name, parsed (its `data_kind` is the document-kind folder name).
+    pub folder: FileName,
+    pub kind: DocumentKind,
+    /// The file's name inside the content folder.
+    pub file: String,
+}
+
+/// Parses the path of a file of the extended storage (seven levels below the root).
+pub fn parse_extended_path(levels: &[&str]) -> Result<ExtendedEntry, NameError> {
+    let [d1, d2, d3, d4, kind_folder, content, file] = levels else {
+        return Err(NameError::Depth(levels.len()));
+    };
+    let kind = parse_document_kind(kind_folder)
+        .ok_or_else(|| NameError::DataKind((*kind_folder).to_string()))?;
+    // The content folder repeats the kind folder's name, which may itself hold `_`: take it out
+    // before splitting the rest.
+    let prefix_end =
+        content
+            .find(&format!("_{kind_folder}_"))
+            .ok_or_else(|| NameError::FolderMismatch {
+                folder: (*content).to_string(),
+                expected: format!("PID_date_{kind_folder}_key_time_dept_flag"),
+            })?;
+    let head: Vec<&str> = content[..prefix_end].split('_').collect();
+    let tail: Vec<&str> = content[prefix_end + kind_folder.len() + 2..]
+        .split('_')
+        .collect();
+    let ([pid, date], [key, at, dept, flag]) = (head.as_slice(), tail.as_slice()) else {
+        return Err(NameError::FieldCount(head.len() + tail.len() + 1));
+    };
+    // Reuse the standardized checks with a known kind in the kind's place.
+    let probe = parse_file_name(&format!("{pid}_{date}_ADT-00_{key}_{at}_{dept}_{flag}"))?;
+    let folder = FileName {
+        data_kind: (*kind_folder).to_string(),
+        ..probe
+    };
+    let pid_chars: Vec<char> = folder.patient_id.chars().collect();
+    let prefix = |from: usize, to: usize| {
+        pid_chars
+            .get(from..to.min(pid_chars.len()))
+            .map(|c| c.iter().collect::<String>())
+            .unwrap_or_default()
+    };
+    let date_dir = folder.care_date.clone().unwrap_or_else(|| "-".to_string());
+    for (i, (got, want)) in [
+        (*d1, prefix(0, 3)),
+        (*d2, prefix(3, 6)),
+        (*d3, folder.patient_id.clone()),
+        (*d4, date_dir),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let lenient = i < 2 && pid_chars.len() < 6 && !got.is_empty();
+        if got != want && !lenient {
+            return Err(NameError::FolderMismatch {
+                folder: got.to_string(),
+                expected: want,
+            });
+        }
+    }
+    if file.is_empty() {
+        return Err(NameError::Depth(levels.len()));
+    }
+    Ok(ExtendedEntry {
+        folder,
+        kind,
+        file: (*file).to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +402,37 @@ mod tests {
         ]);
         assert!(matches!(e, Err(NameError::FolderMismatch { .. })), "{e:?}");
         assert_eq!(parse_storage_path(&["a", "b"]), Err(NameError::Depth(2)));
+    }
+
+    #[test]
+    fn parses_extended_storage_paths() {
+        let kind = "^退院時サマリー^^18842-5^退院時サマリー^LN";
+        let content = format!("0001100028_20251117_{kind}_000000000000001_20251118100000000_01_1");
+        let e = parse_extended_path(&[
+            "000",
+            "110",
+            "0001100028",
+            "20251117",
+            kind,
+            &content,
+            "main_document.xml",
+        ])
+        .unwrap();
+        assert_eq!(e.kind.code, "18842-5");
+        assert_eq!(e.kind.name, "退院時サマリー");
+        assert_eq!(e.folder.order_no, "000000000000001");
+        assert_eq!(e.file, "main_document.xml");
+        let wrong_date = parse_extended_path(&[
+            "000",
+            "110",
+            "0001100028",
+            "20251118",
+            kind,
+            &content,
+            "a.pdf",
+        ]);
+        assert!(matches!(wrong_date, Err(NameError::FolderMismatch { .. })));
+        assert!(parse_document_kind("OMP-01").is_none());
     }
 
     #[test]

@@ -76,6 +76,16 @@ pub struct IncomingMessage {
     pub warnings: String,
     pub items: Vec<NewItem>,
     pub demographics: Option<PatientRecord>,
+    /// Files that came with the message (documents of the extended storage).
+    pub attachments: Vec<NewAttachment>,
+}
+
+/// A file kept with a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAttachment {
+    pub name: String,
+    pub sha256: String,
+    pub bytes: Vec<u8>,
 }
 
 /// What happened to one incoming message.
@@ -210,6 +220,19 @@ impl Store {
                  FROM clinical_messages WHERE facility_id = $1 ORDER BY id",
             )
             .bind(facility_id)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// The files kept with a message: (name, bytes), in the order received.
+    pub async fn clinical_attachments(&self, message_id: i64) -> Result<Vec<(String, Vec<u8>)>> {
+        with_db!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT name, bytes FROM clinical_attachments WHERE message_id = $1 ORDER BY id",
+            )
+            .bind(message_id)
             .fetch_all(pool)
             .await
         })
@@ -372,17 +395,19 @@ async fn ingest_batch(
     // 3. Replaced messages: drop their items, rewrite the row.
     let mut ids: HashMap<usize, i64> = HashMap::new();
     for chunk in replaced.chunks(CHUNK) {
-        let sql = format!(
-            "DELETE FROM clinical_items WHERE message_id IN ({})",
-            list(chunk.len(), 1)
-        );
-        exec_tx!(tx, |c| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for (_, id) in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut *c).await
-        })?;
+        for table in ["clinical_items", "clinical_attachments"] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE message_id IN ({})",
+                list(chunk.len(), 1)
+            );
+            exec_tx!(tx, |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for (_, id) in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut *c).await
+            })?;
+        }
     }
     for (i, id) in &replaced {
         let m = &batch[*i];
@@ -601,15 +626,47 @@ async fn ingest_batch(
             q.execute(&mut *c).await
         })?;
     }
-    // 8. Demographics from current versions (the latest by occurrence time wins).
+    // 8. Attachments, byte for byte.
     for i in &touched {
+        let (Some(id), m) = (ids.get(i), &batch[*i]) else {
+            continue;
+        };
+        for a in &m.attachments {
+            exec_tx!(tx, |c| {
+                sqlx::query("INSERT INTO clinical_attachments (message_id, name, size, sha256, bytes) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(*id)
+                    .bind(&a.name)
+                    .bind(a.bytes.len() as i64)
+                    .bind(&a.sha256)
+                    .bind(&a.bytes)
+                    .execute(&mut *c)
+                    .await
+            })?;
+        }
+    }
+    // 9. Demographics from current versions: per patient, the latest in the batch, and only if
+    //    later than what is stored.
+    let mut latest: HashMap<&str, usize> = HashMap::new();
+    for i in &touched {
+        let m = &batch[*i];
+        let current = ids
+            .get(i)
+            .is_some_and(|id| status_of.get(id) == Some(&"current"));
+        if !current || m.demographics.is_none() {
+            continue;
+        }
+        let entry = latest.entry(m.patient_local_id.as_str()).or_insert(*i);
+        if batch[*entry].occurred_at <= m.occurred_at {
+            *entry = *i;
+        }
+    }
+    let mut chosen: Vec<usize> = latest.into_values().collect();
+    chosen.sort_unstable();
+    for i in &chosen {
         let m = &batch[*i];
         let (Some(id), Some(d)) = (ids.get(i), &m.demographics) else {
             continue;
         };
-        if status_of.get(id) != Some(&"current") {
-            continue;
-        }
         exec_tx!(tx, |c| {
             sqlx::query(
                 "INSERT INTO clinical_patients (facility_id, patient_local_id, kanji_name, kana_name, birth_date, sex, postal_code, address, phone, occurred_at, message_id)

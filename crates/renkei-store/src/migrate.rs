@@ -18,6 +18,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "clinical",
         include_str!("../migrations/sqlite/0002_clinical.sql"),
     ),
+    (
+        3,
+        "attachments",
+        include_str!("../migrations/sqlite/0003_attachments.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -29,6 +34,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         2,
         "clinical",
         include_str!("../migrations/postgres/0002_clinical.sql"),
+    ),
+    (
+        3,
+        "attachments",
+        include_str!("../migrations/postgres/0003_attachments.sql"),
     ),
 ];
 

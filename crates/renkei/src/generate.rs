@@ -414,7 +414,7 @@ pub fn generate(
             }
         }
         // Now and then an admission with injections and a discharge.
-        if rng.chance(25) {
+        if p == 0 || rng.chance(25) {
             let start = date_plus(end, -(rng.below(span_days as usize) as i64));
             let stop = date_plus(start, 3 + rng.below(10) as i64);
             let (ds, de) = (ymd(start), ymd(stop));
@@ -468,6 +468,29 @@ pub fn generate(
                 ),
                 &body,
             )?;
+            // The discharge summary, in the extended storage: a content folder with the main
+            // document and an attachment.
+            let kind = "^退院時サマリー^^18842-5^退院時サマリー^LN";
+            let key = format!("{:015}", 800_000_000 + p as u64);
+            let folder = w
+                .root
+                .join(&pid[..3])
+                .join(&pid[3..6])
+                .join(&pid)
+                .join(&de)
+                .join(kind)
+                .join(format!("{pid}_{de}_{kind}_{key}_{de}170000000_01_1"));
+            std::fs::create_dir_all(&folder)?;
+            let diagnosis = chronic.first().copied().unwrap_or("精査");
+            let summary = format!(
+                "退院時サマリー\n患者: {fam} {giv}\n入院日: {ds}\n退院日: {de}\n診断: {diagnosis}\n経過: 点滴加療にて軽快し退院となった。\n"
+            );
+            let cda = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ClinicalDocument xmlns=\"urn:hl7-org:v3\"><code code=\"18842-5\" codeSystem=\"2.16.840.1.113883.6.1\" displayName=\"退院時サマリー\"/><title>退院時サマリー</title><effectiveTime value=\"{de}\"/><component><nonXMLBody><text mediaType=\"text/plain\">{summary}</text></nonXMLBody></component></ClinicalDocument>\n"
+            );
+            std::fs::write(folder.join("main_document.xml"), cda)?;
+            std::fs::write(folder.join("summary.txt"), summary)?;
+            w.files += 2;
         }
     }
     Ok((w.files, w.messages))

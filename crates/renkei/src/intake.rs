@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use renkei_app::intake::{FileProblem, ImportReport, PreparedBatch, SourceFile, prepare_ssmix2};
+use renkei_app::intake::{
+    FileProblem, ImportReport, PreparedBatch, SourceFile, batch_boundary, prepare_ssmix2,
+};
 use renkei_app::{Actor, App};
 
 /// Files per transaction: large enough for throughput, small enough that an interrupted import
@@ -58,7 +60,25 @@ pub async fn import_ssmix2(
         tokio::sync::mpsc::channel::<(usize, PreparedBatch, Vec<FileProblem>)>(2);
     let root_owned = root.to_path_buf();
     let reader = std::thread::spawn(move || {
-        for chunk in files.chunks(BATCH) {
+        // Batches of about BATCH files, never cutting through a document's content folder.
+        let relative = |p: &PathBuf| {
+            p.strip_prefix(&root_owned)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .replace('\\', "/")
+        };
+        let mut chunks: Vec<&[PathBuf]> = Vec::new();
+        let mut start = 0;
+        for i in 1..=files.len() {
+            let full = i - start >= BATCH;
+            if i == files.len()
+                || (full && batch_boundary(&relative(&files[i - 1]), &relative(&files[i])))
+            {
+                chunks.push(&files[start..i]);
+                start = i;
+            }
+        }
+        for chunk in chunks {
             let mut batch = Vec::with_capacity(chunk.len());
             let mut unreadable = Vec::new();
             for path in chunk {

@@ -257,3 +257,92 @@ async fn versions_supersede_and_deletions_retract(t: &TestStore) {
     assert!(items.is_empty(), "{items:?}");
 }
 on_both_backends!(versions_supersede_and_deletions_retract);
+
+async fn extended_storage_documents_keep_every_file(t: &TestStore) {
+    let app = app(t);
+    let facility = hospital(&app).await;
+    let op = Actor::system("test");
+    let kind = "^退院時サマリー^^18842-5^退院時サマリー^LN";
+    let folder = format!(
+        "000/110/0001100003/20260318/{kind}/0001100003_20260318_{kind}_000000800000003_20260318170000000_01_1"
+    );
+    let pdf: Vec<u8> = b"%PDF-1.4\n\x00\x01\x02\xff binary".to_vec();
+    let files = vec![
+        SourceFile {
+            relative_path: format!("{folder}/main_document.xml"),
+            bytes: "<ClinicalDocument>退院時サマリー</ClinicalDocument>"
+                .as_bytes()
+                .to_vec(),
+        },
+        SourceFile {
+            relative_path: format!("{folder}/scan.pdf"),
+            bytes: pdf.clone(),
+        },
+    ];
+    let mut report = ImportReport::default();
+    app.import_ssmix2_batch(&op, facility, &files, &mut report)
+        .await
+        .unwrap();
+    assert_eq!((report.stored, report.errors.len()), (1, 0), "{report:?}");
+    let (_, items) = app
+        .clinical_record(&op, facility, "0001100003")
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    let doc = &items[0];
+    assert_eq!(
+        (
+            doc.category.as_str(),
+            doc.code.as_str(),
+            doc.display.as_str()
+        ),
+        ("document", "18842-5", "退院時サマリー")
+    );
+    assert_eq!(doc.effective_date.as_deref(), Some("2026-03-18"));
+    assert!(doc.detail.contains("scan.pdf"));
+    let attachments = t.store.clinical_attachments(doc.message_id).await.unwrap();
+    assert_eq!(attachments.len(), 2);
+    assert_eq!(
+        attachments.iter().find(|(n, _)| n == "scan.pdf").unwrap().1,
+        pdf,
+        "bytes kept exactly"
+    );
+
+    let mut again = ImportReport::default();
+    app.import_ssmix2_batch(&op, facility, &files, &mut again)
+        .await
+        .unwrap();
+    assert_eq!(again.unchanged, 1);
+    let mut changed = files.clone();
+    changed[1].bytes.push(b'!');
+    let mut third = ImportReport::default();
+    app.import_ssmix2_batch(&op, facility, &changed, &mut third)
+        .await
+        .unwrap();
+    assert_eq!(third.replaced, 1);
+    let (_, items) = app
+        .clinical_record(&op, facility, "0001100003")
+        .await
+        .unwrap();
+    let attachments = t
+        .store
+        .clinical_attachments(items[0].message_id)
+        .await
+        .unwrap();
+    assert_eq!(attachments.len(), 2, "replaced, not added");
+    assert!(attachments.iter().any(|(_, b)| b.ends_with(b"!")));
+
+    // A content folder whose name disagrees with its folders is reported, not imported.
+    let bad = SourceFile {
+        relative_path: format!(
+            "000/110/0001100003/20260319/{kind}/0001100003_20260318_{kind}_1_20260318170000000_01_1/x.xml"
+        ),
+        bytes: vec![1],
+    };
+    let mut report = ImportReport::default();
+    app.import_ssmix2_batch(&op, facility, &[bad], &mut report)
+        .await
+        .unwrap();
+    assert_eq!(report.errors.len(), 1);
+}
+on_both_backends!(extended_storage_documents_keep_every_file);
