@@ -27,7 +27,7 @@ import() { # label, extra args...
     local json seconds
     json=$("$bin" "$@" import ssmix2 "$work/storage" --facility "$code" --json)
     seconds=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])' <<<"$json")
-    python3 -c "import sys; print(f'import ssmix2 {sys.argv[1]:<10} {sys.argv[2]:<6} {int(sys.argv[3]):>7} messages {float(sys.argv[4]):7.2f} s {int(sys.argv[3])/float(sys.argv[4]):>9.0f} messages/s')" "$label" "$run" "$files" "$seconds"
+    python3 -c "import sys; print(f'import ssmix2 {sys.argv[1]:<10} {sys.argv[2]:<6} {int(sys.argv[3]):>7} files {float(sys.argv[4]):7.2f} s {int(sys.argv[3])/float(sys.argv[4]):>9.0f} files/s')" "$label" "$run" "$files" "$seconds"
   done
 }
 
