@@ -24,6 +24,14 @@ pub struct FileConfig {
     pub session_idle_minutes: Option<i64>,
     pub lockout_threshold: Option<i64>,
     pub lockout_minutes: Option<i64>,
+    /// MLLP: the largest message accepted, in bytes (default 16 MiB).
+    pub mllp_max_message_bytes: Option<usize>,
+    /// MLLP: close a connection idle this long (default 300).
+    pub mllp_idle_seconds: Option<u64>,
+    /// MLLP: a started message must complete within this time (default 60).
+    pub mllp_frame_seconds: Option<u64>,
+    /// MLLP: connections served at once (default 256).
+    pub mllp_max_connections: Option<usize>,
 }
 
 impl FileConfig {
@@ -56,6 +64,7 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub audit_key_file: PathBuf,
     pub app: AppConfig,
+    pub mllp: crate::mllp::Limits,
 }
 
 /// What came from flags or the environment (`None` when not given).
@@ -120,6 +129,19 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
     let audit_key_file = file
         .audit_key_file
         .unwrap_or_else(|| data_dir.join("audit.key"));
+    let mut mllp = crate::mllp::Limits::default();
+    if let Some(n) = file.mllp_max_message_bytes {
+        mllp.max_message = n.max(64);
+    }
+    if let Some(s) = file.mllp_idle_seconds {
+        mllp.idle = std::time::Duration::from_secs(s.max(1));
+    }
+    if let Some(s) = file.mllp_frame_seconds {
+        mllp.frame_deadline = std::time::Duration::from_secs(s.max(1));
+    }
+    if let Some(n) = file.mllp_max_connections {
+        mllp.max_connections = n.max(1);
+    }
     Ok(Settings {
         data_dir,
         listen,
@@ -127,6 +149,7 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
         tls,
         audit_key_file,
         app,
+        mllp,
     })
 }
 

@@ -78,7 +78,7 @@ pub async fn serve(
             app.clone(),
             listener,
             acceptor,
-            crate::mllp::Limits::default(),
+            settings.mllp.clone(),
         ));
     }
     let purge = app.clone();

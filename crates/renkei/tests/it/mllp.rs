@@ -192,3 +192,148 @@ fn plain_mllp_off_loopback_needs_tls_or_an_explicit_choice() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--mllp-allow-plain"), "{}", stderr(&o));
 }
+
+#[test]
+fn limits_on_size_and_idle_senders() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    id_of(&renkei(
+        d,
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "hospital",
+            "--name",
+            "登呂病院",
+            "--code",
+            HOSPITAL,
+            "--discloses",
+        ],
+    ));
+    let config = d.join("renkei.toml");
+    std::fs::write(
+        &config,
+        "mllp_max_message_bytes = 300\nmllp_idle_seconds = 1\nmllp_frame_seconds = 1\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(bin())
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(d)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--mllp-listen",
+            "127.0.0.1:0",
+        ])
+        .env("RENKEI_FIXED_CLOCK", FIXED_CLOCK)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let addr = std::io::BufRead::lines(out)
+        .map_while(Result::ok)
+        .find_map(|l| l.split("mllp://").nth(1).map(str::to_string))
+        .unwrap();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Too large: refused with a reason, the connection stays usable.
+    let big = String::from_utf8(adt("BIG01", "患者"))
+        .unwrap()
+        .replace("PV1|0001|O", &format!("PV1|0001|O|{}", "x".repeat(400)));
+    let reply = exchange(&mut s, big.as_bytes());
+    assert!(
+        reply.contains("MSA|AR|") && reply.contains("longer than the limit of 300 bytes"),
+        "{reply}"
+    );
+    assert!(exchange(&mut s, &adt("OK001", "患者")).contains("MSA|AA|OK001"));
+    // An idle connection is closed by the server.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        s.read(&mut byte).unwrap_or(0),
+        0,
+        "closed after the idle limit"
+    );
+    // A sender that starts a message and stalls is cut off too.
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    slow.write_all(b"\x0bMSH|^~\\&|HIS|").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        slow.read(&mut byte).unwrap_or(0),
+        0,
+        "closed after the frame deadline"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn mllp_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    id_of(&renkei(
+        d,
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "hospital",
+            "--name",
+            "登呂病院",
+            "--code",
+            HOSPITAL,
+            "--discloses",
+        ],
+    ));
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(d.join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(d.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let c = d.join("cert.pem").to_string_lossy().into_owned();
+    let k = d.join("key.pem").to_string_lossy().into_owned();
+    let server = start(
+        d,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &c,
+            "--tls-key",
+            &k,
+            "--mllp-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let mllp = server.others.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(mllp.starts_with("mllp+tls://"), "{mllp}");
+    let addr = mllp.trim_start_matches("mllp+tls://").to_string();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), "localhost".try_into().unwrap())
+            .unwrap();
+    let tcp = TcpStream::connect(&addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut framed = vec![0x0b];
+    framed.extend_from_slice(&adt("TLS01", "患者"));
+    framed.extend_from_slice(&[0x1c, 0x0d]);
+    tls.write_all(&framed).unwrap();
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(&[0x1c, 0x0d]) {
+        assert_eq!(tls.read(&mut byte).unwrap(), 1);
+        reply.push(byte[0]);
+    }
+    assert!(String::from_utf8_lossy(&reply).contains("MSA|AA|TLS01"));
+}
