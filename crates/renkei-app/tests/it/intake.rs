@@ -346,3 +346,27 @@ async fn extended_storage_documents_keep_every_file(t: &TestStore) {
     assert_eq!(report.errors.len(), 1);
 }
 on_both_backends!(extended_storage_documents_keep_every_file);
+
+async fn an_interrupted_import_resumes(t: &TestStore) {
+    let Some(root) = storage() else { return };
+    let app = app(t);
+    let facility = hospital(&app).await;
+    let op = Actor::system("test");
+    let files = read_storage(&root);
+    // The first batches were committed before the import stopped.
+    let mut first = ImportReport::default();
+    app.import_ssmix2_batch(&op, facility, &files[..10], &mut first)
+        .await
+        .unwrap();
+    // Run again from the start: what was kept is skipped, the rest arrives.
+    let mut rerun = ImportReport::default();
+    for chunk in files.chunks(4) {
+        app.import_ssmix2_batch(&op, facility, chunk, &mut rerun)
+            .await
+            .unwrap();
+    }
+    assert_eq!(rerun.unchanged, first.stored);
+    assert_eq!(rerun.stored + rerun.unchanged, 21);
+    check_snapshot("nho-repository.json", &dump(&app, facility).await);
+}
+on_both_backends!(an_interrupted_import_resumes);
