@@ -4,9 +4,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use renkei_hl7v2::{AckCode, AckError, Charset, Message, Path, ack, escape, mllp, ssmix2, unescape};
+use renkei_hl7v2::{AckCode, AckError, Charset, Message, Path, ack, decode_iso2022jp_checked, escape, mllp, ssmix2, unescape};
 
 fuzz_target!(|data: &[u8]| {
+    // The fast ISO-2022-JP decoder agrees with encoding_rs wherever it answers.
+    let (fast, expected, errors) = decode_iso2022jp_checked(data);
+    if let Some(fast) = fast {
+        assert!(!errors, "fast path accepted malformed ISO-2022-JP");
+        assert_eq!(fast, expected);
+    }
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Path::parse(text);
         // Storage paths and file names, and the encoder (round trip for what it can hold).

@@ -15,7 +15,7 @@ mod path;
 pub mod ssmix2;
 
 pub use ack::{AckCode, AckError, ack};
-pub use encoding::{Charset, Decoded, decode};
+pub use encoding::{Charset, Decoded, decode, decode_iso2022jp_checked};
 pub use escape::{escape, transcode, unescape};
 pub use message::{
     Component, Field, Message, ParseError, Repetition, Segment, Separators, Warning,
