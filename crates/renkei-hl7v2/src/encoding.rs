@@ -252,7 +252,8 @@ fn fast_iso2022jp(bytes: &[u8]) -> Option<String> {
         let rest = bytes.get(i..)?;
         let run = memchr::memchr(0x1b, rest).unwrap_or(rest.len());
         let ascii = rest.get(..run)?;
-        if !ascii.is_ascii() {
+        // SO and SI (0x0E, 0x0F) are errors to the WHATWG decoder even in ASCII mode.
+        if !ascii.is_ascii() || memchr::memchr2(0x0e, 0x0f, ascii).is_some() {
             return None;
         }
         out.push_str(std::str::from_utf8(ascii).ok()?);
@@ -374,6 +375,9 @@ mod tests {
             b"\x1b$B4\x354".to_vec(),
             b"\x1b$B\x7f\x21\x1b(B".to_vec(),
             b"\x1b(B\x1b(Ba".to_vec(),
+            // Found by fuzzing: SI bytes are errors to encoding_rs.
+            b"\x0f\x0f\x0f\x0f".to_vec(),
+            b"ab\x0ecd".to_vec(),
         ];
         for bytes in samples {
             let expected = encoding_rs::ISO_2022_JP.decode(&bytes);
