@@ -137,18 +137,25 @@ fn prepare(file: &SourceFile, report: &mut ImportReport) -> Option<IncomingMessa
         patient_local_id: name.patient_id.clone(),
         warnings: warnings.join("\n"),
         items: items(&mapped),
-        demographics: mapped.demographics.as_ref().map(|d| PatientRecord {
-            patient_local_id: name.patient_id.clone(),
-            kanji_name: d.kanji_name.clone(),
-            kana_name: d.kana_name.clone(),
-            birth_date: d.birth_date.clone(),
-            sex: d.sex.clone(),
-            postal_code: d.postal_code.clone(),
-            address: d.address.clone(),
-            phone: d.phone.clone(),
-        }),
+        demographics: mapped
+            .demographics
+            .as_ref()
+            .map(|d| patient_record(name.patient_id.as_str(), d)),
         attachments: Vec::new(),
     })
+}
+
+fn patient_record(patient_local_id: &str, d: &renkei_clinical::Demographics) -> PatientRecord {
+    PatientRecord {
+        patient_local_id: patient_local_id.to_string(),
+        kanji_name: d.kanji_name.clone(),
+        kana_name: d.kana_name.clone(),
+        birth_date: d.birth_date.clone(),
+        sex: d.sex.clone(),
+        postal_code: d.postal_code.clone(),
+        address: d.address.clone(),
+        phone: d.phone.clone(),
+    }
 }
 
 /// Whether a storage-relative path lies in the extended storage (a content folder).
@@ -594,16 +601,10 @@ impl App {
             patient_local_id: patient.clone(),
             warnings: mapped.warnings.join("\n"),
             items: items(&mapped),
-            demographics: mapped.demographics.as_ref().map(|d| PatientRecord {
-                patient_local_id: patient.clone(),
-                kanji_name: d.kanji_name.clone(),
-                kana_name: d.kana_name.clone(),
-                birth_date: d.birth_date.clone(),
-                sex: d.sex.clone(),
-                postal_code: d.postal_code.clone(),
-                address: d.address.clone(),
-                phone: d.phone.clone(),
-            }),
+            demographics: mapped
+                .demographics
+                .as_ref()
+                .map(|d| patient_record(patient.as_str(), d)),
             attachments: Vec::new(),
         };
         match self
