@@ -1,0 +1,11 @@
+//! Patient identity cores.
+//!
+//! Architecture invariant: no IO, no panics on input. Everything here is a value or a pure
+//! function: the regional common ID and its check digit, the card payload, and the normalisation
+//! that lets 髙橋 match 高橋 and ｶﾀｶﾅ match カタカナ.
+
+pub mod common_id;
+pub mod normalize;
+
+pub use common_id::{CardPayload, CommonId, CommonIdError};
+pub use normalize::{normalize_kana, normalize_name};
