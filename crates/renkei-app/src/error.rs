@@ -51,6 +51,10 @@ impl From<StoreError> for AppError {
 
 fn conflict_message(rule: &str) -> String {
     match rule {
+        r if r.contains("linked_to_another_person") => {
+            "この患者IDはすでに別の方の地域共通IDと連携されています（事務局に確認してください）"
+                .to_string()
+        }
         r if r.contains("account_limit") => {
             "この施設の利用者アカウント数が上限に達しています".to_string()
         }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod directory;
 mod error;
+pub mod identity;
 pub mod intake;
 pub mod notices;
 mod secrets;

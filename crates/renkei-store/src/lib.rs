@@ -13,6 +13,7 @@ mod audit;
 pub mod clinical;
 mod directory;
 mod error;
+pub mod identity;
 mod institutions;
 mod migrate;
 mod models;

@@ -23,6 +23,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "attachments",
         include_str!("../migrations/sqlite/0003_attachments.sql"),
     ),
+    (
+        4,
+        "identity",
+        include_str!("../migrations/sqlite/0004_identity.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -39,6 +44,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         3,
         "attachments",
         include_str!("../migrations/postgres/0003_attachments.sql"),
+    ),
+    (
+        4,
+        "identity",
+        include_str!("../migrations/postgres/0004_identity.sql"),
     ),
 ];
 

@@ -1,0 +1,196 @@
+//! Common IDs and cards on SQLite and PostgreSQL: issuing where allowed, reading at a clinic
+//! (名寄せ), typos refused, re-issue, revocation, the card-holding check, never-reused serials.
+
+use std::sync::Arc;
+
+use renkei_app::directory::{FacilityInput, UserInput};
+use renkei_app::identity::{CardKind, PersonDetails};
+use renkei_app::{Actor, App, AppConfig, AppError};
+use renkei_core::time::{FixedClock, Timestamp};
+use renkei_identity::CommonId;
+use renkei_store::on_both_backends;
+use renkei_store::testing::TestStore;
+
+async fn staff(app: &App, kind: &str, name: &str, hm: bool, login: &str) -> Actor {
+    let system = Actor::system("test");
+    let input = FacilityInput {
+        facility_type: kind.into(),
+        name: name.into(),
+        max_accounts: "5".into(),
+        issues_hm_card: hm,
+        discloses: hm,
+        active: true,
+        ..Default::default()
+    };
+    let (f, _) = app.create_facility(&system, &input).await.unwrap();
+    let user = UserInput {
+        facility_id: f.id,
+        login_id: login.into(),
+        name: "職員".into(),
+        profession: "clerk".into(),
+        role: "staff".into(),
+        active: true,
+        ..Default::default()
+    };
+    let u = app
+        .create_user_with_password(&system, &user, "Password-2026!", false)
+        .await
+        .unwrap();
+    Actor {
+        user_id: Some(u.id),
+        login_id: login.into(),
+        name: "職員".into(),
+        facility_id: Some(f.id),
+        profession: Some("clerk".into()),
+        role: renkei_core::user::Role::Staff,
+        emergency: false,
+        client: "127.0.0.1".into(),
+    }
+}
+
+fn details() -> PersonDetails {
+    PersonDetails {
+        kanji_name: "髙橋 太郎".into(),
+        kana_name: "タカハシ タロウ".into(),
+        birth_date: "1948-04-05".into(),
+        sex: "M".into(),
+    }
+}
+
+async fn cards_link_patients_across_facilities(t: &TestStore) {
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_795_219_200)));
+    let app = App::new(t.store.clone(), clock, AppConfig::default());
+    let hospital = staff(&app, "hospital", "広島中央総合病院", true, "chuo.clerk").await;
+    let clinic = staff(&app, "clinic", "みどり内科", false, "midori.clerk").await;
+
+    let card = app
+        .issue_card(&hospital, "H-0001", CardKind::Hm, Some(&details()))
+        .await
+        .unwrap();
+    assert_eq!(card.common_id.prefecture(), 34);
+    assert_eq!(card.common_id.serial(), 1);
+    assert_eq!(
+        card.payload,
+        format!("RENKEI1:{}:", card.common_id.digits())
+    );
+    let again = app
+        .issue_card(&hospital, "H-0001", CardKind::Hm, None)
+        .await;
+    assert!(matches!(again, Err(AppError::Conflict(_))), "{again:?}");
+    let second = app
+        .issue_card(
+            &hospital,
+            "H-0002",
+            CardKind::Hm,
+            Some(&PersonDetails {
+                kanji_name: "山田 花子".into(),
+                kana_name: "ヤマダ ハナコ".into(),
+                ..details()
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.common_id.serial(), 2, "serials are issued in order");
+    assert!(
+        matches!(app.issue_card(&clinic, "C-1", CardKind::Hm, Some(&details())).await, Err(AppError::Invalid(m)) if m.contains("発行できません"))
+    );
+    assert!(matches!(
+        app.issue_card(&hospital, "H-0003", CardKind::Disclosure, Some(&details()))
+            .await,
+        Err(AppError::Invalid(_))
+    ));
+
+    // The clinic reads the card with a barcode reader (the payload) and links its patient ID.
+    let person = app
+        .read_card(&clinic, &card.payload, "C-123")
+        .await
+        .unwrap();
+    assert_eq!(person.id, card.person.id);
+    assert_eq!(
+        app.read_card(&clinic, &card.common_id.printed(), "C-123")
+            .await
+            .unwrap()
+            .id,
+        person.id,
+        "typed by hand, read twice"
+    );
+    // A typo is refused by the check digit, with a message for the clerk.
+    let mut typo = card.common_id.digits().into_bytes();
+    typo.swap(3, 4);
+    if typo != card.common_id.digits().into_bytes() {
+        let typo = String::from_utf8(typo).unwrap();
+        assert!(
+            matches!(app.read_card(&clinic, &typo, "C-123").await, Err(AppError::Invalid(m)) if m.contains("検査用数字"))
+        );
+    }
+    // The same clinic patient ID cannot also belong to someone else.
+    let clash = app.read_card(&clinic, &second.payload, "C-123").await;
+    assert!(
+        matches!(clash, Err(AppError::Conflict(ref m)) if m.contains("別の方")),
+        "{clash:?}"
+    );
+
+    // Lost card: re-issued, the ID stays; revoking every card makes the reader refuse.
+    let reissued = app
+        .reissue_card(&hospital, "H-0001", CardKind::Hm)
+        .await
+        .unwrap();
+    assert_eq!(reissued.common_id, card.common_id);
+    let op = Actor::system("test");
+    let cards = app.person_cards(&op, person.id).await.unwrap();
+    assert_eq!(
+        cards.iter().map(|c| c.status.as_str()).collect::<Vec<_>>(),
+        ["replaced", "active"]
+    );
+    app.revoke_card(&hospital, person.id, reissued.card.id, "本人申出")
+        .await
+        .unwrap();
+    let refused = app.read_card(&clinic, &card.payload, "C-999").await;
+    assert!(
+        matches!(refused, Err(AppError::Invalid(ref m)) if m.contains("使用できません")),
+        "{refused:?}"
+    );
+    // An unknown ID is refused the same way: nothing tells whether it exists.
+    let unknown = CommonId::issue(34, 77_777).unwrap();
+    let refused_unknown = app.read_card(&clinic, &unknown.digits(), "C-998").await;
+    assert_eq!(format!("{refused:?}"), format!("{refused_unknown:?}"));
+
+    // Links keep their history.
+    let links = app.person_links(&op, person.id).await.unwrap();
+    assert_eq!(
+        links
+            .iter()
+            .map(|l| (l.patient_local_id.as_str(), l.source.as_str()))
+            .collect::<Vec<_>>(),
+        [("H-0001", "card_issue"), ("C-123", "card_read")]
+    );
+
+    // Card-holding check: typed in hiragana with spaces, or with the old kanji.
+    let found = app
+        .card_holding_check(&hospital, "やまだ はなこ", "1948-04-05")
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "kana typed in hiragana with a space");
+    let found = app
+        .card_holding_check(&hospital, "たかはし たろう", "1948-04-05")
+        .await
+        .unwrap();
+    assert!(found.is_empty(), "髙橋's only card was revoked");
+    let found = app
+        .card_holding_check(&hospital, "山田花子", "1948-04-05")
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(matches!(
+        app.card_holding_check(&clinic, "山田花子", "1948-04-05")
+            .await,
+        Err(AppError::Forbidden)
+    ));
+
+    let report = app
+        .verify_audit(renkei_store::testing::test_key(), |_| {})
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+}
+on_both_backends!(cards_link_patients_across_facilities);
