@@ -257,6 +257,16 @@ test('foundation: bootstrap, operator administration, first user login, public s
       '--password', OPERATOR.password,
     ]);
     parseId(userOut, 'create-user');
+    // A disclosing hospital that issues HM cards, with a clerk.
+    const hospitalOut = cli(bin, dataDir, [
+      'admin', 'create-facility', '--type', 'hospital', '--name', '広島中央総合病院',
+      '--code', '3411234572', '--discloses', '--issues-hm-card',
+    ]);
+    const hospitalId = parseId(hospitalOut, 'create-facility');
+    parseId(cli(bin, dataDir, [
+      'admin', 'create-user', '--facility-id', String(hospitalId), '--login-id', 'chuo.clerk',
+      '--name', '地域連携室 事務', '--profession', 'clerk', '--role', 'staff', '--password', 'Chuo-Clerk-2026',
+    ]), 'create-user');
     // The national code list, here one row, lets the facility form fill itself from the code.
     const codeList = path.join(dataDir, 'codes.csv');
     fs.writeFileSync(codeList, `\ufeff341234564,1234564,${FACILITY_NAME},7300011,広島市中区基町1-1\n`);
@@ -367,6 +377,48 @@ test('foundation: bootstrap, operator administration, first user login, public s
     assert.ok((await text(page.locator('#notices'))).includes(NOTICE_TITLE), 'the notice is listed on the user top page');
     assert.ok((await bodyText(page)).includes(USER.name), 'the user top page shows the user name');
     await shot(page, 'user-top');
+
+    // l2. HM card: the hospital's clerk issues a card; the clinic's doctor reads it the way a USB
+    //     barcode reader does (it types the QR payload and Enter) and the patient is linked.
+    const clinicPage = page;
+    const hospitalContext = await browser.newContext({ locale: 'ja-JP' });
+    hospitalContext.setDefaultTimeout(DEFAULT_TIMEOUT_MS);
+    hospitalContext.setDefaultNavigationTimeout(DEFAULT_TIMEOUT_MS);
+    page = await hospitalContext.newPage();
+    await login(page, base, 'chuo.clerk', 'Chuo-Clerk-2026');
+    await finishLogin(page, { label: 'hospital-clerk', password: 'Chuo-Clerk-2026', newPassword: 'Chuo-Clerk-2026b' });
+    await page.goto(`${base}/cards`);
+    await page.locator('#issue_patient').fill('H-0001');
+    await page.locator('#kanji_name').fill('髙橋 太郎');
+    await page.locator('#kana_name').fill('タカハシ タロウ');
+    await page.locator('#birth_date').fill('1948-04-05');
+    await clickAndLoad(page, button(page, '発行'));
+    await page.locator('#payload').waitFor().catch(async () => {
+      throw new Error(`no card after issuing:\n${(await bodyText(page)).slice(0, 1000)}`);
+    });
+    const payload = await text(page.locator('#payload'));
+    assert.match(payload, /^RENKEI1:34\d{9}:$/, 'the QR payload carries the common ID');
+    assert.ok(await page.locator('#card-qr svg').isVisible(), 'the card QR is shown');
+    await shot(page, 'card-issued');
+
+    page = clinicPage;
+    await page.goto(`${base}/cards`);
+    await page.locator('#read_patient').fill('C-0001');
+    await page.locator('#scanned').focus();
+    await page.keyboard.type(payload);
+    await Promise.all([page.waitForLoadState('load'), page.keyboard.press('Enter')]);
+    await page.locator('#linked').waitFor().catch(async () => {
+      throw new Error(`card not read:\n${(await bodyText(page)).slice(0, 1000)}`);
+    });
+    assert.ok((await text(page.locator('#linked'))).includes('髙橋 太郎'), 'the card links the clinic patient');
+    await shot(page, 'card-read');
+    // A mistyped ID is refused by the check digit.
+    await page.locator('#read_patient').fill('C-0002');
+    const digits = payload.split(':')[1];
+    const typo = digits.slice(0, 5) + digits[6] + digits[5] + digits.slice(7);
+    await page.locator('#scanned').fill(typo === digits ? digits.slice(0, 10) : typo);
+    await Promise.all([page.waitForLoadState('load'), page.locator('#scanned').press('Enter')]);
+    assert.ok((await bodyText(page)).match(/検査用数字|11桁/), 'a typo is refused with a reason');
 
     // m. Public facility search without login.
     const anonymous = await browser.newContext({ locale: 'ja-JP' });

@@ -5,6 +5,7 @@
 //! handler logs request bodies (they carry passwords and, later, patient data).
 
 mod admin;
+mod cards;
 mod pages;
 mod session;
 mod views;
@@ -46,6 +47,9 @@ pub fn router(state: WebState) -> Router {
             get(pages::recovery_form).post(pages::regenerate_recovery),
         )
         .route("/facilities/search", get(pages::public_search))
+        .route("/cards", get(cards::cards))
+        .route("/cards/read", post(cards::read))
+        .route("/cards/issue", post(cards::issue))
         .route(
             "/admin/facilities",
             get(admin::facilities).post(admin::create_facility),

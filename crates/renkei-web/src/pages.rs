@@ -181,7 +181,7 @@ pub async fn totp(
     }
 }
 
-fn qr_svg(text: &str) -> String {
+pub(crate) fn qr_svg(text: &str) -> String {
     match QrCode::new(text.as_bytes()) {
         Ok(code) => code
             .render::<svg::Color>()

@@ -481,3 +481,32 @@ pub struct AuditPage {
     pub prev_link: Option<String>,
     pub next_link: Option<String>,
 }
+
+pub struct LinkedPerson {
+    pub name: String,
+    pub common_id: String,
+    pub patient: String,
+}
+
+#[derive(Template)]
+#[template(path = "cards.html")]
+pub struct CardsPage {
+    pub layout: Layout,
+    pub can_issue: bool,
+    pub issues_hm: bool,
+    pub issues_disclosure: bool,
+    pub read_patient: String,
+    pub linked: Option<LinkedPerson>,
+}
+
+#[derive(Template)]
+#[template(path = "card_issued.html")]
+pub struct CardIssuedPage {
+    pub layout: Layout,
+    pub qr_svg: String,
+    pub printed: String,
+    pub payload: String,
+    pub name: String,
+    pub kana: String,
+    pub kind: &'static str,
+}

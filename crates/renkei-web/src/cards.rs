@@ -1,0 +1,142 @@
+//! HMカード: reading a card at any facility (名寄せ; a USB barcode reader types the QR payload
+//! and Enter), and issuing cards where the directory allows.
+
+use axum::extract::{Form, State};
+use axum::response::{IntoResponse, Response};
+use renkei_app::AppError;
+use renkei_app::identity::{CardKind, PersonDetails};
+
+use crate::WebState;
+use crate::session::CurrentUser;
+use crate::views::*;
+
+async fn page(
+    st: &WebState,
+    user: &CurrentUser,
+    linked: Option<LinkedPerson>,
+    error: Option<String>,
+    read_patient: String,
+) -> Response {
+    let facility = match user.view.actor.facility_id {
+        Some(id) => st.app.facility(&user.view.actor, id).await.ok(),
+        None => None,
+    };
+    let (hm, disclosure) = facility
+        .map(|f| (f.issues_hm_card, f.issues_disclosure_card))
+        .unwrap_or((false, false));
+    render(&CardsPage {
+        layout: user.layout(&st.app, "HMカード").with_error(error),
+        can_issue: hm || disclosure,
+        issues_hm: hm,
+        issues_disclosure: disclosure,
+        read_patient,
+        linked,
+    })
+}
+
+pub async fn cards(State(st): State<WebState>, user: CurrentUser) -> Response {
+    page(&st, &user, None, None, String::new()).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct ReadForm {
+    #[serde(default)]
+    patient_local_id: String,
+    #[serde(default)]
+    scanned: String,
+}
+
+pub async fn read(
+    State(st): State<WebState>,
+    user: CurrentUser,
+    Form(f): Form<ReadForm>,
+) -> Response {
+    match st
+        .app
+        .read_card(&user.view.actor, &f.scanned, &f.patient_local_id)
+        .await
+    {
+        Ok(person) => {
+            let name = if person.kanji_name.is_empty() {
+                person.kana_name.clone()
+            } else {
+                person.kanji_name.clone()
+            };
+            let linked = LinkedPerson {
+                name,
+                common_id: person.common_id.clone(),
+                patient: f.patient_local_id.trim().to_string(),
+            };
+            page(&st, &user, Some(linked), None, String::new()).await
+        }
+        Err(AppError::Invalid(m) | AppError::Conflict(m)) => {
+            page(&st, &user, None, Some(m), f.patient_local_id).await
+        }
+        Err(e) => error_page(&st.app, e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct IssueForm {
+    #[serde(default)]
+    patient_local_id: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    kanji_name: String,
+    #[serde(default)]
+    kana_name: String,
+    #[serde(default)]
+    birth_date: String,
+    #[serde(default)]
+    sex: String,
+}
+
+pub async fn issue(
+    State(st): State<WebState>,
+    user: CurrentUser,
+    Form(f): Form<IssueForm>,
+) -> Response {
+    let kind = if f.kind == "disclosure" {
+        CardKind::Disclosure
+    } else {
+        CardKind::Hm
+    };
+    let entered = !(f.kanji_name.trim().is_empty() && f.kana_name.trim().is_empty());
+    let details = PersonDetails {
+        kanji_name: f.kanji_name,
+        kana_name: f.kana_name,
+        birth_date: f.birth_date,
+        sex: f.sex,
+    };
+    match st
+        .app
+        .issue_card(
+            &user.view.actor,
+            &f.patient_local_id,
+            kind,
+            entered.then_some(&details),
+        )
+        .await
+    {
+        Ok(issued) => render(&CardIssuedPage {
+            layout: user
+                .layout(&st.app, "カードを発行しました")
+                .with_flash(Some("カードを発行しました".into())),
+            qr_svg: crate::pages::qr_svg(&issued.payload),
+            printed: issued.common_id.printed(),
+            payload: issued.payload,
+            name: issued.person.kanji_name,
+            kana: issued.person.kana_name,
+            kind: match kind {
+                CardKind::Hm => "HMカード",
+                CardKind::Disclosure => "診療情報開示カード",
+            },
+        })
+        .into_response(),
+        Err(AppError::Invalid(m) | AppError::Conflict(m)) => {
+            page(&st, &user, None, Some(m), String::new()).await
+        }
+        Err(e) => error_page(&st.app, e),
+    }
+}
