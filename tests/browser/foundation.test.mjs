@@ -400,6 +400,14 @@ test('foundation: bootstrap, operator administration, first user login, public s
     assert.match(payload, /^RENKEI1:34\d{9}:$/, 'the QR payload carries the common ID');
     assert.ok(await page.locator('#card-qr svg').isVisible(), 'the card QR is shown');
     await shot(page, 'card-issued');
+    // The printable card and seal label (PDF, card size).
+    const pdfHref = await page.locator('#print-card').getAttribute('href');
+    const pdf = await page.request.get(`${base}${pdfHref}`);
+    assert.equal(pdf.status(), 200, 'GET the card PDF');
+    assert.equal(pdf.headers()['content-type'], 'application/pdf');
+    const pdfBytes = await pdf.body();
+    assert.equal(pdfBytes.subarray(0, 4).toString(), '%PDF', 'a PDF comes back');
+    fs.writeFileSync(path.join(ARTIFACTS, 'card.pdf'), pdfBytes);
 
     page = clinicPage;
     await page.goto(`${base}/cards`);

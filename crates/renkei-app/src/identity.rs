@@ -337,3 +337,47 @@ impl App {
         Ok(self.store.cards_of(person_id).await?)
     }
 }
+
+/// What a printed card needs.
+#[derive(Clone, Debug)]
+pub struct PrintableCard {
+    pub person: Person,
+    pub card: Card,
+    pub common_id: CommonId,
+    pub payload: String,
+    pub issuer_name: String,
+}
+
+impl App {
+    /// A card for printing: its issuer's staff or the operator only. Audited.
+    pub async fn card_for_print(&self, actor: &Actor, card_id: i64) -> Result<PrintableCard> {
+        let card = self.store.card(card_id).await?;
+        if !actor.is_operator() && actor.facility_id != Some(card.issuer_facility) {
+            return Err(AppError::NotFound);
+        }
+        if card.status != "active" {
+            return Err(AppError::Invalid(
+                "このカードは無効です（再発行または失効済み）".into(),
+            ));
+        }
+        let person = self.store.person(card.person_id).await?;
+        let issuer_name = self.store.facility(card.issuer_facility).await?.name;
+        let issued = self.issued(person, card)?;
+        self.store
+            .append_audit(self.event(
+                actor,
+                "identity.card.print",
+                format!("person:{}/card:{card_id}", issued.person.id),
+                AuditOutcome::Success,
+                "",
+            ))
+            .await?;
+        Ok(PrintableCard {
+            person: issued.person,
+            card: issued.card,
+            common_id: issued.common_id,
+            payload: issued.payload,
+            issuer_name,
+        })
+    }
+}

@@ -205,6 +205,11 @@ impl Store {
         tx.commit().await
     }
 
+    pub async fn card(&self, id: i64) -> Result<Card> {
+        self.one_by(&format!("SELECT {CARD} FROM cards WHERE id = $1"), id)
+            .await
+    }
+
     pub async fn person(&self, id: i64) -> Result<Person> {
         self.one_by(&format!("SELECT {PERSON} FROM persons WHERE id = $1"), id)
             .await

@@ -126,6 +126,7 @@ pub async fn issue(
             qr_svg: crate::pages::qr_svg(&issued.payload),
             printed: issued.common_id.printed(),
             payload: issued.payload,
+            card_id: issued.card.id,
             name: issued.person.kanji_name,
             kana: issued.person.kana_name,
             kind: match kind {
@@ -138,5 +139,59 @@ pub async fn issue(
             page(&st, &user, None, Some(m), String::new()).await
         }
         Err(e) => error_page(&st.app, e),
+    }
+}
+
+/// The card and its seal label as a PDF, for the issuing facility's printer.
+pub async fn pdf(
+    State(st): State<WebState>,
+    user: CurrentUser,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Response {
+    let printable = match st.app.card_for_print(&user.view.actor, id).await {
+        Ok(p) => p,
+        Err(e) => return error_page(&st.app, e),
+    };
+    let Some(font) = st.card_font.clone() else {
+        return error_page(
+            &st.app,
+            AppError::Invalid("カード印刷用の日本語フォントがありません。fonts-noto-cjk をインストールするか、設定の card_font でフォントを指定してください".into()),
+        );
+    };
+    let content = crate::card_pdf::CardContent {
+        title: if printable.card.kind == "disclosure" {
+            "診療情報開示カード".into()
+        } else {
+            "HMカード".into()
+        },
+        network: st.app.config().network_name.clone(),
+        printed_id: printable.common_id.printed(),
+        kanji_name: printable.person.kanji_name.clone(),
+        kana_name: printable.person.kana_name.clone(),
+        issuer: printable.issuer_name.clone(),
+        issued_on: renkei_core::time::Timestamp(printable.card.issued_at).jst_date(),
+        payload: printable.payload.clone(),
+    };
+    match tokio::task::spawn_blocking(move || {
+        crate::card_pdf::card_pdf(font.as_ref().clone(), &content)
+    })
+    .await
+    {
+        Ok(Ok(bytes)) => (
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "application/pdf".to_string(),
+                ),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    format!("inline; filename=\"card-{id}.pdf\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(Err(e)) => error_page(&st.app, AppError::Internal(e)),
+        Err(e) => error_page(&st.app, AppError::Internal(e.to_string())),
     }
 }

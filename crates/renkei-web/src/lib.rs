@@ -5,6 +5,7 @@
 //! handler logs request bodies (they carry passwords and, later, patient data).
 
 mod admin;
+pub mod card_pdf;
 mod cards;
 mod pages;
 mod session;
@@ -18,12 +19,17 @@ use axum::middleware;
 use axum::routing::{get, post};
 use renkei_app::App;
 
+/// Where Debian's `fonts-noto-cjk` puts the Japanese font used for printable cards.
+pub const DEFAULT_CARD_FONT: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
+
 /// What every handler receives.
 #[derive(Clone)]
 pub struct WebState {
     pub app: App,
     /// Mark cookies `Secure` (true whenever the server speaks HTTPS).
     pub secure_cookies: bool,
+    /// The Japanese font for printable cards (`None`: printing explains what to install).
+    pub card_font: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 /// The whole HTTP surface. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
@@ -50,6 +56,7 @@ pub fn router(state: WebState) -> Router {
         .route("/cards", get(cards::cards))
         .route("/cards/read", post(cards::read))
         .route("/cards/issue", post(cards::issue))
+        .route("/cards/{id}/pdf", get(cards::pdf))
         .route(
             "/admin/facilities",
             get(admin::facilities).post(admin::create_facility),

@@ -506,6 +506,7 @@ pub struct CardIssuedPage {
     pub qr_svg: String,
     pub printed: String,
     pub payload: String,
+    pub card_id: i64,
     pub name: String,
     pub kana: String,
     pub kind: &'static str,

@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub session_idle_minutes: Option<i64>,
     pub lockout_threshold: Option<i64>,
     pub lockout_minutes: Option<i64>,
+    /// The Japanese font for printable cards (default: Debian's Noto Sans CJK).
+    pub card_font: Option<PathBuf>,
     /// MLLP: the largest message accepted, in bytes (default 16 MiB).
     pub mllp_max_message_bytes: Option<usize>,
     /// MLLP: close a connection idle this long (default 300).
@@ -65,6 +67,7 @@ pub struct Settings {
     pub audit_key_file: PathBuf,
     pub app: AppConfig,
     pub mllp: crate::mllp::Limits,
+    pub card_font: PathBuf,
 }
 
 /// What came from flags or the environment (`None` when not given).
@@ -142,6 +145,9 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
     if let Some(n) = file.mllp_max_connections {
         mllp.max_connections = n.max(1);
     }
+    let card_font = file
+        .card_font
+        .unwrap_or_else(|| PathBuf::from(renkei_web::DEFAULT_CARD_FONT));
     Ok(Settings {
         data_dir,
         listen,
@@ -150,6 +156,7 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
         audit_key_file,
         app,
         mllp,
+        card_font,
     })
 }
 

@@ -92,9 +92,17 @@ pub async fn serve(
         }
     });
 
+    let card_font = match std::fs::read(&settings.card_font) {
+        Ok(bytes) => Some(std::sync::Arc::new(bytes)),
+        Err(_) => {
+            tracing::warn!(path = %settings.card_font.display(), "no Japanese font for printable cards (install fonts-noto-cjk or set card_font)");
+            None
+        }
+    };
     let router = renkei_web::router(WebState {
         app: app.clone(),
         secure_cookies: tls.is_some(),
+        card_font,
     });
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
