@@ -381,3 +381,74 @@ impl App {
         })
     }
 }
+
+/// A suggested existing person and why.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub person: Person,
+    pub score: f64,
+    pub reasons: Vec<&'static str>,
+}
+
+impl App {
+    /// When a facility registers a patient without a card: existing persons who may be the
+    /// same, best first, with a score and the fields that agree. Nothing is merged here; a
+    /// person confirms by reading the card or linking. Audited (it reveals persons).
+    pub async fn suggest_persons(
+        &self,
+        actor: &Actor,
+        details: &PersonDetails,
+    ) -> Result<Vec<Candidate>> {
+        let facility_id = self.facility_of(actor)?;
+        let year: String = details
+            .birth_date
+            .chars()
+            .filter(char::is_ascii_digit)
+            .take(4)
+            .collect();
+        if year.len() != 4 {
+            return Err(AppError::Invalid("生年月日を入力してください".into()));
+        }
+        let wanted = renkei_identity::Demographic {
+            kanji_name: details.kanji_name.clone(),
+            kana_name: details.kana_name.clone(),
+            birth_date: details.birth_date.clone(),
+            sex: details.sex.clone(),
+            ..Default::default()
+        };
+        let mut found: Vec<Candidate> = self
+            .store
+            .persons_born_in(&year)
+            .await?
+            .into_iter()
+            .filter_map(|p| {
+                let other = renkei_identity::Demographic {
+                    kanji_name: p.kanji_name.clone(),
+                    kana_name: p.kana_name.clone(),
+                    birth_date: p.birth_date.clone().unwrap_or_default(),
+                    sex: p.sex.clone(),
+                    ..Default::default()
+                };
+                let s = renkei_identity::score(&wanted, &other);
+                (s.score >= renkei_identity::matching::SUGGEST).then_some(Candidate {
+                    person: p,
+                    score: s.score,
+                    reasons: s.reasons,
+                })
+            })
+            .collect();
+        found.sort_by(|a, b| b.score.total_cmp(&a.score));
+        found.truncate(10);
+        let detail = format!("candidates={}", found.len());
+        self.store
+            .append_audit(self.event(
+                actor,
+                "identity.mpi.suggest",
+                format!("facility:{facility_id}"),
+                AuditOutcome::Success,
+                &detail,
+            ))
+            .await?;
+        Ok(found)
+    }
+}

@@ -5,7 +5,9 @@
 //! that lets 髙橋 match 高橋 and ｶﾀｶﾅ match カタカナ.
 
 pub mod common_id;
+pub mod matching;
 pub mod normalize;
 
 pub use common_id::{CardPayload, CommonId, CommonIdError};
+pub use matching::{Demographic, MatchScore, score};
 pub use normalize::{normalize_kana, normalize_name};

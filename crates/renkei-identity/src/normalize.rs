@@ -3,7 +3,8 @@
 //!
 //! Steps, in order: NFKC (full-width Latin and digits to half-width, half-width katakana to
 //! full-width, compatibility characters to their usual forms); spaces removed; hiragana to
-//! katakana; small kana to full size; the long-vowel mark to the vowel it lengthens; rare kana to
+//! katakana; small kana to full size; long vowels (ー, or a vowel kana lengthening the syllable
+//! before it: タロウ/タロオ/タロー, ケイ/ケー) to the long mark; rare kana to
 //! their common equivalents (ヴ→ブ, ヂ→ジ, ヅ→ズ, ヲ→オ, ヰ→イ, ヱ→エ); old and variant kanji to
 //! their common forms (髙→高, 﨑→崎, 齋/齊→斉, 邊/邉→辺, …).
 
@@ -131,11 +132,22 @@ pub fn normalize_name(text: &str) -> String {
         };
         let c = if is_long_mark(c) {
             match previous.and_then(vowel_of) {
-                Some(v) => v,
+                Some(_) => 'ー',
+                None if previous == Some('ー') => 'ー',
                 None => continue,
             }
         } else {
-            rare_kana(small_to_large(variant(c)))
+            let c = rare_kana(small_to_large(variant(c)));
+            // A vowel that lengthens the syllable before it is written three ways (タロウ,
+            // タロオ, タロー; ケイ, ケエ, ケー): all become the long mark.
+            let lengthens = match (previous.and_then(vowel_of), c) {
+                (Some(v), c) if v == c && matches!(c, 'ア' | 'イ' | 'ウ' | 'エ' | 'オ') => {
+                    true
+                }
+                (Some('オ'), 'ウ') | (Some('エ'), 'イ') => true,
+                _ => false,
+            };
+            if lengthens { 'ー' } else { c }
         };
         let c = c.to_lowercase().next().unwrap_or(c);
         out.push(c);
@@ -149,7 +161,7 @@ pub fn normalize_name(text: &str) -> String {
 pub fn normalize_kana(text: &str) -> String {
     normalize_name(text)
         .chars()
-        .filter(|c| ('\u{30a1}'..='\u{30fa}').contains(c))
+        .filter(|c| ('\u{30a1}'..='\u{30fa}').contains(c) || *c == 'ー')
         .collect()
 }
 
@@ -191,8 +203,11 @@ mod tests {
             assert_eq!(normalize_name(a), normalize_name(b), "{a} vs {b}");
         }
         assert_ne!(normalize_name("山田"), normalize_name("山本"));
-        assert_eq!(normalize_kana("ヤマダ 太郎 タロウ"), "ヤマダタロウ");
+        assert_eq!(normalize_kana("ヤマダ 太郎 タロウ"), "ヤマダタロー");
         assert_eq!(normalize_name(""), "");
         assert_eq!(normalize_name("ーー"), "");
+        assert_eq!(normalize_name("タロウ"), normalize_name("タロー"));
+        assert_eq!(normalize_name("ケイコ"), normalize_name("ケーコ"));
+        assert_ne!(normalize_name("カオリ"), normalize_name("カーリ"));
     }
 }

@@ -334,6 +334,28 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Persons born in the given year (`YYYY`): the block within which candidates are scored.
+    pub async fn persons_born_in(&self, year: &str) -> Result<Vec<Person>> {
+        let pattern = format!(
+            "{}-%",
+            year.chars()
+                .filter(char::is_ascii_digit)
+                .take(4)
+                .collect::<String>()
+        );
+        with_db!(&self.db, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {PERSON} FROM persons WHERE birth_date LIKE $1 ORDER BY id"
+            )))
+            .bind(&pattern)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::from)
+    }
+}
+
 async fn insert_card(
     tx: &mut Tx,
     person_id: i64,
