@@ -199,12 +199,17 @@ impl App {
                 "このカードは使用できません。発行施設または事務局にお問い合わせください".into(),
             ))
         };
-        let Some(person) = self.store.person_by_common_id(&payload.id.digits()).await? else {
+        let Some(mut person) = self.store.person_by_common_id(&payload.id.digits()).await? else {
             return refuse("unknown").await;
         };
-        let cards = self.store.cards_of(person.id).await?;
+        let cards_holder = person.id;
+        let cards = self.store.cards_of(cards_holder).await?;
         if !cards.iter().any(|c| c.status == "active") {
             return refuse("no_active_card").await;
+        }
+        // A merged person's card keeps working: it leads to the survivor.
+        if let Some(survivor) = person.merged_into {
+            person = self.store.person(survivor).await?;
         }
         let patient = patient_local_id.trim();
         if patient.is_empty() {
@@ -450,5 +455,55 @@ impl App {
             ))
             .await?;
         Ok(found)
+    }
+}
+
+impl App {
+    /// Merges two persons found to be one (the operator, after review): the merged person's
+    /// links move to the survivor and its cards lead there. Full history is kept; audited.
+    pub async fn merge_persons(&self, actor: &Actor, survivor: i64, merged: i64) -> Result<()> {
+        actor.require_operator()?;
+        if survivor == merged {
+            return Err(AppError::Invalid("同じ方を統合することはできません".into()));
+        }
+        self.store.person(survivor).await?;
+        self.store.person(merged).await?;
+        let event = self.event(
+            actor,
+            "identity.person.merge",
+            format!("person:{merged}->person:{survivor}"),
+            AuditOutcome::Success,
+            "",
+        );
+        self.store
+            .merge_persons(survivor, merged, &actor.login_id, self.now().0, event)
+            .await
+            .map_err(|e| match e {
+                renkei_store::StoreError::Conflict(_) => {
+                    AppError::Conflict("この方はすでに統合されています".into())
+                }
+                other => other.into(),
+            })
+    }
+
+    /// Undoes a merge: the links it moved return, the person stands alone again. Audited.
+    pub async fn unmerge_person(&self, actor: &Actor, merged: i64) -> Result<()> {
+        actor.require_operator()?;
+        let event = self.event(
+            actor,
+            "identity.person.unmerge",
+            format!("person:{merged}"),
+            AuditOutcome::Success,
+            "",
+        );
+        self.store
+            .unmerge_person(merged, &actor.login_id, self.now().0, event)
+            .await
+            .map_err(|e| match e {
+                renkei_store::StoreError::Conflict(_) => {
+                    AppError::Conflict("この方は統合されていません".into())
+                }
+                other => other.into(),
+            })
     }
 }

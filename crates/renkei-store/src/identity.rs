@@ -15,6 +15,8 @@ pub struct Person {
     pub sex: String,
     pub issuer_facility: i64,
     pub created_at: i64,
+    /// Set while this person is merged into another (the survivor).
+    pub merged_into: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,8 +55,7 @@ pub struct PersonLink {
     pub active: bool,
 }
 
-const PERSON: &str =
-    "id, common_id, kanji_name, kana_name, birth_date, sex, issuer_facility, created_at";
+const PERSON: &str = "id, common_id, kanji_name, kana_name, birth_date, sex, issuer_facility, created_at, merged_into";
 const CARD: &str = "id, person_id, kind, issuer_facility, status, issued_at, ended_at, end_reason";
 const LINK: &str = "id, person_id, facility_id, patient_local_id, source, linked_at, linked_by, unlinked_at, active";
 
@@ -353,6 +354,133 @@ impl Store {
             .await
         })
         .map_err(StoreError::from)
+    }
+}
+
+impl Store {
+    /// Merges `merged` into `survivor`: every open link of `merged` is closed and reopened on
+    /// the survivor (source `merge:<id>`), and `merged` points at the survivor. One transaction.
+    pub async fn merge_persons(
+        &self,
+        survivor: i64,
+        merged: i64,
+        by: &str,
+        at: i64,
+        audit: AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let n = exec_tx!(&mut tx, |c| {
+            sqlx::query("UPDATE persons SET merged_into = $1, merged_at = $2 WHERE id = $3 AND merged_into IS NULL AND id <> $1")
+                .bind(survivor)
+                .bind(at)
+                .bind(merged)
+                .execute(&mut *c)
+                .await
+        })?;
+        if n == 0 {
+            return Err(StoreError::Conflict("already_merged".into()));
+        }
+        let links: Vec<PersonLink> = with_tx!(&mut tx, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {LINK} FROM person_links WHERE person_id = $1 AND active = TRUE ORDER BY id"
+            )))
+            .bind(merged)
+            .fetch_all(&mut *c)
+            .await
+        })?;
+        let source = format!("merge:{merged}");
+        for l in &links {
+            exec_tx!(&mut tx, |c| {
+                sqlx::query(
+                    "UPDATE person_links SET active = FALSE, unlinked_at = $1 WHERE id = $2",
+                )
+                .bind(at)
+                .bind(l.id)
+                .execute(&mut *c)
+                .await
+            })?;
+            let taken: Option<(i64,)> = with_tx!(&mut tx, |c| {
+                sqlx::query_as("SELECT id FROM person_links WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE")
+                    .bind(l.facility_id)
+                    .bind(&l.patient_local_id)
+                    .fetch_optional(&mut *c)
+                    .await
+            })?;
+            if taken.is_none() {
+                insert_link(
+                    &mut tx,
+                    survivor,
+                    l.facility_id,
+                    &l.patient_local_id,
+                    &source,
+                    by,
+                    at,
+                )
+                .await?;
+            }
+        }
+        self.append_audit_in(&mut tx, audit).await?;
+        tx.commit().await
+    }
+
+    /// Undoes a merge: the links it moved go back to the merged person, which stands alone again.
+    pub async fn unmerge_person(
+        &self,
+        merged: i64,
+        by: &str,
+        at: i64,
+        audit: AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let row: Option<(Option<i64>, Option<i64>)> = with_tx!(&mut tx, |c| {
+            sqlx::query_as("SELECT merged_into, merged_at FROM persons WHERE id = $1")
+                .bind(merged)
+                .fetch_optional(&mut *c)
+                .await
+        })?;
+        let Some((Some(_survivor), Some(merged_at))) = row else {
+            return Err(StoreError::Conflict("not_merged".into()));
+        };
+        let source = format!("merge:{merged}");
+        exec_tx!(&mut tx, |c| {
+            sqlx::query("UPDATE person_links SET active = FALSE, unlinked_at = $1 WHERE source = $2 AND active = TRUE").bind(at).bind(&source).execute(&mut *c).await
+        })?;
+        let moved: Vec<PersonLink> = with_tx!(&mut tx, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {LINK} FROM person_links WHERE person_id = $1 AND unlinked_at = $2 ORDER BY id")))
+                .bind(merged)
+                .bind(merged_at)
+                .fetch_all(&mut *c)
+                .await
+        })?;
+        for l in &moved {
+            let taken: Option<(i64,)> = with_tx!(&mut tx, |c| {
+                sqlx::query_as("SELECT id FROM person_links WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE")
+                    .bind(l.facility_id)
+                    .bind(&l.patient_local_id)
+                    .fetch_optional(&mut *c)
+                    .await
+            })?;
+            if taken.is_none() {
+                insert_link(
+                    &mut tx,
+                    merged,
+                    l.facility_id,
+                    &l.patient_local_id,
+                    "unmerge",
+                    by,
+                    at,
+                )
+                .await?;
+            }
+        }
+        exec_tx!(&mut tx, |c| {
+            sqlx::query("UPDATE persons SET merged_into = NULL, merged_at = NULL WHERE id = $1")
+                .bind(merged)
+                .execute(&mut *c)
+                .await
+        })?;
+        self.append_audit_in(&mut tx, audit).await?;
+        tx.commit().await
     }
 }
 

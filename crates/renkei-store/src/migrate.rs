@@ -28,6 +28,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "identity",
         include_str!("../migrations/sqlite/0004_identity.sql"),
     ),
+    (
+        5,
+        "merges",
+        include_str!("../migrations/sqlite/0005_merges.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -49,6 +54,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         4,
         "identity",
         include_str!("../migrations/postgres/0004_identity.sql"),
+    ),
+    (
+        5,
+        "merges",
+        include_str!("../migrations/postgres/0005_merges.sql"),
     ),
 ];
 

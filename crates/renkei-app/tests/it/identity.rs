@@ -194,3 +194,88 @@ async fn cards_link_patients_across_facilities(t: &TestStore) {
     assert!(report.is_intact(), "{:?}", report.problems);
 }
 on_both_backends!(cards_link_patients_across_facilities);
+
+async fn merge_and_unmerge_keep_history(t: &TestStore) {
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_795_219_200)));
+    let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
+    let a = staff(&app, "hospital", "広島中央総合病院", true, "chuo.clerk").await;
+    let b = staff(&app, "hospital", "県立安芸病院", true, "aki.clerk").await;
+    let clinic = staff(&app, "clinic", "みどり内科", false, "midori.clerk").await;
+    let op = Actor::system("test");
+    // The same man got a card at two hospitals: two persons.
+    let first = app
+        .issue_card(&a, "A-1", CardKind::Hm, Some(&details()))
+        .await
+        .unwrap();
+    let second = app
+        .issue_card(
+            &b,
+            "B-9",
+            CardKind::Hm,
+            Some(&PersonDetails {
+                kanji_name: "高橋 太郎".into(),
+                ..details()
+            }),
+        )
+        .await
+        .unwrap();
+    assert_ne!(first.person.id, second.person.id);
+
+    clock.advance_seconds(60);
+    app.merge_persons(&op, first.person.id, second.person.id)
+        .await
+        .unwrap();
+    let links = app.person_links(&op, first.person.id).await.unwrap();
+    assert!(links.iter().any(|l| l.patient_local_id == "B-9"
+        && l.active
+        && l.source == format!("merge:{}", second.person.id)));
+    assert!(matches!(
+        app.merge_persons(&op, first.person.id, second.person.id)
+            .await,
+        Err(AppError::Conflict(_))
+    ));
+    // The merged person's card leads to the survivor.
+    let read = app
+        .read_card(&clinic, &second.payload, "C-5")
+        .await
+        .unwrap();
+    assert_eq!(read.id, first.person.id);
+    assert!(
+        matches!(
+            app.merge_persons(&a, first.person.id, second.person.id)
+                .await,
+            Err(AppError::Forbidden)
+        ),
+        "operator only"
+    );
+
+    clock.advance_seconds(60);
+    app.unmerge_person(&op, second.person.id).await.unwrap();
+    let back = app.person_links(&op, second.person.id).await.unwrap();
+    assert!(
+        back.iter()
+            .any(|l| l.patient_local_id == "B-9" && l.active && l.source == "unmerge"),
+        "{back:?}"
+    );
+    assert!(
+        back.iter()
+            .any(|l| l.patient_local_id == "B-9" && !l.active),
+        "the history stays"
+    );
+    let survivor = app.person_links(&op, first.person.id).await.unwrap();
+    assert!(
+        survivor
+            .iter()
+            .all(|l| !(l.patient_local_id == "B-9" && l.active))
+    );
+    assert!(matches!(
+        app.unmerge_person(&op, second.person.id).await,
+        Err(AppError::Conflict(_))
+    ));
+    let report = app
+        .verify_audit(renkei_store::testing::test_key(), |_| {})
+        .await
+        .unwrap();
+    assert!(report.is_intact());
+}
+on_both_backends!(merge_and_unmerge_keep_history);
