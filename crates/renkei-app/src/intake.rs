@@ -607,6 +607,22 @@ impl App {
                 .map(|d| patient_record(patient.as_str(), d)),
             attachments: Vec::new(),
         };
+        // ADT^A40: the prior patient ID (MRG-1) merges into PID-3 at the sending facility.
+        let merge = (message.message_type() == ("ADT", "A40")).then(|| {
+            message
+                .get("MRG-1.1")
+                .map(|p| p.trim().to_string())
+                .unwrap_or_default()
+        });
+        if let Some(prior) = &merge
+            && (prior.is_empty() || *prior == patient)
+        {
+            return reject(
+                Some(&message),
+                "101",
+                "ADT^A40 needs MRG-1 (the prior patient ID), different from PID-3".into(),
+            );
+        }
         match self
             .store
             .ingest(facility.id, now.0, std::slice::from_ref(&incoming))
@@ -618,6 +634,46 @@ impl App {
                     Some(IngestOutcome::Replaced) => "replaced",
                     _ => "stored",
                 };
+                // Applied whatever the outcome: a merge that failed after its message was kept
+                // is completed by the re-sent message; applying it twice changes nothing.
+                if let Some(prior) = &merge {
+                    let actor = Actor::system("mllp");
+                    let target = format!(
+                        "facility:{}/patient:{prior}->patient:{patient}",
+                        facility.id
+                    );
+                    let event = self.event(
+                        &actor,
+                        "clinical.patient.merge",
+                        target,
+                        AuditOutcome::Success,
+                        "adt_a40",
+                    );
+                    if let Err(e) = self
+                        .store
+                        .merge_local_patients(
+                            facility.id,
+                            prior,
+                            &patient,
+                            message.control_id(),
+                            now.0,
+                            event,
+                        )
+                        .await
+                    {
+                        tracing::error!(error = %e, "applying ADT^A40 failed");
+                        return reply(
+                            Some(&message),
+                            AckCode::Error,
+                            Some(AckError {
+                                code: "207",
+                                location: None,
+                                text: "the merge could not be applied; send it again later".into(),
+                            }),
+                            "error",
+                        );
+                    }
+                }
                 reply(Some(&message), AckCode::Accept, None, outcome)
             }
             Err(e) => {

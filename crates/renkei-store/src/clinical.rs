@@ -154,6 +154,122 @@ impl Store {
         Ok(outcomes)
     }
 
+    /// Applies an ADT^A40 at a facility: the prior patient ID's messages and items move to the
+    /// surviving ID (the original bytes still say what was sent), the prior ID's person link moves
+    /// too when the surviving ID has none, and the merge is kept. One transaction.
+    pub async fn merge_local_patients(
+        &self,
+        facility_id: i64,
+        prior: &str,
+        surviving: &str,
+        control_id: &str,
+        at: i64,
+        audit: renkei_core::audit::AuditEvent,
+    ) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        // Applying the same A40 again (a re-sent message) changes nothing.
+        let done: Option<(i64,)> = with_tx!(&mut tx, |c| {
+            sqlx::query_as("SELECT id FROM patient_merges WHERE facility_id = $1 AND prior_id = $2 AND surviving_id = $3 AND control_id = $4")
+                .bind(facility_id)
+                .bind(prior)
+                .bind(surviving)
+                .bind(control_id)
+                .fetch_optional(&mut *c)
+                .await
+        })?;
+        if done.is_some() {
+            return Ok(0);
+        }
+        let mut moved = 0;
+        for table in ["clinical_messages", "clinical_items"] {
+            let sql = format!(
+                "UPDATE {table} SET patient_local_id = $1 WHERE facility_id = $2 AND patient_local_id = $3"
+            );
+            moved += exec_tx!(&mut tx, |c| {
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(surviving)
+                    .bind(facility_id)
+                    .bind(prior)
+                    .execute(&mut *c)
+                    .await
+            })?;
+        }
+        // Demographics: keep the surviving ID's; if it has none, the prior's become its.
+        exec_tx!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE clinical_patients SET patient_local_id = $1 WHERE facility_id = $2 AND patient_local_id = $3
+                 AND NOT EXISTS (SELECT 1 FROM clinical_patients s WHERE s.facility_id = $2 AND s.patient_local_id = $1)",
+            )
+            .bind(surviving)
+            .bind(facility_id)
+            .bind(prior)
+            .execute(&mut *c)
+            .await
+        })?;
+        exec_tx!(&mut tx, |c| {
+            sqlx::query(
+                "DELETE FROM clinical_patients WHERE facility_id = $1 AND patient_local_id = $2",
+            )
+            .bind(facility_id)
+            .bind(prior)
+            .execute(&mut *c)
+            .await
+        })?;
+        // The person link of the prior ID.
+        let prior_link: Option<(i64, i64)> = with_tx!(&mut tx, |c| {
+            sqlx::query_as("SELECT id, person_id FROM person_links WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE")
+                .bind(facility_id)
+                .bind(prior)
+                .fetch_optional(&mut *c)
+                .await
+        })?;
+        if let Some((link_id, person_id)) = prior_link {
+            exec_tx!(&mut tx, |c| {
+                sqlx::query(
+                    "UPDATE person_links SET active = FALSE, unlinked_at = $1 WHERE id = $2",
+                )
+                .bind(at)
+                .bind(link_id)
+                .execute(&mut *c)
+                .await
+            })?;
+            let surviving_linked: Option<(i64,)> = with_tx!(&mut tx, |c| {
+                sqlx::query_as("SELECT id FROM person_links WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE")
+                    .bind(facility_id)
+                    .bind(surviving)
+                    .fetch_optional(&mut *c)
+                    .await
+            })?;
+            if surviving_linked.is_none() {
+                exec_tx!(&mut tx, |c| {
+                    sqlx::query(
+                        "INSERT INTO person_links (person_id, facility_id, patient_local_id, source, linked_at, linked_by, active) VALUES ($1, $2, $3, 'adt_a40', $4, $5, TRUE)",
+                    )
+                    .bind(person_id)
+                    .bind(facility_id)
+                    .bind(surviving)
+                    .bind(at)
+                    .bind(control_id)
+                    .execute(&mut *c)
+                    .await
+                })?;
+            }
+        }
+        exec_tx!(&mut tx, |c| {
+            sqlx::query("INSERT INTO patient_merges (facility_id, prior_id, surviving_id, control_id, merged_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(facility_id)
+                .bind(prior)
+                .bind(surviving)
+                .bind(control_id)
+                .bind(at)
+                .execute(&mut *c)
+                .await
+        })?;
+        self.append_audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+
     /// Refreshes the planner's statistics of the clinical tables (after a large import).
     pub async fn analyze_clinical(&self) -> Result<()> {
         match &self.db {

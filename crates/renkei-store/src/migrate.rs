@@ -33,6 +33,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "merges",
         include_str!("../migrations/sqlite/0005_merges.sql"),
     ),
+    (
+        6,
+        "patient_merges",
+        include_str!("../migrations/sqlite/0006_patient_merges.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -59,6 +64,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         5,
         "merges",
         include_str!("../migrations/postgres/0005_merges.sql"),
+    ),
+    (
+        6,
+        "patient_merges",
+        include_str!("../migrations/postgres/0006_patient_merges.sql"),
     ),
 ];
 

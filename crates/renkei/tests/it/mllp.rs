@@ -337,3 +337,67 @@ fn mllp_over_tls() {
     }
     assert!(String::from_utf8_lossy(&reply).contains("MSA|AA|TLS01"));
 }
+
+#[test]
+fn adt_a40_merges_the_prior_patient_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    id_of(&renkei(
+        d,
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "hospital",
+            "--name",
+            "登呂病院",
+            "--code",
+            HOSPITAL,
+            "--discloses",
+        ],
+    ));
+    let server = start(
+        d,
+        &["--listen", "127.0.0.1:0", "--mllp-listen", "127.0.0.1:0"],
+    );
+    let addr = server
+        .others
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .trim_start_matches("mllp://")
+        .to_string();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Records under the old ID P-OLD, then the hospital merges P-OLD into P-NEW.
+    let lab = format!(
+        "MSH|^~\\&|HIS|{HOSPITAL}|RENKEI|RENKEI|20261121090000||OUL^R22^OUL_R22|L1|P|2.5||||||UNICODE UTF-8\rPID|0001||P-OLD^^^^PI||患者^太郎\rSPM|1|||023^血清^JC10\rOBX|1|NM|3D010000001926101^グルコース^JC10||105|mg/dL|73-109||||F|||20261121\r"
+    );
+    assert!(exchange(&mut s, lab.as_bytes()).contains("MSA|AA|L1"));
+    let a40 = format!(
+        "MSH|^~\\&|HIS|{HOSPITAL}|RENKEI|RENKEI|20261121100000||ADT^A40^ADT_A39|M1|P|2.5||||||UNICODE UTF-8\rEVN||20261121100000\rPID|0001||P-NEW^^^^PI||患者^太郎||19480405|M\rMRG|P-OLD^^^^PI\r"
+    );
+    assert!(exchange(&mut s, a40.as_bytes()).contains("MSA|AA|M1"));
+    assert!(
+        exchange(&mut s, a40.as_bytes()).contains("MSA|AA|M1"),
+        "re-sent: acknowledged, applied once"
+    );
+    let no_mrg = a40.replace("MRG|P-OLD^^^^PI\r", "").replace("|M1|", "|M2|");
+    assert!(exchange(&mut s, no_mrg.as_bytes()).contains("MSA|AR|M2"));
+    let url = format!("sqlite://{}", d.join("renkei.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (old, new, merges): (i64, i64, i64) = rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let count = |sql: &'static str| {
+            let pool = pool.clone();
+            async move { sqlx::query_as::<_, (i64,)>(sql).fetch_one(&pool).await.unwrap().0 }
+        };
+        let old = count("SELECT COUNT(*) FROM clinical_items WHERE patient_local_id = 'P-OLD'").await;
+        let new = count("SELECT COUNT(*) FROM clinical_items WHERE patient_local_id = 'P-NEW' AND category = 'lab_result'").await;
+        let merges = count("SELECT COUNT(*) FROM patient_merges").await;
+        (old, new, merges)
+    });
+    assert_eq!((old, new, merges), (0, 1, 1));
+}
