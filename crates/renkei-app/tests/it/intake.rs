@@ -370,3 +370,36 @@ async fn an_interrupted_import_resumes(t: &TestStore) {
     check_snapshot("nho-repository.json", &dump(&app, facility).await);
 }
 on_both_backends!(an_interrupted_import_resumes);
+
+async fn live_messages_and_adt_a40(t: &TestStore) {
+    let app = app(t);
+    let facility = hospital(&app).await;
+    let op = Actor::system("test");
+    let msh = |control: &str, kind: &str| {
+        format!(
+            "MSH|^~\\&|HIS|3411234564|RENKEI|RENKEI|20261121090000||{kind}|{control}|P|2.5||||||UNICODE UTF-8\r"
+        )
+    };
+    let lab = format!(
+        "{}PID|0001||P-OLD^^^^PI||患者^太郎\rSPM|1|||023^血清^JC10\rOBX|1|NM|3D010000001926101^グルコース^JC10||105|mg/dL|73-109||||F|||20261121\r",
+        msh("L1", "OUL^R22^OUL_R22")
+    );
+    let r = app.receive_hl7(lab.as_bytes()).await;
+    assert_eq!(r.outcome, "stored");
+    assert_eq!(app.receive_hl7(lab.as_bytes()).await.outcome, "duplicate");
+    let a40 = format!(
+        "{}EVN||20261121\rPID|0001||P-NEW^^^^PI||患者^太郎||19480405|M\rMRG|P-OLD^^^^PI\r",
+        msh("M1", "ADT^A40^ADT_A39")
+    );
+    assert_eq!(app.receive_hl7(a40.as_bytes()).await.outcome, "stored");
+    assert_eq!(app.receive_hl7(a40.as_bytes()).await.outcome, "duplicate");
+    let (_, old) = app.clinical_record(&op, facility, "P-OLD").await.unwrap();
+    let (demographics, new) = app.clinical_record(&op, facility, "P-NEW").await.unwrap();
+    assert!(old.is_empty());
+    assert_eq!(new.iter().filter(|i| i.category == "lab_result").count(), 1);
+    assert_eq!(
+        demographics.unwrap().birth_date.as_deref(),
+        Some("1948-04-05")
+    );
+}
+on_both_backends!(live_messages_and_adt_a40);
