@@ -409,6 +409,13 @@ test('foundation: bootstrap, operator administration, first user login, public s
     assert.equal(pdfBytes.subarray(0, 4).toString(), '%PDF', 'a PDF comes back');
     fs.writeFileSync(path.join(ARTIFACTS, 'card.pdf'), pdfBytes);
 
+    // HMカード保持確認: the same person, typed in hiragana, already holds a card.
+    await page.goto(`${base}/cards`);
+    await page.locator('#check_name').fill('たかはし たろう');
+    await page.locator('#check_birth').fill('1948-04-05');
+    await clickAndLoad(page, button(page, '確認'));
+    assert.ok((await text(page.locator('#holding-result'))).includes('保持している方がいます'), 'the card-holding check finds the holder');
+
     page = clinicPage;
     await page.goto(`${base}/cards`);
     await page.locator('#read_patient').fill('C-0001');

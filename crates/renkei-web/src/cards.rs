@@ -17,6 +17,17 @@ async fn page(
     error: Option<String>,
     read_patient: String,
 ) -> Response {
+    page_with(st, user, linked, error, read_patient, None).await
+}
+
+async fn page_with(
+    st: &WebState,
+    user: &CurrentUser,
+    linked: Option<LinkedPerson>,
+    error: Option<String>,
+    read_patient: String,
+    holders: Option<Vec<(String, String, String)>>,
+) -> Response {
     let facility = match user.view.actor.facility_id {
         Some(id) => st.app.facility(&user.view.actor, id).await.ok(),
         None => None,
@@ -31,6 +42,7 @@ async fn page(
         issues_disclosure: disclosure,
         read_patient,
         linked,
+        holders,
     })
 }
 
@@ -193,5 +205,36 @@ pub async fn pdf(
             .into_response(),
         Ok(Err(e)) => error_page(&st.app, AppError::Internal(e)),
         Err(e) => error_page(&st.app, AppError::Internal(e.to_string())),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct CheckForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    birth_date: String,
+}
+
+/// HMカード保持確認: does this person already hold a card?
+pub async fn check(
+    State(st): State<WebState>,
+    user: CurrentUser,
+    Form(f): Form<CheckForm>,
+) -> Response {
+    match st
+        .app
+        .card_holding_check(&user.view.actor, &f.name, &f.birth_date)
+        .await
+    {
+        Ok(found) => {
+            let rows = found
+                .into_iter()
+                .map(|p| (p.kanji_name, p.kana_name, p.common_id))
+                .collect();
+            page_with(&st, &user, None, None, String::new(), Some(rows)).await
+        }
+        Err(AppError::Invalid(m)) => page(&st, &user, None, Some(m), String::new()).await,
+        Err(e) => error_page(&st.app, e),
     }
 }

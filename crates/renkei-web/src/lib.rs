@@ -56,6 +56,7 @@ pub fn router(state: WebState) -> Router {
         .route("/cards", get(cards::cards))
         .route("/cards/read", post(cards::read))
         .route("/cards/issue", post(cards::issue))
+        .route("/cards/check", post(cards::check))
         .route("/cards/{id}/pdf", get(cards::pdf))
         .route(
             "/admin/facilities",

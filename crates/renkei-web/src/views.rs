@@ -497,6 +497,8 @@ pub struct CardsPage {
     pub issues_disclosure: bool,
     pub read_patient: String,
     pub linked: Option<LinkedPerson>,
+    /// The card-holding check's answer: (name, kana, common ID).
+    pub holders: Option<Vec<(String, String, String)>>,
 }
 
 #[derive(Template)]
