@@ -3,7 +3,8 @@
 
 use renkei_core::audit::AuditOutcome;
 use renkei_identity::{CardPayload, CommonId, normalize_kana, normalize_name};
-use renkei_store::identity::{Card, NewPerson, Person, PersonLink};
+pub use renkei_store::identity::{Card, Person as PersonRow, PersonLink};
+use renkei_store::identity::{NewPerson, Person};
 
 use crate::{Actor, App, AppError, Result};
 
@@ -505,5 +506,77 @@ impl App {
                 }
                 other => other.into(),
             })
+    }
+}
+
+/// One person with their cards and links, for the operator.
+#[derive(Clone, Debug)]
+pub struct PersonDetail {
+    pub person: Person,
+    pub cards: Vec<Card>,
+    pub links: Vec<PersonLink>,
+}
+
+impl App {
+    /// The operator's person search: by birth date (required) and, optionally, a name in any
+    /// writing (normalised, partial). Audited.
+    pub async fn search_persons(
+        &self,
+        actor: &Actor,
+        name: &str,
+        birth_date: &str,
+    ) -> Result<Vec<Person>> {
+        actor.require_operator()?;
+        let birth: String = birth_date.trim().to_string();
+        if birth.chars().filter(char::is_ascii_digit).count() != 8 {
+            return Err(AppError::Invalid(
+                "生年月日を YYYY-MM-DD で入力してください".into(),
+            ));
+        }
+        let wanted = normalize_name(name);
+        let found: Vec<Person> = self
+            .store
+            .persons_born_in(&birth[..4])
+            .await?
+            .into_iter()
+            .filter(|p| p.birth_date.as_deref() == Some(birth.as_str()))
+            .filter(|p| {
+                wanted.is_empty()
+                    || normalize_name(&p.kanji_name).contains(&wanted)
+                    || normalize_name(&p.kana_name).contains(&wanted)
+            })
+            .collect();
+        self.store
+            .append_audit(self.event(
+                actor,
+                "identity.person.search",
+                "persons".into(),
+                AuditOutcome::Success,
+                &format!("found={}", found.len()),
+            ))
+            .await?;
+        Ok(found)
+    }
+
+    /// A person with cards and full link history (operator only, audited).
+    pub async fn person_detail(&self, actor: &Actor, person_id: i64) -> Result<PersonDetail> {
+        actor.require_operator()?;
+        let person = self.store.person(person_id).await?;
+        let cards = self.store.cards_of(person_id).await?;
+        let links = self.store.links_of(person_id).await?;
+        self.store
+            .append_audit(self.event(
+                actor,
+                "identity.person.read",
+                format!("person:{person_id}"),
+                AuditOutcome::Success,
+                "",
+            ))
+            .await?;
+        Ok(PersonDetail {
+            person,
+            cards,
+            links,
+        })
     }
 }

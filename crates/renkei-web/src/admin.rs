@@ -725,3 +725,99 @@ pub async fn institution_lookup(
         Err(e) => error_page(&st.app, e),
     }
 }
+
+#[derive(serde::Deserialize, Default)]
+pub struct PersonQuery {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    birth_date: String,
+}
+
+pub async fn persons(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Query(q): Query<PersonQuery>,
+) -> Response {
+    let searched = !q.birth_date.trim().is_empty();
+    let (persons, error) = if searched {
+        match st
+            .app
+            .search_persons(&user.view.actor, &q.name, &q.birth_date)
+            .await
+        {
+            Ok(p) => (p, None),
+            Err(AppError::Invalid(m)) => (Vec::new(), Some(m)),
+            Err(e) => return error_page(&st.app, e),
+        }
+    } else {
+        (Vec::new(), None)
+    };
+    render(&PersonsPage {
+        layout: user.layout(&st.app, "地域共通ID検索").with_error(error),
+        name: q.name,
+        birth_date: q.birth_date,
+        searched,
+        persons,
+    })
+}
+
+pub async fn person(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    match st.app.person_detail(&user.view.actor, id).await {
+        Ok(d) => {
+            let issued = d
+                .cards
+                .iter()
+                .map(|c| Timestamp(c.issued_at).jst_minutes())
+                .collect();
+            render(&PersonPage {
+                layout: user
+                    .layout(&st.app, "地域共通ID")
+                    .with_flash(done_message(&q.done)),
+                d,
+                issued,
+            })
+        }
+        Err(e) => error_page(&st.app, e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct MergeForm {
+    #[serde(default)]
+    merged: String,
+}
+
+pub async fn merge_person(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+    Form(f): Form<MergeForm>,
+) -> Response {
+    let Ok(merged) = f.merged.trim().parse::<i64>() else {
+        return error_page(
+            &st.app,
+            AppError::Invalid("統合する方の番号を数字で入力してください".into()),
+        );
+    };
+    match st.app.merge_persons(&user.view.actor, id, merged).await {
+        Ok(()) => Redirect::to(&format!("/admin/persons/{id}?done=updated")).into_response(),
+        Err(e) => error_page(&st.app, e),
+    }
+}
+
+pub async fn unmerge_person(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    Path(id): Path<i64>,
+) -> Response {
+    match st.app.unmerge_person(&user.view.actor, id).await {
+        Ok(()) => Redirect::to(&format!("/admin/persons/{id}?done=updated")).into_response(),
+        Err(e) => error_page(&st.app, e),
+    }
+}

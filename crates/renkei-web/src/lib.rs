@@ -90,6 +90,10 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/admin/notices/{id}/delete", post(admin::delete_notice))
         .route("/admin/audit", get(admin::audit))
+        .route("/admin/persons", get(admin::persons))
+        .route("/admin/persons/{id}", get(admin::person))
+        .route("/admin/persons/{id}/merge", post(admin::merge_person))
+        .route("/admin/persons/{id}/unmerge", post(admin::unmerge_person))
         .route("/admin/institutions/{code}", get(admin::institution_lookup))
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(

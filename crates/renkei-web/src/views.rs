@@ -513,3 +513,22 @@ pub struct CardIssuedPage {
     pub kana: String,
     pub kind: &'static str,
 }
+
+#[derive(Template)]
+#[template(path = "admin_persons.html")]
+pub struct PersonsPage {
+    pub layout: Layout,
+    pub name: String,
+    pub birth_date: String,
+    pub searched: bool,
+    pub persons: Vec<renkei_app::identity::PersonRow>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_person.html")]
+pub struct PersonPage {
+    pub layout: Layout,
+    pub d: renkei_app::identity::PersonDetail,
+    /// When each card was issued (JST), in the order of `d.cards`.
+    pub issued: Vec<String>,
+}

@@ -270,6 +270,16 @@ async fn health_login_audit_and_logout() {
         "{audit}"
     );
 
+    // The operator's person search answers, and asks for a date it can read.
+    let persons = get_text(
+        &c,
+        format!("{base}/admin/persons?birth_date=1948-04-05&name=%E9%AB%99%E6%A9%8B"),
+    )
+    .await;
+    assert!(persons.contains("id=\"persons\""), "{persons}");
+    let bad = get_text(&c, format!("{base}/admin/persons?birth_date=1948")).await;
+    assert!(bad.contains("YYYY-MM-DD"), "{bad}");
+
     let csrf = input_value(
         &c.get(format!("{base}/"))
             .send()
