@@ -44,18 +44,12 @@ impl Default for AppConfig {
         AppConfig {
             network_name: "Renkei".to_string(),
             region_prefecture: 34,
-            oid_root: OidRoot::parse("1.2.392.200284").unwrap_or_else(|_| unreachable_root()),
+            oid_root: OidRoot::default(),
             session_idle_seconds: 30 * 60,
             lockout_threshold: 5,
             lockout_seconds: 15 * 60,
         }
     }
-}
-
-#[allow(clippy::panic)]
-fn unreachable_root() -> OidRoot {
-    // The literal above is a valid OID; this is never reached.
-    panic!("default OID root is invalid")
 }
 
 /// The application: a store, a clock and the configuration. Cheap to clone.

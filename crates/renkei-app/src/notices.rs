@@ -60,8 +60,9 @@ impl App {
     pub async fn post_notice(&self, actor: &Actor, input: &NoticeInput) -> Result<Notice> {
         actor.require_operator()?;
         let fields = validate(input, self.now())?;
-        let by = actor.user_id.unwrap_or(0);
-        let created_by = actor.user_id.map(|_| by);
+        let by = actor.user_id.ok_or_else(|| {
+            AppError::Invalid("お知らせは事務局の利用者として投稿してください".into())
+        })?;
         let event = self.event(
             actor,
             "notice.create",
@@ -69,15 +70,10 @@ impl App {
             AuditOutcome::Success,
             "",
         );
-        match created_by {
-            Some(by) => Ok(self
-                .store
-                .create_notice(&fields, by, self.now().0, event)
-                .await?),
-            None => Err(AppError::Invalid(
-                "お知らせは事務局の利用者として投稿してください".into(),
-            )),
-        }
+        Ok(self
+            .store
+            .create_notice(&fields, by, self.now().0, event)
+            .await?)
     }
 
     pub async fn update_notice(

@@ -189,6 +189,13 @@ impl fmt::Debug for FacilityCode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OidRoot(String);
 
+impl Default for OidRoot {
+    /// `1.2.392.200284`, the root used in the examples of the specification.
+    fn default() -> Self {
+        OidRoot("1.2.392.200284".to_string())
+    }
+}
+
 impl OidRoot {
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();

@@ -379,15 +379,16 @@ pub async fn public_search(
         .await
     {
         Ok((facilities, total)) => {
-            let csrf = session::expected_csrf(&st.app, &jar)
-                .await
-                .unwrap_or_default();
-            let mut layout = Layout::anonymous(&st.app, "参加施設検索", csrf);
-            if let Some(c) = jar.get(SESSION_COOKIE)
-                && let Ok(v) = st.app.session(c.value(), "").await
-            {
-                layout = Layout::for_user(&st.app, "参加施設検索", &v);
-            }
+            // A logged-in user keeps their header (and its logout form); anyone else gets the
+            // public page, which has no form to protect.
+            let session = match jar.get(SESSION_COOKIE) {
+                Some(c) => st.app.session(c.value(), "").await.ok(),
+                None => None,
+            };
+            let layout = match &session {
+                Some(v) => Layout::for_user(&st.app, "参加施設検索", v),
+                None => Layout::anonymous(&st.app, "参加施設検索", String::new()),
+            };
             render(&PublicSearchPage {
                 layout,
                 q: q.q,

@@ -140,7 +140,7 @@ impl CurrentUser {
 }
 
 /// The token a form must carry: the session's when a session exists, else the pre-login cookie.
-pub async fn expected_csrf(app: &App, jar: &CookieJar) -> Option<String> {
+async fn expected_csrf(app: &App, jar: &CookieJar) -> Option<String> {
     if let Some(token) = jar.get(SESSION_COOKIE)
         && let Ok(csrf) = app.csrf_token(token.value()).await
     {
