@@ -216,14 +216,9 @@ impl Store {
             .await
         })?;
         // The person link of the prior ID.
-        let prior_link: Option<(i64, i64)> = with_tx!(&mut tx, |c| {
-            sqlx::query_as("SELECT id, person_id FROM person_links WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE")
-                .bind(facility_id)
-                .bind(prior)
-                .fetch_optional(&mut *c)
-                .await
-        })?;
-        if let Some((link_id, person_id)) = prior_link {
+        if let Some((link_id, person_id)) =
+            crate::identity::active_link(&mut tx, facility_id, prior).await?
+        {
             exec_tx!(&mut tx, |c| {
                 sqlx::query(
                     "UPDATE person_links SET active = FALSE, unlinked_at = $1 WHERE id = $2",
@@ -233,26 +228,20 @@ impl Store {
                 .execute(&mut *c)
                 .await
             })?;
-            let surviving_linked: Option<(i64,)> = with_tx!(&mut tx, |c| {
-                sqlx::query_as("SELECT id FROM person_links WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE")
-                    .bind(facility_id)
-                    .bind(surviving)
-                    .fetch_optional(&mut *c)
-                    .await
-            })?;
-            if surviving_linked.is_none() {
-                exec_tx!(&mut tx, |c| {
-                    sqlx::query(
-                        "INSERT INTO person_links (person_id, facility_id, patient_local_id, source, linked_at, linked_by, active) VALUES ($1, $2, $3, 'adt_a40', $4, $5, TRUE)",
-                    )
-                    .bind(person_id)
-                    .bind(facility_id)
-                    .bind(surviving)
-                    .bind(at)
-                    .bind(control_id)
-                    .execute(&mut *c)
-                    .await
-                })?;
+            if crate::identity::active_link(&mut tx, facility_id, surviving)
+                .await?
+                .is_none()
+            {
+                crate::identity::insert_link(
+                    &mut tx,
+                    person_id,
+                    facility_id,
+                    surviving,
+                    "adt_a40",
+                    control_id,
+                    at,
+                )
+                .await?;
             }
         }
         exec_tx!(&mut tx, |c| {

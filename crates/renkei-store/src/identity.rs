@@ -232,8 +232,7 @@ impl Store {
     ) -> Result<Option<Person>> {
         with_db!(&self.db, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {} FROM persons p JOIN person_links l ON l.person_id = p.id WHERE l.facility_id = $1 AND l.patient_local_id = $2 AND l.active = TRUE",
-                PERSON.split(", ").map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ")
+                "SELECT {PERSON} FROM persons WHERE id = (SELECT person_id FROM person_links WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE)"
             )))
             .bind(facility_id)
             .bind(patient_local_id)
@@ -279,15 +278,8 @@ impl Store {
         audit: AuditEvent,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let existing: Option<(i64,)> = with_tx!(&mut tx, |c| {
-            sqlx::query_as("SELECT person_id FROM person_links WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE")
-                .bind(facility_id)
-                .bind(patient_local_id)
-                .fetch_optional(&mut *c)
-                .await
-        })?;
-        match existing {
-            Some((p,)) if p == person_id => return Ok(false),
+        match active_link(&mut tx, facility_id, patient_local_id).await? {
+            Some((_, p)) if p == person_id => return Ok(false),
             Some(_) => return Err(StoreError::Conflict(LINKED_ELSEWHERE.to_string())),
             None => {}
         }
@@ -324,8 +316,7 @@ impl Store {
     pub async fn card_holders_born(&self, birth_date: &str) -> Result<Vec<Person>> {
         with_db!(&self.db, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {} FROM persons p WHERE p.birth_date = $1 AND EXISTS (SELECT 1 FROM cards c WHERE c.person_id = p.id AND c.status = 'active') ORDER BY p.id",
-                PERSON.split(", ").map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ")
+                "SELECT {PERSON} FROM persons p WHERE p.birth_date = $1 AND EXISTS (SELECT 1 FROM cards c WHERE c.person_id = p.id AND c.status = 'active') ORDER BY p.id"
             )))
             .bind(birth_date)
             .fetch_all(pool)
@@ -399,14 +390,10 @@ impl Store {
                 .execute(&mut *c)
                 .await
             })?;
-            let taken: Option<(i64,)> = with_tx!(&mut tx, |c| {
-                sqlx::query_as("SELECT id FROM person_links WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE")
-                    .bind(l.facility_id)
-                    .bind(&l.patient_local_id)
-                    .fetch_optional(&mut *c)
-                    .await
-            })?;
-            if taken.is_none() {
+            if active_link(&mut tx, l.facility_id, &l.patient_local_id)
+                .await?
+                .is_none()
+            {
                 insert_link(
                     &mut tx,
                     survivor,
@@ -453,14 +440,10 @@ impl Store {
                 .await
         })?;
         for l in &moved {
-            let taken: Option<(i64,)> = with_tx!(&mut tx, |c| {
-                sqlx::query_as("SELECT id FROM person_links WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE")
-                    .bind(l.facility_id)
-                    .bind(&l.patient_local_id)
-                    .fetch_optional(&mut *c)
-                    .await
-            })?;
-            if taken.is_none() {
+            if active_link(&mut tx, l.facility_id, &l.patient_local_id)
+                .await?
+                .is_none()
+            {
                 insert_link(
                     &mut tx,
                     merged,
@@ -484,6 +467,22 @@ impl Store {
     }
 }
 
+/// The open link of a facility's patient ID, if any: (link id, person id).
+pub(crate) async fn active_link(
+    tx: &mut Tx,
+    facility_id: i64,
+    patient_local_id: &str,
+) -> Result<Option<(i64, i64)>> {
+    let row: Option<(i64, i64)> = with_tx!(tx, |c| {
+        sqlx::query_as("SELECT id, person_id FROM person_links WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE")
+            .bind(facility_id)
+            .bind(patient_local_id)
+            .fetch_optional(&mut *c)
+            .await
+    })?;
+    Ok(row)
+}
+
 async fn insert_card(
     tx: &mut Tx,
     person_id: i64,
@@ -505,7 +504,7 @@ async fn insert_card(
     Ok(card)
 }
 
-async fn insert_link(
+pub(crate) async fn insert_link(
     tx: &mut Tx,
     person_id: i64,
     facility_id: i64,
