@@ -256,26 +256,14 @@ async fn hospital_records(app: &App, data_dir: &std::path::Path) -> Result<usize
         let root = data_dir.join("demo-ssmix2").join(&code);
         crate::generate::generate(&root, 40, 2, seed as u64 + 1, (2026, 11, 20))?;
         let facility_id = app.facility_id_by_code(&actor, &code).await?;
-        let mut files = Vec::new();
-        for entry in walkdir::WalkDir::new(&root) {
-            let entry = entry?;
-            if entry.file_type().is_file() {
-                let relative_path = entry
-                    .path()
-                    .strip_prefix(&root)?
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                files.push(renkei_app::intake::SourceFile {
-                    relative_path,
-                    bytes: std::fs::read(entry.path())?,
-                });
-            }
-        }
-        let mut report = renkei_app::intake::ImportReport::default();
-        for chunk in files.chunks(500) {
-            app.import_ssmix2_batch(&actor, facility_id, chunk, &mut report)
-                .await?;
-        }
+        let report = crate::intake::import_storage(
+            app,
+            &actor,
+            facility_id,
+            &root,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await?;
         app.audit_import_run(&actor, facility_id, "ssmix2", &report)
             .await?;
         messages += report.stored;

@@ -213,7 +213,6 @@ fn ymd(d: (i32, u32, u32)) -> String {
 struct Writer<'a> {
     root: &'a Path,
     files: usize,
-    messages: usize,
 }
 
 impl Writer<'_> {
@@ -234,7 +233,6 @@ impl Writer<'_> {
         bytes.push(0x1c);
         std::fs::write(dir.join(name.to_string()), bytes)?;
         self.files += 1;
-        self.messages += 1;
         Ok(())
     }
 }
@@ -258,20 +256,17 @@ fn msh(kind: &str, control: &str, at: &str) -> String {
     )
 }
 
-/// Generates `patients` patients with `years` of history ending at `end` (YYYY, MM, DD).
+/// Generates `patients` patients with `years` of history ending at `end` (YYYY, MM, DD);
+/// returns how many files were written.
 pub fn generate(
     root: &Path,
     patients: usize,
     years: u32,
     seed: u64,
     end: (i32, u32, u32),
-) -> Result<(usize, usize)> {
+) -> Result<usize> {
     let mut rng = Rng(seed);
-    let mut w = Writer {
-        root,
-        files: 0,
-        messages: 0,
-    };
+    let mut w = Writer { root, files: 0 };
     let span_days = i64::from(years) * 365;
     for p in 0..patients {
         let pid = format!("{:010}", 1_000_000 + p as u64 + seed % 1000 * 100_000);
@@ -493,7 +488,7 @@ pub fn generate(
             w.files += 2;
         }
     }
-    Ok((w.files, w.messages))
+    Ok(w.files)
 }
 
 #[cfg(test)]

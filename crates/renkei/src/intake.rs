@@ -27,40 +27,22 @@ fn storage_files(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-pub async fn import_ssmix2(
+/// Imports every file under `root` for `facility_id`: batches of about [`BATCH`] files that never
+/// cut through a document's content folder, each read and mapped on a reader thread while the
+/// previous one is written. The caller audits the run.
+pub async fn import_storage(
     app: &App,
+    actor: &Actor,
+    facility_id: i64,
     root: &Path,
-    facility_code: &str,
-    json: bool,
-) -> Result<bool> {
-    let started = Instant::now();
-    let actor = Actor::system("import");
-    let facility_id = app.facility_id_by_code(&actor, facility_code).await?;
-    if !root.is_dir() {
-        anyhow::bail!(
-            "{} はディレクトリではありません（SS-MIX2 標準化ストレージのルートを指定してください）",
-            root.display()
-        );
-    }
+    bar: &ProgressBar,
+) -> Result<ImportReport> {
     let files = storage_files(root)?;
-    let bar = if json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(files.len() as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "取り込み [{bar:40}] {pos}/{len} ファイル {per_sec} 残り {eta}",
-        )
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    // A reader thread reads and maps the next batches while this task writes the current one.
+    bar.set_length(files.len() as u64);
     let (sender, mut receiver) =
         tokio::sync::mpsc::channel::<(usize, PreparedBatch, Vec<FileProblem>)>(2);
     let root_owned = root.to_path_buf();
     let reader = std::thread::spawn(move || {
-        // Batches of about BATCH files, never cutting through a document's content folder.
         let relative = |p: &PathBuf| {
             p.strip_prefix(&root_owned)
                 .unwrap_or(p)
@@ -82,18 +64,14 @@ pub async fn import_ssmix2(
             let mut batch = Vec::with_capacity(chunk.len());
             let mut unreadable = Vec::new();
             for path in chunk {
-                let relative = path
-                    .strip_prefix(&root_owned)
-                    .unwrap_or(path)
-                    .to_string_lossy()
-                    .replace('\\', "/");
+                let relative_path = relative(path);
                 match std::fs::read(path) {
                     Ok(bytes) => batch.push(SourceFile {
-                        relative_path: relative,
+                        relative_path,
                         bytes,
                     }),
                     Err(e) => unreadable.push(FileProblem {
-                        path: relative,
+                        path: relative_path,
                         reason: format!("読めません: {e}"),
                     }),
                 }
@@ -109,12 +87,43 @@ pub async fn import_ssmix2(
     let mut report = ImportReport::default();
     while let Some((count, prepared, unreadable)) = receiver.recv().await {
         report.errors.extend(unreadable);
-        app.store_ssmix2(&actor, facility_id, prepared, &mut report)
+        app.store_ssmix2(actor, facility_id, prepared, &mut report)
             .await
             .context("取り込みを保存できません（このバッチは保存されていません。再実行すると続きから取り込みます）")?;
         bar.inc(count as u64);
     }
     let _ = reader.join();
+    Ok(report)
+}
+
+pub async fn import_ssmix2(
+    app: &App,
+    root: &Path,
+    facility_code: &str,
+    json: bool,
+) -> Result<bool> {
+    let started = Instant::now();
+    let actor = Actor::system("import");
+    let facility_id = app.facility_id_by_code(&actor, facility_code).await?;
+    if !root.is_dir() {
+        anyhow::bail!(
+            "{} はディレクトリではありません（SS-MIX2 標準化ストレージのルートを指定してください）",
+            root.display()
+        );
+    }
+    let bar = if json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "取り込み [{bar:40}] {pos}/{len} ファイル {per_sec} 残り {eta}",
+        )
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = import_storage(app, &actor, facility_id, root, &bar).await?;
     bar.finish_and_clear();
     app.audit_import_run(&actor, facility_id, "ssmix2", &report)
         .await?;

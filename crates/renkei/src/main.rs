@@ -372,7 +372,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             std::fs::create_dir_all(out)
                 .with_context(|| format!("{} を作成できません", out.display()))?;
             let started = std::time::Instant::now();
-            let (files, _) = generate::generate(out, *patients, *years, *seed, (2026, 11, 20))?;
+            let files = generate::generate(out, *patients, *years, *seed, (2026, 11, 20))?;
             println!(
                 "SS-MIX2 ストレージを生成しました: {} に {files} ファイル（患者 {patients} 人、{years} 年分、{:.1} 秒）",
                 out.display(),
