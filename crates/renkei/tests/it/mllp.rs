@@ -17,6 +17,41 @@ fn adt(control: &str, name: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A data directory with the sending hospital registered.
+fn with_hospital() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    id_of(&renkei(
+        dir.path(),
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "hospital",
+            "--name",
+            "登呂病院",
+            "--code",
+            HOSPITAL,
+            "--discloses",
+        ],
+    ));
+    dir
+}
+
+/// Starts the server with MLLP on a free port (`extra` after `serve`); returns the server and
+/// the MLLP listener's URL (`mllp://…` or `mllp+tls://…`).
+fn serve_mllp(d: &Path, extra: &[&str]) -> (Server, String) {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--mllp-listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let server = start(d, &args);
+    let url = server.others.recv_timeout(Duration::from_secs(10)).unwrap();
+    (server, url)
+}
+
+/// `host:port` of a listener URL.
+fn address(url: &str) -> String {
+    url.split("://").nth(1).unwrap_or(url).to_string()
+}
+
 fn exchange(stream: &mut TcpStream, message: &[u8]) -> String {
     let mut framed = vec![0x0b];
     framed.extend_from_slice(message);
@@ -55,29 +90,11 @@ fn count_messages(d: &Path) -> i64 {
 
 #[test]
 fn stores_then_acknowledges_and_rejects_with_reasons() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_hospital();
     let d = dir.path();
-    id_of(&renkei(
-        d,
-        &[
-            "admin",
-            "create-facility",
-            "--type",
-            "hospital",
-            "--name",
-            "登呂病院",
-            "--code",
-            HOSPITAL,
-            "--discloses",
-        ],
-    ));
-    let server = start(
-        d,
-        &["--listen", "127.0.0.1:0", "--mllp-listen", "127.0.0.1:0"],
-    );
-    let mllp = server.others.recv_timeout(Duration::from_secs(10)).unwrap();
+    let (server, mllp) = serve_mllp(d, &[]);
     assert!(mllp.starts_with("mllp://"), "{mllp}");
-    let addr = mllp.trim_start_matches("mllp://").to_string();
+    let addr = address(&mllp);
     let mut s = TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
 
@@ -128,32 +145,10 @@ fn stores_then_acknowledges_and_rejects_with_reasons() {
 
 #[test]
 fn many_senders_at_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_hospital();
     let d = dir.path();
-    id_of(&renkei(
-        d,
-        &[
-            "admin",
-            "create-facility",
-            "--type",
-            "hospital",
-            "--name",
-            "登呂病院",
-            "--code",
-            HOSPITAL,
-            "--discloses",
-        ],
-    ));
-    let server = start(
-        d,
-        &["--listen", "127.0.0.1:0", "--mllp-listen", "127.0.0.1:0"],
-    );
-    let addr = server
-        .others
-        .recv_timeout(Duration::from_secs(10))
-        .unwrap()
-        .trim_start_matches("mllp://")
-        .to_string();
+    let (_server, mllp) = serve_mllp(d, &[]);
+    let addr = address(&mllp);
     let senders: Vec<_> = (0..16)
         .map(|sender| {
             let addr = addr.clone();
@@ -195,50 +190,16 @@ fn plain_mllp_off_loopback_needs_tls_or_an_explicit_choice() {
 
 #[test]
 fn limits_on_size_and_idle_senders() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_hospital();
     let d = dir.path();
-    id_of(&renkei(
-        d,
-        &[
-            "admin",
-            "create-facility",
-            "--type",
-            "hospital",
-            "--name",
-            "登呂病院",
-            "--code",
-            HOSPITAL,
-            "--discloses",
-        ],
-    ));
     let config = d.join("renkei.toml");
     std::fs::write(
         &config,
         "mllp_max_message_bytes = 300\nmllp_idle_seconds = 1\nmllp_frame_seconds = 1\n",
     )
     .unwrap();
-    let mut child = std::process::Command::new(bin())
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(d)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--mllp-listen",
-            "127.0.0.1:0",
-        ])
-        .env("RENKEI_FIXED_CLOCK", FIXED_CLOCK)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let addr = std::io::BufRead::lines(out)
-        .map_while(Result::ok)
-        .find_map(|l| l.split("mllp://").nth(1).map(str::to_string))
-        .unwrap();
+    let (_server, mllp) = serve_mllp(d, &["--config", config.to_str().unwrap()]);
+    let addr = address(&mllp);
     let mut s = TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     // Too large: refused with a reason, the connection stays usable.
@@ -270,49 +231,20 @@ fn limits_on_size_and_idle_senders() {
         0,
         "closed after the frame deadline"
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
 fn mllp_over_tls() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_hospital();
     let d = dir.path();
-    id_of(&renkei(
-        d,
-        &[
-            "admin",
-            "create-facility",
-            "--type",
-            "hospital",
-            "--name",
-            "登呂病院",
-            "--code",
-            HOSPITAL,
-            "--discloses",
-        ],
-    ));
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(d.join("cert.pem"), cert.cert.pem()).unwrap();
     std::fs::write(d.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
     let c = d.join("cert.pem").to_string_lossy().into_owned();
     let k = d.join("key.pem").to_string_lossy().into_owned();
-    let server = start(
-        d,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            &c,
-            "--tls-key",
-            &k,
-            "--mllp-listen",
-            "127.0.0.1:0",
-        ],
-    );
-    let mllp = server.others.recv_timeout(Duration::from_secs(10)).unwrap();
+    let (_server, mllp) = serve_mllp(d, &["--tls-cert", &c, "--tls-key", &k]);
     assert!(mllp.starts_with("mllp+tls://"), "{mllp}");
-    let addr = mllp.trim_start_matches("mllp+tls://").to_string();
+    let addr = address(&mllp);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.cert.der().clone()).unwrap();
@@ -340,32 +272,10 @@ fn mllp_over_tls() {
 
 #[test]
 fn adt_a40_merges_the_prior_patient_id() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_hospital();
     let d = dir.path();
-    id_of(&renkei(
-        d,
-        &[
-            "admin",
-            "create-facility",
-            "--type",
-            "hospital",
-            "--name",
-            "登呂病院",
-            "--code",
-            HOSPITAL,
-            "--discloses",
-        ],
-    ));
-    let server = start(
-        d,
-        &["--listen", "127.0.0.1:0", "--mllp-listen", "127.0.0.1:0"],
-    );
-    let addr = server
-        .others
-        .recv_timeout(Duration::from_secs(10))
-        .unwrap()
-        .trim_start_matches("mllp://")
-        .to_string();
+    let (_server, mllp) = serve_mllp(d, &[]);
+    let addr = address(&mllp);
     let mut s = TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     // Records under the old ID P-OLD, then the hospital merges P-OLD into P-NEW.
