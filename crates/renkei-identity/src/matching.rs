@@ -1,12 +1,13 @@
-//! Scoring whether two demographic records are the same person (MPI candidate suggestions).
+//! Whether two Japanese demographic records are the same person (MPI candidate suggestions,
+//! duplicate review): the Japanese model for [`crate::linkage`].
 //!
-//! A Fellegi–Sunter style sum of log-likelihood weights per field (agreement adds, disagreement
-//! subtracts, a missing value counts nothing), mapped to a probability. Names are compared after
-//! [`normalize_name`](crate::normalize_name) / [`normalize_kana`](crate::normalize_kana), with
-//! Jaro-Winkler for near misses; birth dates also count transposed day/month and single-digit
-//! typos as partial agreement. Nothing is merged on a score: people confirm.
+//! Names are compared after [`normalize_name`] / [`normalize_kana`], family and given name
+//! apart when written with a space (a family name changes at marriage; a given name rarely
+//! does); birth dates and phone numbers count a typing slip as partial agreement. Nothing is
+//! merged on a score: people confirm.
 
-use crate::normalize::{normalize_kana, normalize_name};
+use crate::linkage::{BlockingRule, Comparator, Field, Model, Record, block_key};
+use crate::normalize::{normalize_address, normalize_kana, normalize_name};
 
 /// Demographics as compared.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -19,6 +20,7 @@ pub struct Demographic {
     pub sex: String,
     pub phone: String,
     pub postal_code: String,
+    pub address: String,
 }
 
 /// The outcome for one pair.
@@ -33,109 +35,162 @@ pub struct MatchScore {
 /// Above this a candidate is shown to the person registering the patient.
 pub const SUGGEST: f64 = 0.5;
 
+/// Field order of [`japanese_model`] and [`japanese_record`].
+pub const NAME: usize = 0;
+pub const BIRTH: usize = 1;
+pub const SEX: usize = 2;
+/// Phone, postal code and address together (see [`Comparator::Contact`]).
+pub const CONTACT: usize = 3;
+
+/// The probability that a registration is a given existing person before anything is compared
+/// (about one in ten thousand persons in a blocked candidate set): the prior of [`score`].
+pub const POPULATION_PRIOR: f64 = 1e-4;
+
+/// The model for Japanese demographics with default parameters (set from how registrations
+/// differ in practice; [`crate::linkage::run`] can retrain `m` and `u` on a population). A
+/// different given name under the same family name vetoes: twins share everything else.
+pub fn japanese_model() -> Model {
+    let mut name = Field::new("name", Comparator::JapaneseName);
+    name.veto = vec![4];
+    name.term_frequency = true;
+    Model {
+        fields: vec![
+            name,
+            Field::new("birth_date", Comparator::Digits),
+            Field::new("sex", Comparator::Exact),
+            Field::new("contact", Comparator::Contact),
+        ],
+        m: vec![
+            vec![0.86, 0.05, 0.04, 0.04999, 0.00001, 0.00001],
+            vec![0.9698, 0.03, 0.0002],
+            vec![0.995, 0.005],
+            vec![0.45, 0.1, 0.15, 0.05, 0.25],
+        ],
+        u: vec![
+            vec![0.00005, 0.00002, 0.002, 0.0002, 0.003, 0.99473],
+            vec![0.00004, 0.0006, 0.99936],
+            vec![0.5, 0.5],
+            vec![0.00002, 0.00003, 0.00005, 0.002, 0.99788],
+        ],
+        prior: POPULATION_PRIOR,
+    }
+}
+
 fn digits(s: &str) -> String {
-    s.chars().filter(char::is_ascii_digit).collect()
+    s.chars()
+        .flat_map(|c| c.to_digit(10).and_then(|d| char::from_digit(d, 10)))
+        .collect()
 }
 
-fn name_weight(a: &str, b: &str, exact: f64, close: f64, disagree: f64) -> Option<(f64, bool)> {
-    if a.is_empty() || b.is_empty() {
-        return None;
-    }
-    if a == b {
-        return Some((exact, true));
-    }
-    let jw = strsim::jaro_winkler(a, b);
-    Some(if jw >= 0.92 {
-        (close, true)
-    } else if jw >= 0.85 {
-        (close / 2.0, false)
+/// A name normalised part by part, keeping the space between family and given name.
+fn name_parts(text: &str, normalize: fn(&str) -> String) -> String {
+    text.split(char::is_whitespace)
+        .map(normalize)
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The record [`japanese_model`] compares, normalised once.
+pub fn japanese_record(d: &Demographic) -> Record {
+    let kanji = name_parts(&d.kanji_name, normalize_name);
+    let kana = name_parts(&d.kana_name, normalize_kana);
+    let name = if kanji.is_empty() && kana.is_empty() {
+        String::new()
     } else {
-        (disagree, false)
-    })
-}
-
-/// Family and given names compared apart when both are written with a space between them
-/// (a family name changes at marriage; a given name rarely does), else as one.
-fn names(a: &str, b: &str, normalize: fn(&str) -> String) -> Option<(f64, bool)> {
-    let parts = |s: &str| {
-        s.split(|c: char| c.is_whitespace())
-            .filter(|p| !p.is_empty())
-            .map(normalize)
-            .collect::<Vec<_>>()
+        format!("{kanji}\t{kana}")
     };
-    let (pa, pb) = (parts(a), parts(b));
-    match (pa.as_slice(), pb.as_slice()) {
-        ([fa, ga], [fb, gb]) => {
-            let family = name_weight(fa, fb, 2.5, 1.5, -1.5)?;
-            let given = name_weight(ga, gb, 2.5, 1.5, -3.0)?;
-            Some((family.0 + given.0, family.1 && given.1))
-        }
-        _ => name_weight(&normalize(a), &normalize(b), 5.0, 3.5, -4.0),
-    }
-}
-
-fn birth_weight(a: &str, b: &str) -> Option<(f64, bool)> {
-    let (a, b) = (digits(a), digits(b));
-    if a.len() != 8 || b.len() != 8 {
-        return None;
-    }
-    if a == b {
-        return Some((6.0, true));
-    }
-    // Day and month swapped, or one digit off: a typing error, not a different person.
-    let swapped =
-        a.get(..4) == b.get(..4) && a.get(4..6) == b.get(6..8) && a.get(6..8) == b.get(4..6);
-    let one_off = a.chars().zip(b.chars()).filter(|(x, y)| x != y).count() == 1;
-    Some(if swapped || one_off {
-        (2.0, false)
+    let keep = |s: String, ok: fn(usize) -> bool| if ok(s.len()) { s } else { String::new() };
+    let phone = keep(digits(&d.phone), |n| (9..=11).contains(&n));
+    let postal = keep(digits(&d.postal_code), |n| n == 7);
+    let address = normalize_address(&d.address);
+    let contact = if phone.is_empty() && postal.is_empty() && address.is_empty() {
+        String::new()
     } else {
-        (-6.0, false)
-    })
+        format!("{phone}\t{postal}\t{address}")
+    };
+    vec![
+        name.into(),
+        keep(digits(&d.birth_date), |n| n == 8).into(),
+        (if matches!(d.sex.as_str(), "M" | "F") {
+            d.sex.as_str()
+        } else {
+            ""
+        })
+        .into(),
+        contact.into(),
+    ]
 }
 
-/// How likely `a` and `b` are the same person.
+/// Blocking rules for deduplicating Japanese records: the same birth date; the same reading of
+/// the whole name; the same kanji name; the same phone number; the same given-name reading and
+/// postal code (a married name at the same address with a mistyped birth date).
+pub fn japanese_blocking(records: &[Record]) -> Vec<BlockingRule> {
+    let name = |r: &Record| -> (String, String, String) {
+        let (kanji, kana) = r[NAME].split_once('\t').unwrap_or(("", ""));
+        let given = kana.split_once(' ').map_or("", |(_, g)| g).to_string();
+        (kanji.replace(' ', ""), kana.replace(' ', ""), given)
+    };
+    let names: Vec<_> = records.iter().map(name).collect();
+    let keyed = |keys: Vec<u64>, fields: &[usize]| BlockingRule {
+        keys,
+        fields: fields.to_vec(),
+    };
+    vec![
+        BlockingRule::on_fields(records, &[BIRTH]),
+        keyed(names.iter().map(|n| block_key(&[&n.1])).collect(), &[NAME]),
+        keyed(names.iter().map(|n| block_key(&[&n.0])).collect(), &[NAME]),
+        keyed(
+            records
+                .iter()
+                .map(|r| block_key(&[r[CONTACT].split('\t').next().unwrap_or("")]))
+                .collect(),
+            &[CONTACT],
+        ),
+        keyed(
+            records
+                .iter()
+                .zip(&names)
+                .map(|(r, n)| block_key(&[&n.2, r[CONTACT].split('\t').nth(1).unwrap_or("")]))
+                .collect(),
+            &[NAME, CONTACT],
+        ),
+    ]
+}
+
+/// How likely `a` and `b` are the same person, under [`japanese_model`] and
+/// [`POPULATION_PRIOR`].
 pub fn score(a: &Demographic, b: &Demographic) -> MatchScore {
-    let mut total = -8.0; // prior: two random records are rarely the same person
+    score_records(&japanese_model(), &japanese_record(a), &japanese_record(b))
+}
+
+/// [`score`] for records already normalised (one model, many comparisons).
+pub fn score_records(model: &Model, a: &Record, b: &Record) -> MatchScore {
+    let pattern = model.compare(a, b);
+    let levels = model.levels_of(pattern);
     let mut reasons = Vec::new();
-    let mut add = |w: Option<(f64, bool)>, why: &'static str| {
-        if let Some((weight, agreed)) = w {
-            total += weight;
-            if agreed {
-                reasons.push(why);
-            }
+    match levels[NAME] {
+        Some(0) => reasons.extend(["kanji_name", "kana_name"]),
+        Some(1) => reasons.push("name"),
+        Some(2) => reasons.push("given_name"),
+        _ => {}
+    }
+    for (field, why) in [(BIRTH, "birth_date"), (SEX, "sex")] {
+        if levels[field] == Some(0) {
+            reasons.push(why);
         }
-    };
-    add(
-        names(&a.kana_name, &b.kana_name, normalize_kana),
-        "kana_name",
-    );
-    add(
-        names(&a.kanji_name, &b.kanji_name, normalize_name),
-        "kanji_name",
-    );
-    add(birth_weight(&a.birth_date, &b.birth_date), "birth_date");
-    let sex = |s: &str| matches!(s, "M" | "F").then(|| s.to_string());
-    add(
-        match (sex(&a.sex), sex(&b.sex)) {
-            (Some(x), Some(y)) => Some(if x == y { (0.5, true) } else { (-4.0, false) }),
-            _ => None,
-        },
-        "sex",
-    );
-    let (pa, pb) = (digits(&a.phone), digits(&b.phone));
-    add(
-        (pa.len() >= 9 && pb.len() >= 9)
-            .then(|| if pa == pb { (4.0, true) } else { (-0.5, false) }),
-        "phone",
-    );
-    let (za, zb) = (digits(&a.postal_code), digits(&b.postal_code));
-    add(
-        (za.len() == 7 && zb.len() == 7)
-            .then(|| if za == zb { (2.0, true) } else { (-0.5, false) }),
-        "postal_code",
-    );
-    let score = 1.0 / (1.0 + (-total).exp());
-    MatchScore { score, reasons }
+    }
+    match levels[CONTACT] {
+        Some(0) => reasons.extend(["phone", "address"]),
+        Some(1) => reasons.push("phone"),
+        Some(2) => reasons.push("address"),
+        Some(3) => reasons.push("postal_code"),
+        _ => {}
+    }
+    MatchScore {
+        score: model.probability(pattern),
+        reasons,
+    }
 }
 
 #[cfg(test)]
@@ -189,5 +244,30 @@ mod tests {
         let s = score(&a, &b);
         assert!(s.score > SUGGEST, "{s:?}");
         assert!(s.reasons.contains(&"phone") && s.reasons.contains(&"birth_date"));
+        assert!(s.reasons.contains(&"given_name"));
+    }
+
+    #[test]
+    fn twins_who_share_everything_but_the_given_name_are_never_matched() {
+        let mut a = person("山田 一郎", "ヤマダ イチロウ", "2001-03-03", "M");
+        a.phone = "082-123-4567".into();
+        a.postal_code = "730-0011".into();
+        a.address = "広島市中区基町1-2-3".into();
+        let mut b = person("山田 二郎", "ヤマダ ジロウ", "2001-03-03", "M");
+        b.phone = a.phone.clone();
+        b.postal_code = a.postal_code.clone();
+        b.address = "広島市中区基町1丁目2番3号".into();
+        assert_eq!(score(&a, &b).score, 0.0);
+    }
+
+    #[test]
+    fn a_move_keeps_the_match_on_name_and_birth_date() {
+        let mut a = person("齋藤 恵子", "サイトウ ケイコ", "1970-12-01", "F");
+        a.phone = "082-111-2222".into();
+        a.address = "広島市中区1-1".into();
+        let mut b = person("斉藤 恵子", "サイトウ ケーコ", "1970-12-01", "F");
+        b.phone = "086-333-4444".into();
+        b.address = "岡山市北区3-3".into();
+        assert!(score(&a, &b).score > 0.9, "{:?}", score(&a, &b));
     }
 }

@@ -165,6 +165,39 @@ pub fn normalize_kana(text: &str) -> String {
         .collect()
 }
 
+/// An address in the form addresses are compared in: NFKC, no spaces, variant kanji to their
+/// common forms, and 丁目/番地/番/号 and dash-like marks after a number written as `-`
+/// (「1丁目2番3号」「１－２－３」 and 「1-2-3」 compare equal).
+pub fn normalize_address(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.nfkc().filter(|c| !c.is_whitespace()).peekable();
+    let after_digit = |out: &String| out.chars().last().is_some_and(|c| c.is_ascii_digit());
+    while let Some(c) = chars.next() {
+        let c = variant(c);
+        if after_digit(&out) {
+            if matches!(c, '-' | 'ー' | '−' | '‐' | '―' | '－' | 'の' | 'ノ') {
+                out.push('-');
+                continue;
+            }
+            let rest: String = std::iter::once(c).chain(chars.clone().take(1)).collect();
+            if rest == "丁目" || rest == "番地" {
+                chars.next();
+                out.push('-');
+                continue;
+            }
+            if matches!(c, '番' | '号') {
+                out.push('-');
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +242,19 @@ mod tests {
         assert_eq!(normalize_name("タロウ"), normalize_name("タロー"));
         assert_eq!(normalize_name("ケイコ"), normalize_name("ケーコ"));
         assert_ne!(normalize_name("カオリ"), normalize_name("カーリ"));
+    }
+
+    #[test]
+    fn addresses_written_differently_compare_equal() {
+        let a = normalize_address("広島県広島市中区基町1丁目2番3号");
+        assert_eq!(a, "広島県広島市中区基町1-2-3");
+        assert_eq!(normalize_address("広島県 広島市中区基町１－２－３"), a);
+        assert_eq!(normalize_address("広島県広島市中区基町1-2-3"), a);
+        assert_eq!(normalize_address("広島県広島市中区基町1の2の3"), a);
+        assert_eq!(
+            normalize_address("東京都新宿区西新宿2丁目8番地"),
+            "東京都新宿区西新宿2-8"
+        );
+        assert_eq!(normalize_address(""), "");
     }
 }
