@@ -2,9 +2,9 @@
 //! at any facility (名寄せ), re-issue, revocation and the card-holding check.
 
 use renkei_core::audit::AuditOutcome;
-use renkei_identity::{CardPayload, CommonId, normalize_kana, normalize_name};
+use renkei_identity::{CardPayload, CommonId, normalize_address, normalize_kana, normalize_name};
+use renkei_store::identity::{CandidateKeys, NewPerson, Person, PersonKeys, PersonSearch};
 pub use renkei_store::identity::{Card, Person as PersonRow, PersonLink};
-use renkei_store::identity::{NewPerson, Person};
 
 use crate::{Actor, App, AppError, Result};
 
@@ -34,7 +34,54 @@ pub struct PersonDetails {
     /// `YYYY-MM-DD`.
     pub birth_date: String,
     pub sex: String,
+    pub phone: String,
+    pub postal_code: String,
+    pub address: String,
 }
+
+/// The version of the normalisation behind [`person_keys`]; raise it when normalisation
+/// changes, and [`App::refresh_person_keys`] re-keys every person made with an older one.
+pub const KEYS_VERSION: i64 = 1;
+
+fn digits(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| c.to_digit(10).and_then(|d| char::from_digit(d, 10)))
+        .collect()
+}
+
+/// The search keys of a person's demographics.
+pub fn person_keys(kanji_name: &str, kana_name: &str, phone: &str, address: &str) -> PersonKeys {
+    PersonKeys {
+        kana_key: normalize_kana(kana_name),
+        kanji_key: normalize_name(kanji_name),
+        phone_key: Some(digits(phone))
+            .filter(|d| d.len() >= 9)
+            .unwrap_or_default(),
+        address_key: normalize_address(address),
+        version: KEYS_VERSION,
+    }
+}
+
+fn with_keys(p: NewPerson) -> NewPerson {
+    NewPerson {
+        keys: person_keys(&p.kanji_name, &p.kana_name, &p.phone, &p.address),
+        ..p
+    }
+}
+
+/// What the operator's person search asks: any of a name (kanji or kana, from its start), a
+/// birth date, sex, phone number and address (from its start).
+#[derive(Clone, Debug, Default)]
+pub struct PersonQuery {
+    pub name: String,
+    pub birth_date: String,
+    pub sex: String,
+    pub phone: String,
+    pub address: String,
+}
+
+/// The most persons one search returns (narrow the search for more).
+pub const SEARCH_LIMIT: usize = 100;
 
 /// A person as the card screens show them.
 #[derive(Clone, Debug)]
@@ -103,18 +150,24 @@ impl App {
         let record = self.store.patient_record(facility_id, patient).await?.0;
         let person = match (record, details) {
             (_, Some(d)) => NewPerson {
-                common_id: String::new(),
                 kanji_name: d.kanji_name.trim().to_string(),
                 kana_name: d.kana_name.trim().to_string(),
                 birth_date: Some(d.birth_date.trim().to_string()).filter(|b| !b.is_empty()),
                 sex: d.sex.trim().to_string(),
+                phone: d.phone.trim().to_string(),
+                postal_code: d.postal_code.trim().to_string(),
+                address: d.address.trim().to_string(),
+                ..NewPerson::default()
             },
             (Some(r), None) => NewPerson {
-                common_id: String::new(),
                 kanji_name: r.kanji_name,
                 kana_name: r.kana_name,
                 birth_date: r.birth_date,
                 sex: r.sex,
+                phone: r.phone,
+                postal_code: r.postal_code,
+                address: r.address,
+                ..NewPerson::default()
             },
             (None, None) => {
                 return Err(AppError::Invalid(
@@ -134,10 +187,10 @@ impl App {
             u32::try_from(serial).map_err(|_| AppError::Internal("serials exhausted".into()))?,
         )
         .map_err(|e| AppError::Internal(e.to_string()))?;
-        let new = NewPerson {
+        let new = with_keys(NewPerson {
             common_id: id.digits(),
             ..person
-        };
+        });
         let event = self.event(
             actor,
             "identity.person.create",
@@ -406,36 +459,44 @@ impl App {
         details: &PersonDetails,
     ) -> Result<Vec<Candidate>> {
         let facility_id = self.facility_of(actor)?;
-        let year: String = details
-            .birth_date
-            .chars()
-            .filter(char::is_ascii_digit)
-            .take(4)
-            .collect();
-        if year.len() != 4 {
+        let birth = digits(&details.birth_date);
+        if birth.len() != 8 {
             return Err(AppError::Invalid("生年月日を入力してください".into()));
         }
+        let keys = person_keys(
+            &details.kanji_name,
+            &details.kana_name,
+            &details.phone,
+            &details.address,
+        );
         let wanted = renkei_identity::Demographic {
             kanji_name: details.kanji_name.clone(),
             kana_name: details.kana_name.clone(),
             birth_date: details.birth_date.clone(),
             sex: details.sex.clone(),
-            ..Default::default()
+            phone: details.phone.clone(),
+            postal_code: details.postal_code.clone(),
+            address: details.address.clone(),
         };
+        let model = renkei_identity::matching::japanese_model();
+        let wanted = renkei_identity::matching::japanese_record(&wanted);
+        // Blocking: anyone sharing the birth date, the reading, the kanji name or the phone.
         let mut found: Vec<Candidate> = self
             .store
-            .persons_born_in(&year)
+            .candidate_persons(
+                &CandidateKeys {
+                    birth_date: format!("{}-{}-{}", &birth[..4], &birth[4..6], &birth[6..]),
+                    kana_key: keys.kana_key,
+                    kanji_key: keys.kanji_key,
+                    phone_key: keys.phone_key,
+                },
+                5_000,
+            )
             .await?
             .into_iter()
             .filter_map(|p| {
-                let other = renkei_identity::Demographic {
-                    kanji_name: p.kanji_name.clone(),
-                    kana_name: p.kana_name.clone(),
-                    birth_date: p.birth_date.clone().unwrap_or_default(),
-                    sex: p.sex.clone(),
-                    ..Default::default()
-                };
-                let s = renkei_identity::score(&wanted, &other);
+                let other = renkei_identity::matching::japanese_record(&demographic_of(&p));
+                let s = renkei_identity::matching::score_records(&model, &wanted, &other);
                 (s.score >= renkei_identity::matching::SUGGEST).then_some(Candidate {
                     person: p,
                     score: s.score,
@@ -456,6 +517,90 @@ impl App {
             ))
             .await?;
         Ok(found)
+    }
+
+    /// The registering facility confirms that its patient is one of the suggested persons:
+    /// the patient is linked to that person (名寄せ without a card). Only a person suggested
+    /// for these same details can be chosen. Audited.
+    pub async fn confirm_suggested_person(
+        &self,
+        actor: &Actor,
+        patient_local_id: &str,
+        person_id: i64,
+        details: &PersonDetails,
+    ) -> Result<Person> {
+        let facility_id = self.facility_of(actor)?;
+        let patient = patient_local_id.trim();
+        if patient.is_empty() {
+            return Err(AppError::Invalid("患者IDを入力してください".into()));
+        }
+        let chosen = self
+            .suggest_persons(actor, details)
+            .await?
+            .into_iter()
+            .find(|c| c.person.id == person_id)
+            .ok_or_else(|| {
+                AppError::Invalid("選択した方は候補にありません。もう一度入力してください".into())
+            })?;
+        let event = self.event(
+            actor,
+            "identity.link.confirm_suggested",
+            format!("person:{person_id}"),
+            AuditOutcome::Success,
+            &format!("score={:.3}", chosen.score),
+        );
+        self.store
+            .link_patient(
+                person_id,
+                (facility_id, patient, &actor.login_id),
+                "mpi_confirmed",
+                self.now().0,
+                event,
+            )
+            .await
+            .map_err(|e| match e {
+                renkei_store::StoreError::Conflict(_) => {
+                    AppError::Conflict("この患者IDはすでに別の方にリンクされています".into())
+                }
+                other => other.into(),
+            })?;
+        Ok(chosen.person)
+    }
+
+    /// Re-keys persons whose search keys were made with an older normalisation (or none: rows
+    /// from before the keys existed). Run at start-up; returns how many were re-keyed.
+    pub async fn refresh_person_keys(&self) -> Result<usize> {
+        let mut done = 0;
+        loop {
+            let batch = self.store.persons_needing_keys(KEYS_VERSION, 1_000).await?;
+            if batch.is_empty() {
+                return Ok(done);
+            }
+            let keys: Vec<(i64, PersonKeys)> = batch
+                .iter()
+                .map(|p| {
+                    (
+                        p.id,
+                        person_keys(&p.kanji_name, &p.kana_name, &p.phone, &p.address),
+                    )
+                })
+                .collect();
+            self.store.set_person_keys(&keys).await?;
+            done += keys.len();
+        }
+    }
+}
+
+/// A stored person's demographics as the matcher compares them.
+fn demographic_of(p: &Person) -> renkei_identity::Demographic {
+    renkei_identity::Demographic {
+        kanji_name: p.kanji_name.clone(),
+        kana_name: p.kana_name.clone(),
+        birth_date: p.birth_date.clone().unwrap_or_default(),
+        sex: p.sex.clone(),
+        phone: p.phone.clone(),
+        postal_code: p.postal_code.clone(),
+        address: p.address.clone(),
     }
 }
 
@@ -518,34 +663,66 @@ pub struct PersonDetail {
 }
 
 impl App {
-    /// The operator's person search: by birth date (required) and, optionally, a name in any
-    /// writing (normalised, partial). Audited.
-    pub async fn search_persons(
-        &self,
-        actor: &Actor,
-        name: &str,
-        birth_date: &str,
-    ) -> Result<Vec<Person>> {
+    /// The operator's person search: by name (kanji or kana, any writing, from its start),
+    /// birth date, sex, phone number and address (from its start); every given criterion must
+    /// hold. Each goes through an indexed key. At most [`SEARCH_LIMIT`] persons. Audited.
+    pub async fn search_persons(&self, actor: &Actor, q: &PersonQuery) -> Result<Vec<Person>> {
         actor.require_operator()?;
-        let birth: String = birth_date.trim().to_string();
-        if birth.chars().filter(char::is_ascii_digit).count() != 8 {
+        let birth = q.birth_date.trim();
+        let birth_digits = digits(birth);
+        if !birth.is_empty() && birth_digits.len() != 8 {
             return Err(AppError::Invalid(
                 "生年月日を YYYY-MM-DD で入力してください".into(),
             ));
         }
-        let wanted = normalize_name(name);
-        let found: Vec<Person> = self
+        let phone = digits(&q.phone);
+        if !q.phone.trim().is_empty() && phone.len() < 9 {
+            return Err(AppError::Invalid(
+                "電話番号は市外局番から入力してください".into(),
+            ));
+        }
+        // A name written only in kana is searched by reading, anything else by kanji.
+        let name = q.name.trim();
+        let kana = normalize_kana(name);
+        let is_kana = !kana.is_empty() && kana == normalize_name(name);
+        let search = PersonSearch {
+            kana_prefix: if is_kana { kana } else { String::new() },
+            kanji_prefix: if is_kana {
+                String::new()
+            } else {
+                normalize_name(name)
+            },
+            birth_date: if birth_digits.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "{}-{}-{}",
+                    &birth_digits[..4],
+                    &birth_digits[4..6],
+                    &birth_digits[6..]
+                )
+            },
+            sex: match q.sex.trim() {
+                s @ ("M" | "F") => s.to_string(),
+                _ => String::new(),
+            },
+            phone_key: phone,
+            address_prefix: normalize_address(&q.address),
+        };
+        if search.kana_prefix.is_empty()
+            && search.kanji_prefix.is_empty()
+            && search.birth_date.is_empty()
+            && search.phone_key.is_empty()
+            && search.address_prefix.is_empty()
+        {
+            return Err(AppError::Invalid(
+                "氏名・生年月日・電話番号・住所のいずれかを入力してください".into(),
+            ));
+        }
+        let found = self
             .store
-            .persons_born_in(&birth[..4])
-            .await?
-            .into_iter()
-            .filter(|p| p.birth_date.as_deref() == Some(birth.as_str()))
-            .filter(|p| {
-                wanted.is_empty()
-                    || normalize_name(&p.kanji_name).contains(&wanted)
-                    || normalize_name(&p.kana_name).contains(&wanted)
-            })
-            .collect();
+            .search_persons(&search, SEARCH_LIMIT as i64)
+            .await?;
         self.store
             .append_audit(self.event(
                 actor,

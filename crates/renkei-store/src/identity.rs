@@ -17,15 +17,58 @@ pub struct Person {
     pub created_at: i64,
     /// Set while this person is merged into another (the survivor).
     pub merged_into: Option<i64>,
+    pub phone: String,
+    pub postal_code: String,
+    pub address: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NewPerson {
     pub common_id: String,
     pub kanji_name: String,
     pub kana_name: String,
     pub birth_date: Option<String>,
     pub sex: String,
+    pub phone: String,
+    pub postal_code: String,
+    pub address: String,
+    pub keys: PersonKeys,
+}
+
+/// The normalised keys a person is searched and matched by (computed by the application; the
+/// store only keeps and indexes them). An empty key is never matched.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PersonKeys {
+    /// The reading, normalised, without spaces.
+    pub kana_key: String,
+    /// The kanji name, normalised, without spaces.
+    pub kanji_key: String,
+    /// The phone number's digits.
+    pub phone_key: String,
+    /// The address, normalised.
+    pub address_key: String,
+    /// The normalisation version the keys were made with.
+    pub version: i64,
+}
+
+/// A person search: every given criterion must hold. Name keys and the address match by prefix.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PersonSearch {
+    pub kana_prefix: String,
+    pub kanji_prefix: String,
+    pub birth_date: String,
+    pub sex: String,
+    pub phone_key: String,
+    pub address_prefix: String,
+}
+
+/// Keys of one registration, for finding candidate persons: anyone sharing any of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CandidateKeys {
+    pub birth_date: String,
+    pub kana_key: String,
+    pub kanji_key: String,
+    pub phone_key: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -55,7 +98,7 @@ pub struct PersonLink {
     pub active: bool,
 }
 
-const PERSON: &str = "id, common_id, kanji_name, kana_name, birth_date, sex, issuer_facility, created_at, merged_into";
+const PERSON: &str = "id, common_id, kanji_name, kana_name, birth_date, sex, issuer_facility, created_at, merged_into, phone, postal_code, address";
 const CARD: &str = "id, person_id, kind, issuer_facility, status, issued_at, ended_at, end_reason";
 const LINK: &str = "id, person_id, facility_id, patient_local_id, source, linked_at, linked_by, unlinked_at, active";
 
@@ -66,6 +109,13 @@ impl Store {
     /// Takes the next serial of a prefecture's common IDs. Serials are never handed out twice,
     /// even when what they were taken for is abandoned.
     pub async fn allocate_common_id_serial(&self, prefecture: i64) -> Result<i64> {
+        self.allocate_common_id_serials(prefecture, 1).await
+    }
+
+    /// Reserves `count` consecutive serials of a prefecture's common IDs in one transaction;
+    /// returns the first.
+    pub async fn allocate_common_id_serials(&self, prefecture: i64, count: i64) -> Result<i64> {
+        let count = count.max(1);
         let mut tx = self.begin().await?;
         let row: Option<(i64,)> = match &mut tx {
             Tx::Postgres(t) => {
@@ -89,7 +139,7 @@ impl Store {
                     sqlx::query(
                         "UPDATE common_id_serials SET next_serial = $1 WHERE prefecture = $2",
                     )
-                    .bind(n + 1)
+                    .bind(n + count)
                     .bind(prefecture)
                     .execute(&mut *c)
                     .await
@@ -99,9 +149,10 @@ impl Store {
             None => {
                 exec_tx!(&mut tx, |c| {
                     sqlx::query(
-                        "INSERT INTO common_id_serials (prefecture, next_serial) VALUES ($1, 2)",
+                        "INSERT INTO common_id_serials (prefecture, next_serial) VALUES ($1, $2)",
                     )
                     .bind(prefecture)
+                    .bind(1 + count)
                     .execute(&mut *c)
                     .await
                 })?;
@@ -122,20 +173,8 @@ impl Store {
         audit: AuditEvent,
     ) -> Result<(Person, Card)> {
         let mut tx = self.begin().await?;
-        let id: (i64,) = with_tx!(&mut tx, |c| {
-            sqlx::query_as(
-                "INSERT INTO persons (common_id, kanji_name, kana_name, birth_date, sex, issuer_facility, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            )
-            .bind(&person.common_id)
-            .bind(&person.kanji_name)
-            .bind(&person.kana_name)
-            .bind(&person.birth_date)
-            .bind(&person.sex)
-            .bind(facility_id)
-            .bind(at)
-            .fetch_one(&mut *c)
-            .await
-        })?;
+        let id = insert_persons(&mut tx, std::slice::from_ref(person), facility_id, at).await?;
+        let id = (id.first().copied().ok_or(StoreError::NotFound)?,);
         let card = insert_card(&mut tx, id.0, card_kind, facility_id, at).await?;
         insert_link(
             &mut tx,
@@ -327,28 +366,6 @@ impl Store {
 }
 
 impl Store {
-    /// Persons born in the given year (`YYYY`): the block within which candidates are scored.
-    pub async fn persons_born_in(&self, year: &str) -> Result<Vec<Person>> {
-        let pattern = format!(
-            "{}-%",
-            year.chars()
-                .filter(char::is_ascii_digit)
-                .take(4)
-                .collect::<String>()
-        );
-        with_db!(&self.db, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {PERSON} FROM persons WHERE birth_date LIKE $1 ORDER BY id"
-            )))
-            .bind(&pattern)
-            .fetch_all(pool)
-            .await
-        })
-        .map_err(StoreError::from)
-    }
-}
-
-impl Store {
     /// Merges `merged` into `survivor`: every open link of `merged` is closed and reopened on
     /// the survivor (source `merge:<id>`), and `merged` points at the survivor. One transaction.
     pub async fn merge_persons(
@@ -527,4 +544,193 @@ pub(crate) async fn insert_link(
         .await
     })?;
     Ok(())
+}
+
+/// Inserts persons in multi-row statements; returns their ids in order.
+async fn insert_persons(
+    tx: &mut Tx,
+    persons: &[NewPerson],
+    issuer: i64,
+    at: i64,
+) -> Result<Vec<i64>> {
+    // 40 rows a statement: sqlx-sqlite slows down per row as statements grow (see clinical.rs).
+    const ROWS: usize = 40;
+    const COLUMNS: usize = 16;
+    let mut ids = Vec::with_capacity(persons.len());
+    for chunk in persons.chunks(ROWS) {
+        let mut sql = String::from(
+            "INSERT INTO persons (common_id, kanji_name, kana_name, birth_date, sex, issuer_facility, created_at, phone, postal_code, address, kana_key, kanji_key, phone_key, address_key, keys_version, merged_into) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for c in 0..COLUMNS {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                if c == COLUMNS - 1 {
+                    sql.push_str("NULL");
+                } else {
+                    sql.push_str(&format!("${}", i * (COLUMNS - 1) + c + 1));
+                }
+            }
+            sql.push(')');
+        }
+        sql.push_str(" RETURNING id");
+        let rows: Vec<(i64,)> = with_tx!(tx, |c| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+            for p in chunk {
+                q = q
+                    .bind(&p.common_id)
+                    .bind(&p.kanji_name)
+                    .bind(&p.kana_name)
+                    .bind(&p.birth_date)
+                    .bind(&p.sex)
+                    .bind(issuer)
+                    .bind(at)
+                    .bind(&p.phone)
+                    .bind(&p.postal_code)
+                    .bind(&p.address)
+                    .bind(&p.keys.kana_key)
+                    .bind(&p.keys.kanji_key)
+                    .bind(&p.keys.phone_key)
+                    .bind(&p.keys.address_key)
+                    .bind(p.keys.version);
+            }
+            q.fetch_all(&mut *c).await
+        })?;
+        let mut chunk_ids: Vec<i64> = rows.into_iter().map(|r| r.0).collect();
+        // RETURNING order follows the VALUES order on both backends for a plain INSERT, but
+        // sorting makes it independent of that: ids are assigned ascending within a statement.
+        chunk_ids.sort_unstable();
+        ids.extend(chunk_ids);
+    }
+    Ok(ids)
+}
+
+/// The upper bound of a prefix range: every string starting with `prefix` sorts below it
+/// (byte order, which both backends use for the key columns).
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+impl Store {
+    /// Adds persons in bulk (migrating an existing MPI, loading a benchmark), in one
+    /// transaction with its audit event. The caller has allocated their common IDs.
+    pub async fn import_persons(
+        &self,
+        persons: &[NewPerson],
+        issuer: i64,
+        at: i64,
+        audit: AuditEvent,
+    ) -> Result<Vec<i64>> {
+        let mut tx = self.begin().await?;
+        let ids = insert_persons(&mut tx, persons, issuer, at).await?;
+        self.append_audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Persons whose keys were made with an older normalisation than `version`.
+    pub async fn persons_needing_keys(&self, version: i64, limit: i64) -> Result<Vec<Person>> {
+        with_db!(&self.db, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {PERSON} FROM persons WHERE keys_version < $1 ORDER BY id LIMIT $2"
+            )))
+            .bind(version)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// Stores recomputed keys.
+    pub async fn set_person_keys(&self, keys: &[(i64, PersonKeys)]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for (id, k) in keys {
+            exec_tx!(&mut tx, |c| {
+                sqlx::query("UPDATE persons SET kana_key = $1, kanji_key = $2, phone_key = $3, address_key = $4, keys_version = $5 WHERE id = $6")
+                    .bind(&k.kana_key)
+                    .bind(&k.kanji_key)
+                    .bind(&k.phone_key)
+                    .bind(&k.address_key)
+                    .bind(k.version)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await
+            })?;
+        }
+        tx.commit().await
+    }
+
+    /// Persons matching every given criterion, by id, at most `limit`. Each criterion is an
+    /// indexed equality or prefix range.
+    pub async fn search_persons(&self, q: &PersonSearch, limit: i64) -> Result<Vec<Person>> {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        let bind = |binds: &mut Vec<String>, v: String| {
+            binds.push(v);
+            format!("${}", binds.len())
+        };
+        for (column, prefix) in [
+            ("kana_key", &q.kana_prefix),
+            ("kanji_key", &q.kanji_prefix),
+            ("address_key", &q.address_prefix),
+        ] {
+            if !prefix.is_empty() {
+                let lo = bind(&mut binds, prefix.clone());
+                let hi = bind(&mut binds, prefix_end(prefix));
+                conditions.push(format!("{column} >= {lo} AND {column} < {hi}"));
+            }
+        }
+        for (column, value) in [
+            ("birth_date", &q.birth_date),
+            ("sex", &q.sex),
+            ("phone_key", &q.phone_key),
+        ] {
+            if !value.is_empty() {
+                let p = bind(&mut binds, value.clone());
+                conditions.push(format!("{column} = {p}"));
+            }
+        }
+        if conditions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {PERSON} FROM persons WHERE {} ORDER BY id LIMIT ${}",
+            conditions.join(" AND "),
+            binds.len() + 1
+        );
+        let binds = &binds;
+        with_db!(&self.db, |pool| {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+            for b in binds {
+                query = query.bind(b);
+            }
+            query.bind(limit).fetch_all(pool).await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// Persons (not merged away) sharing any key with a registration: the candidates that are
+    /// scored for MPI suggestions. At most `limit`.
+    pub async fn candidate_persons(&self, k: &CandidateKeys, limit: i64) -> Result<Vec<Person>> {
+        let some = |s: &String| (!s.is_empty()).then(|| s.clone());
+        with_db!(&self.db, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {PERSON} FROM persons WHERE merged_into IS NULL AND (birth_date = $1 OR kana_key = $2 OR kanji_key = $3 OR phone_key = $4) ORDER BY id LIMIT $5"
+            )))
+            .bind(some(&k.birth_date))
+            .bind(some(&k.kana_key))
+            .bind(some(&k.kanji_key))
+            .bind(some(&k.phone_key))
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::from)
+    }
 }

@@ -38,6 +38,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "patient_merges",
         include_str!("../migrations/sqlite/0006_patient_merges.sql"),
     ),
+    (
+        7,
+        "mpi_search",
+        include_str!("../migrations/sqlite/0007_mpi_search.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -69,6 +74,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         6,
         "patient_merges",
         include_str!("../migrations/postgres/0006_patient_merges.sql"),
+    ),
+    (
+        7,
+        "mpi_search",
+        include_str!("../migrations/postgres/0007_mpi_search.sql"),
     ),
 ];
 

@@ -732,6 +732,12 @@ pub struct PersonQuery {
     name: String,
     #[serde(default)]
     birth_date: String,
+    #[serde(default)]
+    sex: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    address: String,
 }
 
 pub async fn persons(
@@ -739,13 +745,18 @@ pub async fn persons(
     Operator(user): Operator,
     Query(q): Query<PersonQuery>,
 ) -> Response {
-    let searched = !q.birth_date.trim().is_empty();
+    let q = renkei_app::identity::PersonQuery {
+        name: q.name,
+        birth_date: q.birth_date,
+        sex: q.sex,
+        phone: q.phone,
+        address: q.address,
+    };
+    let searched = [&q.name, &q.birth_date, &q.phone, &q.address]
+        .iter()
+        .any(|v| !v.trim().is_empty());
     let (persons, error) = if searched {
-        match st
-            .app
-            .search_persons(&user.view.actor, &q.name, &q.birth_date)
-            .await
-        {
+        match st.app.search_persons(&user.view.actor, &q).await {
             Ok(p) => (p, None),
             Err(AppError::Invalid(m)) => (Vec::new(), Some(m)),
             Err(e) => return error_page(&st.app, e),
@@ -753,12 +764,14 @@ pub async fn persons(
     } else {
         (Vec::new(), None)
     };
+    let limit = renkei_app::identity::SEARCH_LIMIT;
     render(&PersonsPage {
         layout: user.layout(&st.app, "地域共通ID検索").with_error(error),
-        name: q.name,
-        birth_date: q.birth_date,
+        q,
         searched,
+        more: persons.len() >= limit,
         persons,
+        limit,
     })
 }
 

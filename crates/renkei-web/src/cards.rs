@@ -102,6 +102,32 @@ pub struct IssueForm {
     birth_date: String,
     #[serde(default)]
     sex: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    postal_code: String,
+    #[serde(default)]
+    address: String,
+    /// Set once the clerk has seen the suggested persons and says this is someone new.
+    #[serde(default)]
+    new_person: String,
+    /// Set when the clerk picks a suggested person.
+    #[serde(default)]
+    person_id: String,
+}
+
+impl IssueForm {
+    fn details(&self) -> PersonDetails {
+        PersonDetails {
+            kanji_name: self.kanji_name.clone(),
+            kana_name: self.kana_name.clone(),
+            birth_date: self.birth_date.clone(),
+            sex: self.sex.clone(),
+            phone: self.phone.clone(),
+            postal_code: self.postal_code.clone(),
+            address: self.address.clone(),
+        }
+    }
 }
 
 pub async fn issue(
@@ -115,19 +141,68 @@ pub async fn issue(
         CardKind::Hm
     };
     let entered = !(f.kanji_name.trim().is_empty() && f.kana_name.trim().is_empty());
-    let details = PersonDetails {
-        kanji_name: f.kanji_name,
-        kana_name: f.kana_name,
-        birth_date: f.birth_date,
-        sex: f.sex,
-    };
+    let details = f.details();
+    if let Ok(person_id) = f.person_id.parse::<i64>() {
+        // The clerk picked a suggested person: link, then issue to that person.
+        if let Err(e) = st
+            .app
+            .confirm_suggested_person(&user.view.actor, &f.patient_local_id, person_id, &details)
+            .await
+        {
+            return match e {
+                AppError::Invalid(m) | AppError::Conflict(m) => {
+                    page(&st, &user, None, Some(m), String::new()).await
+                }
+                e => error_page(&st.app, e),
+            };
+        }
+    } else if entered && f.new_person.is_empty() {
+        // Before making a new person, show who may already be this patient.
+        match st.app.suggest_persons(&user.view.actor, &details).await {
+            Ok(found) if !found.is_empty() => {
+                let candidates = found
+                    .into_iter()
+                    .map(|c| SuggestedPerson {
+                        id: c.person.id,
+                        kanji_name: c.person.kanji_name,
+                        kana_name: c.person.kana_name,
+                        birth_date: c.person.birth_date.unwrap_or_default(),
+                        sex: match c.person.sex.as_str() {
+                            "M" => "男",
+                            "F" => "女",
+                            _ => "—",
+                        },
+                        score: format!("{:.0}%", c.score * 100.0),
+                        reasons: c
+                            .reasons
+                            .iter()
+                            .map(|r| reason_label(r))
+                            .collect::<Vec<_>>()
+                            .join("・"),
+                    })
+                    .collect();
+                return render(&CardCandidatesPage {
+                    layout: user.layout(&st.app, "既に登録されている方の確認"),
+                    patient_local_id: f.patient_local_id.clone(),
+                    kind: f.kind.clone(),
+                    details: details.clone(),
+                    candidates,
+                });
+            }
+            Ok(_) => {}
+            Err(AppError::Invalid(m)) => {
+                return page(&st, &user, None, Some(m), String::new()).await;
+            }
+            Err(e) => return error_page(&st.app, e),
+        }
+    }
     match st
         .app
         .issue_card(
             &user.view.actor,
             &f.patient_local_id,
             kind,
-            entered.then_some(&details),
+            (entered && f.person_id.is_empty()).then_some(&details),
         )
         .await
     {
@@ -236,5 +311,21 @@ pub async fn check(
         }
         Err(AppError::Invalid(m)) => page(&st, &user, None, Some(m), String::new()).await,
         Err(e) => error_page(&st.app, e),
+    }
+}
+
+/// A matching reason in Japanese, for the clerk who confirms.
+fn reason_label(reason: &str) -> &'static str {
+    match reason {
+        "kanji_name" => "氏名",
+        "kana_name" => "カナ氏名",
+        "name" => "氏名（一部表記違い）",
+        "given_name" => "名（姓が異なる）",
+        "birth_date" => "生年月日",
+        "sex" => "性別",
+        "phone" => "電話番号",
+        "address" => "住所",
+        "postal_code" => "郵便番号",
+        _ => "その他",
     }
 }

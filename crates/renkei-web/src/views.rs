@@ -518,10 +518,12 @@ pub struct CardIssuedPage {
 #[template(path = "admin_persons.html")]
 pub struct PersonsPage {
     pub layout: Layout,
-    pub name: String,
-    pub birth_date: String,
+    pub q: renkei_app::identity::PersonQuery,
     pub searched: bool,
     pub persons: Vec<renkei_app::identity::PersonRow>,
+    /// The search stopped at `limit`.
+    pub more: bool,
+    pub limit: usize,
 }
 
 #[derive(Template)]
@@ -531,4 +533,25 @@ pub struct PersonPage {
     pub d: renkei_app::identity::PersonDetail,
     /// When each card was issued (JST), in the order of `d.cards`.
     pub issued: Vec<String>,
+}
+
+/// A person suggested as possibly the patient being registered.
+pub struct SuggestedPerson {
+    pub id: i64,
+    pub kanji_name: String,
+    pub kana_name: String,
+    pub birth_date: String,
+    pub sex: &'static str,
+    pub score: String,
+    pub reasons: String,
+}
+
+#[derive(Template)]
+#[template(path = "card_candidates.html")]
+pub struct CardCandidatesPage {
+    pub layout: Layout,
+    pub patient_local_id: String,
+    pub kind: String,
+    pub details: renkei_app::identity::PersonDetails,
+    pub candidates: Vec<SuggestedPerson>,
 }

@@ -310,7 +310,15 @@ async fn open(settings: &Settings) -> Result<App> {
     let store = Store::open(&settings.database_url, key).await.map_err(|e| {
         anyhow::anyhow!("データベースを開けません（{}）: {e}。--database-url と、データベースが起動しているかを確認してください", redact(&settings.database_url))
     })?;
-    Ok(App::new(store, clock()?, settings.app.clone()))
+    let app = App::new(store, clock()?, settings.app.clone());
+    let rekeyed = app
+        .refresh_person_keys()
+        .await
+        .map_err(|e| anyhow::anyhow!("地域共通IDの検索キーを更新できません: {e}"))?;
+    if rekeyed > 0 {
+        tracing::info!(rekeyed, "person search keys refreshed");
+    }
+    Ok(app)
 }
 
 /// A database URL without its password, for messages.

@@ -54,6 +54,7 @@ fn details() -> PersonDetails {
         kana_name: "タカハシ タロウ".into(),
         birth_date: "1948-04-05".into(),
         sex: "M".into(),
+        ..PersonDetails::default()
     }
 }
 
@@ -279,3 +280,145 @@ async fn merge_and_unmerge_keep_history(t: &TestStore) {
     assert!(report.is_intact());
 }
 on_both_backends!(merge_and_unmerge_keep_history);
+
+fn registered(kanji: &str, kana: &str, phone: &str) -> PersonDetails {
+    PersonDetails {
+        kanji_name: kanji.into(),
+        kana_name: kana.into(),
+        birth_date: "1948-04-05".into(),
+        sex: "M".into(),
+        phone: phone.into(),
+        postal_code: "730-0011".into(),
+        address: "広島県広島市中区基町1丁目2番3号".into(),
+    }
+}
+
+async fn mpi_suggests_confirms_and_searches(t: &TestStore) {
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_795_219_200)));
+    let app = App::new(t.store.clone(), clock, AppConfig::default());
+    let a = staff(&app, "hospital", "広島中央総合病院", true, "chuo.clerk").await;
+    let b = staff(&app, "hospital", "県立安芸病院", true, "aki.clerk").await;
+    let op = Actor::system("test");
+    let first = app
+        .issue_card(
+            &a,
+            "A-1",
+            CardKind::Hm,
+            Some(&registered("髙橋 太郎", "タカハシ タロウ", "082-123-4567")),
+        )
+        .await
+        .unwrap();
+    let other = app
+        .issue_card(
+            &a,
+            "A-2",
+            CardKind::Hm,
+            Some(&PersonDetails {
+                birth_date: "1960-01-01".into(),
+                ..registered("山田 花子", "ヤマダ ハナコ", "")
+            }),
+        )
+        .await
+        .unwrap();
+
+    // Hospital B registers the same man, written differently, without a card.
+    let written_differently = PersonDetails {
+        address: "広島県広島市中区基町１－２－３".into(),
+        ..registered("高橋太郎", "たかはし たろう", "0821234567")
+    };
+    let found = app.suggest_persons(&b, &written_differently).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].person.id, first.person.id);
+    assert!(found[0].score > 0.99);
+    assert!(found[0].reasons.contains(&"phone") && found[0].reasons.contains(&"birth_date"));
+    // His twin brother at the same address is never suggested as him.
+    let twin = registered("高橋 次郎", "タカハシ ジロウ", "082-123-4567");
+    assert!(app.suggest_persons(&b, &twin).await.unwrap().is_empty());
+
+    // Only a suggested person can be confirmed.
+    let refused = app
+        .confirm_suggested_person(&b, "B-5", other.person.id, &written_differently)
+        .await;
+    assert!(matches!(refused, Err(AppError::Invalid(_))), "{refused:?}");
+    let person = app
+        .confirm_suggested_person(&b, "B-5", first.person.id, &written_differently)
+        .await
+        .unwrap();
+    assert_eq!(person.id, first.person.id);
+    let links = app.person_links(&op, first.person.id).await.unwrap();
+    assert!(
+        links
+            .iter()
+            .any(|l| l.patient_local_id == "B-5" && l.active && l.source == "mpi_confirmed")
+    );
+    // A card issued for B-5 now goes to the same person.
+    let card = app.issue_card(&b, "B-5", CardKind::Hm, None).await.unwrap();
+    assert_eq!(card.person.id, first.person.id);
+
+    // The operator's search, by each key.
+    let search = |q: renkei_app::identity::PersonQuery| {
+        let app = &app;
+        let op = &op;
+        async move {
+            app.search_persons(op, &q)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|p| p.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    use renkei_app::identity::PersonQuery;
+    let q = |name: &str, birth: &str, phone: &str, address: &str| PersonQuery {
+        name: name.into(),
+        birth_date: birth.into(),
+        phone: phone.into(),
+        address: address.into(),
+        ..PersonQuery::default()
+    };
+    assert_eq!(
+        search(q("たかはし", "", "", "")).await,
+        vec![first.person.id]
+    );
+    assert_eq!(search(q("高橋", "", "", "")).await, vec![first.person.id]);
+    assert_eq!(
+        search(q("ﾀｶﾊｼ ﾀﾛｰ", "1948-04-05", "", "")).await,
+        vec![first.person.id]
+    );
+    assert_eq!(
+        search(q("", "", "(082) 123-4567", "")).await,
+        vec![first.person.id]
+    );
+    assert_eq!(
+        search(q("", "", "", "広島県広島市中区基町1-2")).await,
+        vec![first.person.id, other.person.id]
+    );
+    assert_eq!(
+        search(q("ヤマダ", "1948-04-05", "", "")).await,
+        Vec::<i64>::new()
+    );
+    assert!(matches!(
+        app.search_persons(&op, &PersonQuery::default()).await,
+        Err(AppError::Invalid(_))
+    ));
+
+    // Keys made by an older normalisation are redone at start-up.
+    t.store
+        .set_person_keys(&[(first.person.id, Default::default())])
+        .await
+        .unwrap();
+    assert_eq!(search(q("タカハシ", "", "", "")).await, Vec::<i64>::new());
+    assert_eq!(app.refresh_person_keys().await.unwrap(), 1);
+    assert_eq!(
+        search(q("タカハシ", "", "", "")).await,
+        vec![first.person.id]
+    );
+
+    // Serials reserved in bulk are never handed out again.
+    let from = t.store.allocate_common_id_serials(34, 10).await.unwrap();
+    assert_eq!(
+        t.store.allocate_common_id_serial(34).await.unwrap(),
+        from + 10
+    );
+}
+on_both_backends!(mpi_suggests_confirms_and_searches);
