@@ -708,6 +708,7 @@ impl App {
             },
             phone_key: phone,
             address_prefix: normalize_address(&q.address),
+            ..PersonSearch::default()
         };
         if search.kana_prefix.is_empty()
             && search.kanji_prefix.is_empty()

@@ -414,7 +414,7 @@ impl App {
         );
         // Planner statistics after a large import (PostgreSQL plans reads on them).
         if report.stored + report.replaced > 1000 {
-            self.store.analyze_clinical().await?;
+            self.store.analyze().await?;
         }
         let outcome = if report.errors.is_empty() {
             AuditOutcome::Success

@@ -4,14 +4,18 @@
 //! Architecture invariant: the web layer and the binary reach storage only through this crate;
 //! no function here returns a stored secret (password hash, TOTP secret) to a caller.
 
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod directory;
 mod error;
 pub mod identity;
 pub mod intake;
+pub mod interop;
 pub mod notices;
 mod secrets;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 

@@ -259,13 +259,16 @@ impl Store {
         Ok(moved)
     }
 
-    /// Refreshes the planner's statistics of the clinical tables (after a large import).
-    pub async fn analyze_clinical(&self) -> Result<()> {
+    /// Refreshes the planner's statistics of the clinical and person tables (after a large
+    /// import).
+    pub async fn analyze(&self) -> Result<()> {
         match &self.db {
             crate::Db::Postgres(pool) => {
-                sqlx::query("ANALYZE clinical_messages, clinical_items, clinical_patients")
-                    .execute(pool)
-                    .await?;
+                sqlx::query(
+                    "ANALYZE clinical_messages, clinical_items, clinical_patients, persons",
+                )
+                .execute(pool)
+                .await?;
             }
             crate::Db::Sqlite(pool) => {
                 sqlx::query("ANALYZE").execute(pool).await?;

@@ -60,6 +60,12 @@ pub struct PersonSearch {
     pub sex: String,
     pub phone_key: String,
     pub address_prefix: String,
+    /// Only persons with an active link to this facility (a facility's own patients).
+    pub linked_facility: Option<i64>,
+    /// Skip this many (paging).
+    pub offset: i64,
+    /// Leave out persons merged into another.
+    pub exclude_merged: bool,
 }
 
 /// Keys of one registration, for finding candidate persons: anyone sharing any of them.
@@ -666,8 +672,8 @@ impl Store {
         tx.commit().await
     }
 
-    /// Persons matching every given criterion, by id, at most `limit`. Each criterion is an
-    /// indexed equality or prefix range.
+    /// Persons matching every given criterion, at most `limit`: by reading, kanji or address
+    /// when searched by one, else by id. Each criterion is an indexed equality or prefix range.
     pub async fn search_persons(&self, q: &PersonSearch, limit: i64) -> Result<Vec<Person>> {
         let mut conditions: Vec<String> = Vec::new();
         let mut binds: Vec<String> = Vec::new();
@@ -699,10 +705,30 @@ impl Store {
         if conditions.is_empty() {
             return Ok(Vec::new());
         }
+        if q.exclude_merged {
+            conditions.push("merged_into IS NULL".to_string());
+        }
+        if let Some(f) = q.linked_facility {
+            let p = bind(&mut binds, f.to_string());
+            conditions.push(format!("EXISTS (SELECT 1 FROM person_links l WHERE l.person_id = persons.id AND l.active = TRUE AND l.facility_id = CAST({p} AS BIGINT))"));
+        }
+        // A prefix search reads its index in order (五十音順 for readings) and stops at the
+        // limit; sorting every match of a common family name by id would not.
+        let order = if !q.kana_prefix.is_empty() {
+            "kana_key, id"
+        } else if !q.kanji_prefix.is_empty() {
+            "kanji_key, id"
+        } else if !q.address_prefix.is_empty() && q.birth_date.is_empty() && q.phone_key.is_empty()
+        {
+            "address_key, id"
+        } else {
+            "id"
+        };
         let sql = format!(
-            "SELECT {PERSON} FROM persons WHERE {} ORDER BY id LIMIT ${}",
+            "SELECT {PERSON} FROM persons WHERE {} ORDER BY {order} LIMIT ${} OFFSET ${}",
             conditions.join(" AND "),
-            binds.len() + 1
+            binds.len() + 1,
+            binds.len() + 2
         );
         let binds = &binds;
         with_db!(&self.db, |pool| {
@@ -710,7 +736,7 @@ impl Store {
             for b in binds {
                 query = query.bind(b);
             }
-            query.bind(limit).fetch_all(pool).await
+            query.bind(limit).bind(q.offset).fetch_all(pool).await
         })
         .map_err(StoreError::from)
     }

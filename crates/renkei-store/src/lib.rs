@@ -9,6 +9,7 @@
 //! Every query is written once with `$n` placeholders and runs on both backends (sqlx's SQLite
 //! driver understands `$n`). The [`with_db!`] and [`with_tx!`] macros expand one body per backend.
 
+pub mod api;
 mod audit;
 pub mod clinical;
 mod directory;

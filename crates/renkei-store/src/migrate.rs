@@ -43,6 +43,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "mpi_search",
         include_str!("../migrations/sqlite/0007_mpi_search.sql"),
     ),
+    (
+        8,
+        "api_clients",
+        include_str!("../migrations/sqlite/0008_api_clients.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -79,6 +84,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         7,
         "mpi_search",
         include_str!("../migrations/postgres/0007_mpi_search.sql"),
+    ),
+    (
+        8,
+        "api_clients",
+        include_str!("../migrations/postgres/0008_api_clients.sql"),
     ),
 ];
 

@@ -7,6 +7,7 @@
 mod admin;
 pub mod card_pdf;
 mod cards;
+mod fhir;
 mod pages;
 mod session;
 mod views;
@@ -30,6 +31,9 @@ pub struct WebState {
     pub secure_cookies: bool,
     /// The Japanese font for printable cards (`None`: printing explains what to install).
     pub card_font: Option<std::sync::Arc<Vec<u8>>>,
+    /// The server's public base URL (`https://renkei.example.jp`), which OAuth client
+    /// assertions must name in `aud`; unset, the request's own host is used.
+    pub public_url: Option<String>,
 }
 
 /// The whole HTTP surface. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
@@ -95,6 +99,15 @@ pub fn router(state: WebState) -> Router {
         .route("/admin/persons/{id}/merge", post(admin::merge_person))
         .route("/admin/persons/{id}/unmerge", post(admin::unmerge_person))
         .route("/admin/institutions/{code}", get(admin::institution_lookup))
+        .route("/oauth/token", post(fhir::token))
+        .route("/fhir/metadata", get(fhir::metadata))
+        .route("/fhir/Patient", get(fhir::patient_search))
+        .route("/fhir/Patient/$ihe-pix", get(fhir::pix))
+        .route("/fhir/Patient/{id}", get(fhir::patient_read))
+        .route(
+            "/fhir/{*rest}",
+            get(fhir::not_supported).post(fhir::not_supported),
+        )
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

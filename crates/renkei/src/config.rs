@@ -34,6 +34,9 @@ pub struct FileConfig {
     pub mllp_frame_seconds: Option<u64>,
     /// MLLP: connections served at once (default 256).
     pub mllp_max_connections: Option<usize>,
+    /// The server's public base URL (`https://renkei.example.jp`): OAuth client assertions must
+    /// name `<public_url>/oauth/token` as their audience. Unset, the request's host is used.
+    pub public_url: Option<String>,
 }
 
 impl FileConfig {
@@ -68,6 +71,7 @@ pub struct Settings {
     pub app: AppConfig,
     pub mllp: crate::mllp::Limits,
     pub card_font: PathBuf,
+    pub public_url: Option<String>,
 }
 
 /// What came from flags or the environment (`None` when not given).
@@ -157,6 +161,11 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
         app,
         mllp,
         card_font,
+        public_url: file
+            .public_url
+            .or_else(|| std::env::var("RENKEI_PUBLIC_URL").ok())
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty()),
     })
 }
 

@@ -271,6 +271,56 @@ async fn hospital_records(app: &App, data_dir: &std::path::Path) -> Result<usize
     Ok(messages)
 }
 
+/// Patients per disclosing hospital who get an HM card in the demo (the first of the generated
+/// patients), and how many of those a clinic has read (名寄せ).
+const DEMO_CARDS: u64 = 10;
+const DEMO_READ_AT_CLINIC: u64 = 3;
+
+/// HM cards for the first generated patients of each card-issuing hospital, some read at the
+/// first clinic, so that the MPI, PIXm and PDQm have persons to show.
+async fn hm_cards(app: &App) -> Result<usize> {
+    let system = Actor::system("demo");
+    let at = |facility_id: i64| Actor {
+        facility_id: Some(facility_id),
+        ..Actor::system("demo")
+    };
+    let clinic = FACILITIES
+        .iter()
+        .find(|f| f.kind == "clinic")
+        .and_then(|f| f.body.map(|b| code_for(f.kind, b)));
+    let clinic = match clinic {
+        Some(code) => Some(app.facility_id_by_code(&system, &code).await?),
+        None => None,
+    };
+    let mut issued = 0;
+    for (seed, f) in FACILITIES.iter().filter(|f| f.discloses).enumerate() {
+        let (Some(body), true) = (f.body, f.hm_card) else {
+            continue;
+        };
+        let hospital = app
+            .facility_id_by_code(&system, &code_for(f.kind, body))
+            .await?;
+        for p in 0..DEMO_CARDS {
+            // The generator's patient IDs (see generate.rs).
+            let pid = format!("{:010}", 1_000_000 + p + (seed as u64 + 1) * 100_000);
+            let card = app
+                .issue_card(
+                    &at(hospital),
+                    &pid,
+                    renkei_app::identity::CardKind::Hm,
+                    None,
+                )
+                .await?;
+            issued += 1;
+            if let (Some(clinic), true) = (clinic, p < DEMO_READ_AT_CLINIC) {
+                app.read_card(&at(clinic), &card.payload, &format!("C-{seed}{p:03}"))
+                    .await?;
+            }
+        }
+    }
+    Ok(issued)
+}
+
 /// Seeds the demo region when the directory is empty; prints how to log in either way.
 pub async fn seed_if_empty(app: &App, data_dir: &std::path::Path) -> Result<()> {
     let actor = Actor::system("demo");
@@ -308,8 +358,9 @@ pub async fn seed_if_empty(app: &App, data_dir: &std::path::Path) -> Result<()> 
             }
         }
         let messages = hospital_records(app, data_dir).await?;
+        let cards = hm_cards(app).await?;
         println!(
-            "デモ地域を作成しました（施設 {} 件、開示病院の診療情報 {messages} 件）。",
+            "デモ地域を作成しました（施設 {} 件、開示病院の診療情報 {messages} 件、HMカード {cards} 枚）。",
             FACILITIES.len()
         );
     }

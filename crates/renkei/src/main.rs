@@ -131,6 +131,31 @@ enum AdminCommand {
         /// all_med_inst_cd.csv or 202508_all_med_inst_cd.zip
         file: PathBuf,
     },
+    /// Register a system that calls the API (PIXm, PDQm) with OAuth client credentials: it
+    /// signs its token requests with a private key whose public half is given here (a JWK Set).
+    CreateClient(CreateClientArgs),
+}
+
+#[derive(Args, Debug)]
+struct CreateClientArgs {
+    /// The client's ID (the `iss` and `sub` of its assertions): letters, digits, - . _
+    #[arg(long)]
+    client_id: String,
+    #[arg(long)]
+    name: String,
+    /// The 10-digit code of the facility the client acts for.
+    #[arg(long)]
+    facility: String,
+    /// A file holding the client's public keys as a JWK Set (RS384 or ES384 keys).
+    #[arg(long)]
+    jwks: PathBuf,
+    /// Space-separated scopes, e.g. "system/Patient.rs".
+    #[arg(long, default_value = "system/Patient.rs")]
+    scope: String,
+    /// May see every facility's patients and identifiers (a regional gateway or a neighbouring
+    /// network), not only its own facility's.
+    #[arg(long)]
+    cross_facility: bool,
 }
 
 #[derive(Args, Debug)]
@@ -477,6 +502,34 @@ async fn admin(app: &App, cmd: &AdminCommand) -> Result<()> {
         }
         AdminCommand::ImportFacilities { file } => {
             import::import_facilities(app, &actor, file).await?;
+        }
+        AdminCommand::CreateClient(a) => {
+            let jwks = std::fs::read_to_string(&a.jwks)
+                .with_context(|| format!("公開鍵ファイル {} を読めません", a.jwks.display()))?;
+            let facility_id = app.facility_id_by_code(&actor, &a.facility).await?;
+            let client = app
+                .register_api_client(
+                    &actor,
+                    &renkei_app::api::ClientInput {
+                        client_id: a.client_id.clone(),
+                        name: a.name.clone(),
+                        facility_id,
+                        jwks,
+                        scopes: a.scope.clone(),
+                        cross_facility: a.cross_facility,
+                    },
+                )
+                .await?;
+            println!(
+                "APIクライアントを登録しました: client_id={} scope=\"{}\"{}",
+                client.client_id,
+                client.scopes,
+                if client.cross_facility {
+                    "（全施設の患者を参照可）"
+                } else {
+                    ""
+                }
+            );
         }
     }
     Ok(())

@@ -103,6 +103,7 @@ pub async fn serve(
         app: app.clone(),
         secure_cookies: tls.is_some(),
         card_font,
+        public_url: settings.public_url.clone(),
     });
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();

@@ -5,6 +5,7 @@
 
 mod architecture;
 mod cli;
+mod fhir;
 mod mllp;
 mod server;
 

@@ -1,0 +1,500 @@
+//! The API edge for systems: the OAuth 2.0 token endpoint (SMART Backend Services) and FHIR R4
+//! over the MPI — IHE PIXm (`Patient/$ihe-pix`) and PDQm (`Patient` search and read), with a
+//! CapabilityStatement. Every error is an OperationOutcome; an unknown search parameter is
+//! refused unless the caller sends `Prefer: handling=lenient`.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, request::Parts};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use renkei_app::AppError;
+use renkei_app::api::{ApiCaller, TokenRequest};
+use renkei_app::interop::{PDQ_MAX_COUNT, PatientEntry, PdqQuery, PixError};
+use serde_json::{Value, json};
+
+use crate::WebState;
+use crate::session::client_of;
+
+const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+const JP_PATIENT: &str = "http://jpfhir.jp/fhir/core/StructureDefinition/JP_Patient";
+const PDQM_PATIENT: &str = "https://profiles.ihe.net/ITI/PDQm/StructureDefinition/IHE.PDQm.Patient";
+const NAME_REPRESENTATION: &str =
+    "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation";
+
+fn fhir(status: StatusCode, body: Value) -> Response {
+    let mut r = (status, Json(body)).into_response();
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    r
+}
+
+/// An OperationOutcome with one issue.
+fn outcome(status: StatusCode, severity: &str, code: &str, diagnostics: &str) -> Response {
+    fhir(
+        status,
+        json!({
+            "resourceType": "OperationOutcome",
+            "issue": [{ "severity": severity, "code": code, "diagnostics": diagnostics }]
+        }),
+    )
+}
+
+fn app_error(e: AppError) -> Response {
+    match e {
+        AppError::Invalid(m) => outcome(StatusCode::BAD_REQUEST, "error", "invalid", &m),
+        AppError::NotFound => outcome(
+            StatusCode::NOT_FOUND,
+            "error",
+            "not-found",
+            "no such resource",
+        ),
+        AppError::Forbidden => outcome(
+            StatusCode::FORBIDDEN,
+            "error",
+            "forbidden",
+            "the token's scopes do not allow this",
+        ),
+        AppError::Unauthenticated => unauthenticated(),
+        AppError::Unavailable(_) => outcome(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error",
+            "transient",
+            "the database is unavailable; try again",
+        ),
+        other => {
+            tracing::error!(code = other.code(), "FHIR request failed");
+            outcome(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "fatal",
+                "exception",
+                "internal error",
+            )
+        }
+    }
+}
+
+fn unauthenticated() -> Response {
+    let mut r = outcome(
+        StatusCode::UNAUTHORIZED,
+        "error",
+        "login",
+        "a valid bearer token is required (POST /oauth/token)",
+    );
+    r.headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// The system calling with a bearer token.
+pub struct Caller(pub ApiCaller);
+
+impl axum::extract::FromRequestParts<WebState> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &WebState) -> Result<Self, Self::Rejection> {
+        let Some(token) = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+        else {
+            return Err(unauthenticated());
+        };
+        match st.app.api_caller(token, &client_of(parts)).await {
+            Ok(c) => Ok(Caller(c)),
+            Err(e) => Err(app_error(e)),
+        }
+    }
+}
+
+/// `aud` that client assertions must name: this endpoint's public URL.
+fn token_url(st: &WebState, headers: &HeaderMap) -> String {
+    match &st.public_url {
+        Some(base) => format!("{}/oauth/token", base.trim_end_matches('/')),
+        None => {
+            let host = headers
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            let scheme = if st.secure_cookies { "https" } else { "http" };
+            format!("{scheme}://{host}/oauth/token")
+        }
+    }
+}
+
+/// `POST /oauth/token`.
+pub async fn token(
+    State(st): State<WebState>,
+    parts: Parts,
+    Form(request): Form<TokenRequest>,
+) -> Response {
+    let url = token_url(&st, &parts.headers);
+    let mut r = match st.app.issue_token(&request, &url, &client_of(&parts)).await {
+        Ok(t) => (StatusCode::OK, Json(t)).into_response(),
+        Err(e) => {
+            let status = if e.error == "invalid_client" {
+                StatusCode::UNAUTHORIZED
+            } else if e.error == "server_error" {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            (status, Json(e)).into_response()
+        }
+    };
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `GET /fhir/metadata`.
+pub async fn metadata(State(st): State<WebState>) -> Response {
+    fhir(
+        StatusCode::OK,
+        json!({
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "date": "2026-11-21",
+            "kind": "instance",
+            "software": { "name": "Renkei", "version": env!("CARGO_PKG_VERSION") },
+            "implementation": { "description": format!("{} 地域医療連携ネットワーク", st.app.config().network_name) },
+            "fhirVersion": "4.0.1",
+            "format": ["json"],
+            "instantiates": [
+                "https://profiles.ihe.net/ITI/PIXm/CapabilityStatement/IHE.PIXm.Manager",
+                "https://profiles.ihe.net/ITI/PDQm/CapabilityStatement/IHE.PDQm.Supplier"
+            ],
+            "rest": [{
+                "mode": "server",
+                "security": {
+                    "service": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR" }] }],
+                    "extension": [{
+                        "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                        "extension": [{ "url": "token", "valueUri": "/oauth/token" }]
+                    }]
+                },
+                "resource": [{
+                    "type": "Patient",
+                    "supportedProfile": [PDQM_PATIENT, JP_PATIENT],
+                    "interaction": [{ "code": "read" }, { "code": "search-type" }],
+                    "searchParam": PDQ_PARAMS.iter().map(|(name, kind)| json!({ "name": name, "type": kind })).collect::<Vec<_>>(),
+                    "operation": [{ "name": "ihe-pix", "definition": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix" }]
+                }]
+            }]
+        }),
+    )
+}
+
+/// The PDQm search parameters served, with their FHIR types.
+const PDQ_PARAMS: &[(&str, &str)] = &[
+    ("family", "string"),
+    ("given", "string"),
+    ("name", "string"),
+    ("birthdate", "date"),
+    ("gender", "token"),
+    ("telecom", "token"),
+    ("address", "string"),
+    ("identifier", "token"),
+    ("_count", "number"),
+    ("_offset", "number"),
+];
+
+fn params(raw: Option<String>) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).unwrap_or_default()
+}
+
+fn lenient(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|p| p.trim() == "handling=lenient"))
+}
+
+fn identifier_json(i: &renkei_app::interop::Identifier) -> Value {
+    json!({ "system": i.system, "value": i.value })
+}
+
+fn patient_json(e: &PatientEntry) -> Value {
+    let p = &e.person;
+    let mut names = Vec::new();
+    for (text, representation) in [(&p.kanji_name, "IDE"), (&p.kana_name, "SYL")] {
+        if text.trim().is_empty() {
+            continue;
+        }
+        let mut parts = text.split_whitespace();
+        let family = parts.next().unwrap_or("");
+        let given: Vec<&str> = parts.collect();
+        let mut name = json!({
+            "extension": [{ "url": NAME_REPRESENTATION, "valueCode": representation }],
+            "use": "official",
+            "text": text,
+            "family": family,
+        });
+        if !given.is_empty() {
+            name["given"] = json!(given);
+        }
+        names.push(name);
+    }
+    let mut patient = json!({
+        "resourceType": "Patient",
+        "id": p.common_id,
+        "meta": { "profile": [PDQM_PATIENT, JP_PATIENT] },
+        "identifier": e.identifiers.iter().map(identifier_json).collect::<Vec<_>>(),
+        "active": e.replaced_by.is_none(),
+        "name": names,
+        "gender": match p.sex.as_str() { "M" => "male", "F" => "female", "O" => "other", _ => "unknown" },
+    });
+    if let Some(b) = &p.birth_date {
+        patient["birthDate"] = json!(b);
+    }
+    if !p.phone.is_empty() {
+        patient["telecom"] = json!([{ "system": "phone", "value": p.phone }]);
+    }
+    if !p.address.is_empty() || !p.postal_code.is_empty() {
+        let mut address = json!({ "text": p.address, "country": "JP" });
+        if !p.postal_code.is_empty() {
+            address["postalCode"] = json!(p.postal_code);
+        }
+        patient["address"] = json!([address]);
+    }
+    if let Some(survivor) = &e.replaced_by {
+        patient["link"] = json!([{ "other": { "reference": format!("Patient/{survivor}") }, "type": "replaced-by" }]);
+    }
+    patient
+}
+
+/// `GET /fhir/Patient` (PDQm, ITI-78).
+pub async fn patient_search(
+    State(st): State<WebState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let given = params(raw);
+    let lenient = lenient(&headers);
+    let mut q = PdqQuery {
+        count: 20,
+        ..PdqQuery::default()
+    };
+    let mut used: Vec<(String, String)> = Vec::new();
+    let mut ignored: Vec<String> = Vec::new();
+    for (name, value) in given {
+        let slot = match name.as_str() {
+            "family" => &mut q.family,
+            "given" => &mut q.given,
+            "name" => &mut q.family,
+            "gender" => &mut q.gender,
+            "telecom" => &mut q.telecom,
+            "address" => &mut q.address,
+            "identifier" => &mut q.identifier,
+            "birthdate" => {
+                let date = value.strip_prefix("eq").unwrap_or(&value);
+                if date.len() != 10 || !date.chars().all(|c| c.is_ascii_digit() || c == '-') {
+                    return outcome(
+                        StatusCode::BAD_REQUEST,
+                        "error",
+                        "not-supported",
+                        "birthdate: only a full date, optionally with the eq prefix, is supported",
+                    );
+                }
+                q.birthdate = date.to_string();
+                used.push((name, value));
+                continue;
+            }
+            "_count" | "_offset" => {
+                let Ok(n) = value.parse::<usize>() else {
+                    return outcome(
+                        StatusCode::BAD_REQUEST,
+                        "error",
+                        "invalid",
+                        &format!("{name} must be a whole number"),
+                    );
+                };
+                if name == "_count" {
+                    q.count = n.clamp(1, PDQ_MAX_COUNT);
+                } else {
+                    q.offset = n;
+                }
+                continue;
+            }
+            "_format" => continue,
+            other => {
+                if lenient {
+                    ignored.push(other.to_string());
+                    continue;
+                }
+                return outcome(
+                    StatusCode::BAD_REQUEST,
+                    "error",
+                    "not-supported",
+                    &format!(
+                        "search parameter '{other}' is not supported (supported: {}); send Prefer: handling=lenient to ignore it",
+                        PDQ_PARAMS
+                            .iter()
+                            .map(|p| p.0)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+        };
+        if !slot.is_empty() {
+            return outcome(
+                StatusCode::BAD_REQUEST,
+                "error",
+                "not-supported",
+                &format!("search parameter '{name}' given twice (or with name): not supported"),
+            );
+        }
+        *slot = value.clone();
+        used.push((name, value));
+    }
+    let page = match st.app.pdq_search(&caller, &q).await {
+        Ok(p) => p,
+        Err(e) => return app_error(e),
+    };
+    let query = |offset: usize| {
+        let mut pairs = used.clone();
+        pairs.push(("_count".into(), q.count.to_string()));
+        pairs.push(("_offset".into(), offset.to_string()));
+        format!(
+            "Patient?{}",
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        )
+    };
+    let mut links = vec![json!({ "relation": "self", "url": query(q.offset) })];
+    if page.more {
+        links.push(json!({ "relation": "next", "url": query(q.offset + q.count) }));
+    }
+    if q.offset > 0 {
+        links.push(
+            json!({ "relation": "previous", "url": query(q.offset.saturating_sub(q.count)) }),
+        );
+    }
+    let mut entries: Vec<Value> = page
+        .entries
+        .iter()
+        .map(|e| {
+            json!({
+                "fullUrl": format!("Patient/{}", e.person.common_id),
+                "resource": patient_json(e),
+                "search": { "mode": "match" }
+            })
+        })
+        .collect();
+    if !ignored.is_empty() {
+        entries.push(json!({
+            "resource": {
+                "resourceType": "OperationOutcome",
+                "issue": [{ "severity": "warning", "code": "not-supported", "diagnostics": format!("ignored search parameters: {}", ignored.join(", ")) }]
+            },
+            "search": { "mode": "outcome" }
+        }));
+    }
+    fhir(
+        StatusCode::OK,
+        json!({
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "link": links,
+            "entry": entries,
+        }),
+    )
+}
+
+/// `GET /fhir/Patient/{id}` (PDQm read; the id is the common ID).
+pub async fn patient_read(
+    State(st): State<WebState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Response {
+    match st.app.pdq_read(&caller, &id).await {
+        Ok(e) => fhir(StatusCode::OK, patient_json(&e)),
+        Err(e) => app_error(e),
+    }
+}
+
+/// `GET /fhir/Patient/$ihe-pix` (PIXm, ITI-83).
+pub async fn pix(
+    State(st): State<WebState>,
+    Caller(caller): Caller,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let mut source = None;
+    let mut targets = Vec::new();
+    for (name, value) in params(raw) {
+        match name.as_str() {
+            "sourceIdentifier" if source.is_none() => source = Some(value),
+            "targetSystem" => targets.extend(value.split(',').map(str::to_string)),
+            "_format" => {}
+            other => {
+                return outcome(
+                    StatusCode::BAD_REQUEST,
+                    "error",
+                    "not-supported",
+                    &format!(
+                        "parameter '{other}' is not supported (sourceIdentifier, targetSystem)"
+                    ),
+                );
+            }
+        }
+    }
+    let Some(source) = source else {
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "required",
+            "sourceIdentifier is required",
+        );
+    };
+    match st.app.pix_query(&caller, &source, &targets).await {
+        Ok(entry) => {
+            let mut parameters: Vec<Value> = entry
+                .identifiers
+                .iter()
+                .map(|i| json!({ "name": "targetIdentifier", "valueIdentifier": identifier_json(i) }))
+                .collect();
+            parameters.push(json!({ "name": "targetId", "valueReference": { "reference": format!("Patient/{}", entry.person.common_id) } }));
+            fhir(
+                StatusCode::OK,
+                json!({ "resourceType": "Parameters", "parameter": parameters }),
+            )
+        }
+        Err(PixError::Invalid(m)) => outcome(StatusCode::BAD_REQUEST, "error", "invalid", &m),
+        Err(PixError::UnknownSourceDomain) => outcome(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "code-invalid",
+            "sourceIdentifier Assigning Authority not found",
+        ),
+        Err(PixError::UnknownPatient) => outcome(
+            StatusCode::NOT_FOUND,
+            "error",
+            "not-found",
+            "sourceIdentifier Patient Identifier not found",
+        ),
+        Err(PixError::UnknownTargetDomain) => outcome(
+            StatusCode::FORBIDDEN,
+            "error",
+            "code-invalid",
+            "targetSystem not found",
+        ),
+        Err(PixError::Forbidden) => app_error(AppError::Forbidden),
+        Err(PixError::Other(e)) => app_error(e),
+    }
+}
+
+/// Anything else under `/fhir`.
+pub async fn not_supported() -> Response {
+    outcome(
+        StatusCode::NOT_FOUND,
+        "error",
+        "not-supported",
+        "this FHIR interaction is not supported here (see /fhir/metadata)",
+    )
+}

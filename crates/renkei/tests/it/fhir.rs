@@ -1,0 +1,172 @@
+//! The API over HTTP: an operator registers a client with `admin create-client`; the client
+//! gets a token at `/oauth/token` with a signed assertion, then uses PIXm and PDQm on the demo
+//! region's MPI. Errors are OperationOutcomes; unknown parameters are refused unless lenient.
+
+use renkei_app::testing::ClientKey;
+use renkei_core::facility::FacilityCode;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::{FIXED_UNIX, renkei, start, stderr, stdout};
+
+/// The demo's 広島中央総合病院: code 34 1 010011 + check digit.
+fn chuo_code() -> String {
+    let draft = FacilityCode::parse("3410100110").unwrap();
+    format!("341010011{}", draft.expected_check_digit())
+}
+
+async fn token(c: &reqwest::Client, base: &str, key: &ClientKey, jti: &str) -> reqwest::Response {
+    let url = format!("{base}/oauth/token");
+    let assertion = key.assertion("k1", "chuo-ehr", &url, FIXED_UNIX as i64 + 120, jti);
+    c.post(&url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "system/Patient.rs"),
+            ("client_assertion_type", renkei_app::api::ASSERTION_TYPE),
+            ("client_assertion", assertion.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn json(r: reqwest::Response) -> (StatusCode, String, Value) {
+    let status = r.status();
+    let kind = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let text = r.text().await.unwrap();
+    (status, kind, serde_json::from_str(&text).unwrap())
+}
+
+#[tokio::test]
+async fn a_client_gets_a_token_and_uses_pixm_and_pdqm() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--listen", "127.0.0.1:0", "--demo"]);
+    let base = server.base.clone();
+    let key = ClientKey::generate("k1");
+    let jwks = dir.path().join("chuo-ehr.jwks.json");
+    std::fs::write(&jwks, &key.jwks).unwrap();
+    let code = chuo_code();
+    let out = renkei(
+        dir.path(),
+        &[
+            "admin",
+            "create-client",
+            "--client-id",
+            "chuo-ehr",
+            "--name",
+            "中央病院 電子カルテ",
+            "--facility",
+            &code,
+            "--jwks",
+            jwks.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let c = reqwest::Client::new();
+    // No token: 401 with an OperationOutcome.
+    let r = c
+        .get(format!("{base}/fhir/Patient?family=ヤマダ"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers().get("www-authenticate").unwrap(), "Bearer");
+    let (_, kind, body) = json(r).await;
+    assert!(kind.starts_with("application/fhir+json"));
+    assert_eq!(body["resourceType"], "OperationOutcome");
+
+    let (status, _, t) = json(token(&c, &base, &key, "a1").await).await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    assert_eq!(t["token_type"], "bearer");
+    assert_eq!(t["expires_in"], 300);
+    let bearer = t["access_token"].as_str().unwrap().to_string();
+    // The same assertion again is a replay.
+    let (status, _, e) = json(token(&c, &base, &key, "a1").await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(e["error"], "invalid_client");
+
+    let get = |path: String| {
+        let c = c.clone();
+        let bearer = bearer.clone();
+        let base = base.clone();
+        async move {
+            c.get(format!("{base}{path}"))
+                .bearer_auth(bearer)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let (status, _, cap) = json(c.get(format!("{base}/fhir/metadata")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cap["resourceType"], "CapabilityStatement");
+
+    // PIXm: the hospital's patient ID to the regional common ID.
+    let number: u64 = code.parse().unwrap();
+    let chuo_system = format!("urn:oid:1.2.392.200284.34.{number}");
+    let (status, _, p) = json(
+        get(format!(
+            "/fhir/Patient/$ihe-pix?sourceIdentifier={chuo_system}|0001100000"
+        ))
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    assert_eq!(p["resourceType"], "Parameters");
+    let common = p["parameter"][0]["valueIdentifier"].clone();
+    assert_eq!(common["system"], "urn:oid:1.2.392.200284.34.1");
+    let common_id = common["value"].as_str().unwrap().to_string();
+    assert_eq!(p["parameter"][1]["name"], "targetId");
+    let (status, _, o) = json(
+        get(format!(
+            "/fhir/Patient/$ihe-pix?sourceIdentifier={chuo_system}|NO-SUCH"
+        ))
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(o["issue"][0]["code"], "not-found");
+
+    // PDQm read and search.
+    let (status, _, patient) = json(get(format!("/fhir/Patient/{common_id}")).await).await;
+    assert_eq!(status, StatusCode::OK, "{patient}");
+    assert_eq!(patient["resourceType"], "Patient");
+    assert_eq!(patient["identifier"][1]["value"], "0001100000");
+    let family = patient["name"][1]["family"].as_str().unwrap().to_string();
+    let (status, _, bundle) =
+        json(get(format!("/fhir/Patient?family={family}&_count=2")).await).await;
+    assert_eq!(status, StatusCode::OK, "{bundle}");
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert_eq!(bundle["type"], "searchset");
+    assert!(!bundle["entry"].as_array().unwrap().is_empty());
+
+    // An unknown parameter is refused; with Prefer: handling=lenient it is a warning.
+    let (status, _, o) =
+        json(get(format!("/fhir/Patient?family={family}&mothersMaidenName=x")).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(o["issue"][0]["code"], "not-supported");
+    let r = c
+        .get(format!(
+            "{base}/fhir/Patient?family={family}&mothersMaidenName=x"
+        ))
+        .bearer_auth(&bearer)
+        .header("prefer", "handling=lenient")
+        .send()
+        .await
+        .unwrap();
+    let (status, _, bundle) = json(r).await;
+    assert_eq!(status, StatusCode::OK);
+    let last = bundle["entry"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["search"]["mode"], "outcome");
+    let own = bundle["link"][0]["url"].as_str().unwrap();
+    assert!(!own.contains("mothersMaidenName"), "{own}");
+
+    // A person the hospital has no link to is not there for its client.
+    let (status, _, _) = json(get("/fhir/Patient/34000000000".into()).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
