@@ -420,6 +420,23 @@ test('foundation: bootstrap, operator administration, first user login, public s
     await clickAndLoad(page, button(page, '確認'));
     assert.ok((await text(page.locator('#holding-result'))).includes('保持している方がいます'), 'the card-holding check finds the holder');
 
+    // The same man registered under a second patient ID, typed differently and without his
+    // card: the clerk is shown him as a likely match, confirms, and the ID is linked to him.
+    await page.goto(`${base}/cards`);
+    await page.locator('#issue_patient').fill('H-0002');
+    await page.locator('#kanji_name').fill('高橋太郎');
+    await page.locator('#kana_name').fill('たかはし たろう');
+    await page.locator('#birth_date').fill('1948-04-05');
+    await clickAndLoad(page, button(page, '発行'));
+    await page.locator('#candidates').waitFor().catch(async () => {
+      throw new Error(`no candidates shown:\n${(await bodyText(page)).slice(0, 1000)}`);
+    });
+    const candidates = await text(page.locator('#candidates'));
+    assert.ok(candidates.includes('髙橋 太郎') && candidates.includes('生年月日'), 'the existing person is suggested with the reasons');
+    await shot(page, 'mpi-candidates');
+    await clickAndLoad(page, page.locator('#candidates .confirm-person').first());
+    assert.ok((await text(page.locator('#linked'))).includes('H-0002'), 'the second ID is linked to the same person');
+
     page = clinicPage;
     await page.goto(`${base}/cards`);
     await page.locator('#read_patient').fill('C-0001');
@@ -453,7 +470,7 @@ test('foundation: bootstrap, operator administration, first user login, public s
     await page.goto(`${base}/admin/persons?birth_date=1948-04-05&name=${encodeURIComponent('たかはし')}`);
     await clickAndLoad(page, page.locator('#persons a').first());
     const links = await text(page.locator('#links'));
-    assert.ok(links.includes('H-0001') && links.includes('C-0001'), 'the hospital and clinic IDs are linked to the person');
+    assert.ok(links.includes('H-0001') && links.includes('H-0002') && links.includes('C-0001'), 'the hospital and clinic IDs are linked to the person');
     await shot(page, 'person');
 
     // m. Public facility search without login.

@@ -567,6 +567,19 @@ impl App {
         Ok(chosen.person)
     }
 
+    /// Whether the person holds an active card of this kind from the actor's facility.
+    pub async fn person_holds_card(
+        &self,
+        actor: &Actor,
+        person_id: i64,
+        kind: CardKind,
+    ) -> Result<bool> {
+        let facility_id = self.facility_of(actor)?;
+        Ok(self.store.cards_of(person_id).await?.iter().any(|c| {
+            c.kind == kind.key() && c.issuer_facility == facility_id && c.status == "active"
+        }))
+    }
+
     /// Re-keys persons whose search keys were made with an older normalisation (or none: rows
     /// from before the keys existed). Run at start-up; returns how many were re-keyed.
     pub async fn refresh_person_keys(&self) -> Result<usize> {

@@ -143,18 +143,36 @@ pub async fn issue(
     let entered = !(f.kanji_name.trim().is_empty() && f.kana_name.trim().is_empty());
     let details = f.details();
     if let Ok(person_id) = f.person_id.parse::<i64>() {
-        // The clerk picked a suggested person: link, then issue to that person.
-        if let Err(e) = st
+        // The clerk picked a suggested person: link, then issue to that person (unless they
+        // already hold this facility's card, in which case the link is what was needed).
+        match st
             .app
             .confirm_suggested_person(&user.view.actor, &f.patient_local_id, person_id, &details)
             .await
         {
-            return match e {
-                AppError::Invalid(m) | AppError::Conflict(m) => {
-                    page(&st, &user, None, Some(m), String::new()).await
+            Ok(person) => {
+                let holds_card = st
+                    .app
+                    .person_holds_card(&user.view.actor, person.id, kind)
+                    .await
+                    .unwrap_or(false);
+                if holds_card {
+                    let linked = LinkedPerson {
+                        name: if person.kanji_name.is_empty() {
+                            person.kana_name.clone()
+                        } else {
+                            person.kanji_name.clone()
+                        },
+                        common_id: person.common_id.clone(),
+                        patient: f.patient_local_id.trim().to_string(),
+                    };
+                    return page(&st, &user, Some(linked), None, String::new()).await;
                 }
-                e => error_page(&st.app, e),
-            };
+            }
+            Err(AppError::Invalid(m) | AppError::Conflict(m)) => {
+                return page(&st, &user, None, Some(m), String::new()).await;
+            }
+            Err(e) => return error_page(&st.app, e),
         }
     } else if entered && f.new_person.is_empty() {
         // Before making a new person, show who may already be this patient.
