@@ -4,6 +4,7 @@
 //! Everything here is a value or a pure function over values.
 
 pub mod audit;
+pub mod consent;
 pub mod facility;
 pub mod institution;
 pub mod time;
