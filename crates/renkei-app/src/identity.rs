@@ -287,6 +287,7 @@ impl App {
                 event,
             )
             .await?;
+        self.grant_cardless(facility_id, &person).await?;
         Ok(person)
     }
 

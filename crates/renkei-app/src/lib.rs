@@ -7,6 +7,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod consent;
 pub mod directory;
 mod error;
 pub mod identity;

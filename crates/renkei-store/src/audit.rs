@@ -156,6 +156,25 @@ impl Store {
         ))
     }
 
+    /// Events about one target (a person's record: who read what, when), newest first.
+    pub async fn audit_by_target(
+        &self,
+        target: &str,
+        limit: i64,
+    ) -> Result<Vec<ChainedAuditEvent>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE target = $1 ORDER BY seq DESC LIMIT $2"
+        );
+        let rows: Vec<AuditRow> = with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(target)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows.into_iter().map(AuditRow::into_chained).collect())
+    }
+
     /// Up to `limit` events with `seq > after`, in sequence order: the chain, page by page.
     pub async fn audit_chain_page(&self, after: i64, limit: i64) -> Result<Vec<ChainedAuditEvent>> {
         let sql =

@@ -12,6 +12,7 @@
 pub mod api;
 mod audit;
 pub mod clinical;
+pub mod consent;
 mod directory;
 mod error;
 pub mod identity;

@@ -48,6 +48,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "api_clients",
         include_str!("../migrations/sqlite/0008_api_clients.sql"),
     ),
+    (
+        9,
+        "consent",
+        include_str!("../migrations/sqlite/0009_consent.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -89,6 +94,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         8,
         "api_clients",
         include_str!("../migrations/postgres/0008_api_clients.sql"),
+    ),
+    (
+        9,
+        "consent",
+        include_str!("../migrations/postgres/0009_consent.sql"),
     ),
 ];
 

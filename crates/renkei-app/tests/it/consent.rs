@@ -1,0 +1,429 @@
+//! Consent and access control on SQLite and PostgreSQL, as a story: a hospital's records, a
+//! card read at a clinic, consents by target, category and period, withdrawal, professions,
+//! referred-only and facility-level rules, the card-less list, emergency access, and the
+//! per-patient access history.
+
+use std::sync::Arc;
+
+use renkei_app::consent::ConsentInput;
+use renkei_app::directory::{FacilityInput, UserInput};
+use renkei_app::identity::{CardKind, PersonDetails};
+use renkei_app::{Actor, App, AppConfig, AppError};
+use renkei_core::consent::{CategorySet, ConsentCategory, PolicyMode};
+use renkei_core::time::{FixedClock, Timestamp};
+use renkei_store::on_both_backends;
+use renkei_store::testing::TestStore;
+
+const START: i64 = 1_795_219_200; // 2026-11-21
+
+async fn facility(app: &App, kind: &str, code: &str, name: &str) -> i64 {
+    app.create_facility(
+        &Actor::system("test"),
+        &FacilityInput {
+            code: code.into(),
+            facility_type: kind.into(),
+            name: name.into(),
+            max_accounts: "10".into(),
+            discloses: kind == "hospital",
+            issues_hm_card: kind == "hospital",
+            active: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .0
+    .id
+}
+
+async fn user(app: &App, facility_id: i64, login: &str, profession: &str, role: &str) -> Actor {
+    let u = app
+        .create_user_with_password(
+            &Actor::system("test"),
+            &UserInput {
+                facility_id,
+                login_id: login.into(),
+                name: login.into(),
+                profession: profession.into(),
+                role: role.into(),
+                active: true,
+                ..Default::default()
+            },
+            "Password-2026!",
+            false,
+        )
+        .await
+        .unwrap();
+    Actor {
+        user_id: Some(u.id),
+        login_id: login.into(),
+        name: login.into(),
+        facility_id: Some(facility_id),
+        profession: Some(profession.into()),
+        role: match role {
+            "facility_admin" => renkei_core::user::Role::FacilityAdmin,
+            _ => renkei_core::user::Role::Staff,
+        },
+        emergency: false,
+        client: "127.0.0.1".into(),
+    }
+}
+
+fn msh(code: &str, control: &str, kind: &str) -> String {
+    format!(
+        "MSH|^~\\&|HIS|{code}|RENKEI|RENKEI|20261121090000||{kind}|{control}|P|2.5||||||UNICODE UTF-8\r"
+    )
+}
+
+/// A lab result dated `date`, a diagnosis and a prescription for patient `pid`.
+async fn records(app: &App, code: &str, pid: &str, date: &str) {
+    let lab = format!(
+        "{}PID|0001||{pid}^^^^PI||高橋^太郎\rSPM|1|||023^血清^JC10\rOBX|1|NM|3D010000001926101^グルコース^JC10||105|mg/dL|73-109||||F|||{date}\r",
+        msh(code, &format!("L{pid}{date}"), "OUL^R22^OUL_R22")
+    );
+    assert_eq!(app.receive_hl7(lab.as_bytes()).await.outcome, "stored");
+    let dx = format!(
+        "{}EVN||{date}0900\rPID|0001||{pid}^^^^PI||高橋^太郎\rPRB|AD|{date}|20061617^高血圧症^MDCDX2|{pid}001|||{date}||||I109^^I10^O^外来時^JHSD0004\r",
+        msh(code, &format!("D{pid}{date}"), "PPR^ZD1^PPR_ZD1")
+    );
+    assert_eq!(app.receive_hl7(dx.as_bytes()).await.outcome, "stored");
+}
+
+fn categories(view: &renkei_app::consent::RecordView) -> Vec<&'static str> {
+    let mut c: Vec<&str> = view.items.iter().map(|i| i.category.key()).collect();
+    c.sort_unstable();
+    c.dedup();
+    c
+}
+
+async fn consent_rules_every_read(t: &TestStore) {
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(START)));
+    let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
+    let op = Actor::system("test");
+    facility(&app, "operator", "", "事務局").await;
+    let hospital = facility(&app, "hospital", "3411234564", "登呂病院").await;
+    let clinic = facility(&app, "clinic", "", "みどり内科").await;
+    let other_clinic = facility(&app, "clinic", "", "かわせ整形外科").await;
+    let h_admin = user(&app, hospital, "h.admin", "clerk", "facility_admin").await;
+    let c_dr = user(&app, clinic, "c.dr", "doctor", "staff").await;
+    let c_ph = user(&app, clinic, "c.ph", "pharmacist", "staff").await;
+    let c_clerk = user(&app, clinic, "c.clerk", "clerk", "staff").await;
+    let o_dr = user(&app, other_clinic, "o.dr", "doctor", "staff").await;
+
+    records(&app, "3411234564", "A-1", "20240510").await;
+    records(&app, "3411234564", "A-1", "20261101").await;
+    let card = app
+        .issue_card(
+            &h_admin,
+            "A-1",
+            CardKind::Hm,
+            Some(&PersonDetails {
+                kanji_name: "高橋 太郎".into(),
+                kana_name: "タカハシ タロウ".into(),
+                birth_date: "1948-04-05".into(),
+                sex: "M".into(),
+                ..PersonDetails::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let person = card.person.id;
+
+    // A clinic that never read the card does not know the patient: same as no such person.
+    assert!(matches!(
+        app.read_record(&c_dr, person).await,
+        Err(AppError::NotFound)
+    ));
+    assert!(matches!(
+        app.read_record(&c_dr, 999_999).await,
+        Err(AppError::NotFound)
+    ));
+
+    // The card is read at the clinic: card-less access, but no consent yet, so nothing shows.
+    app.read_card(&c_dr, &card.payload, "C-9").await.unwrap();
+    let view = app.read_record(&c_dr, person).await.unwrap();
+    assert!(view.items.is_empty());
+    let list = app.patient_list(&c_clerk, false).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].person.id, person);
+
+    // The hospital records a consent: labs and diagnoses, to all facilities, data from 2025.
+    let input = ConsentInput {
+        target_mode: "all".into(),
+        categories: vec!["lab".into(), "diagnosis".into()],
+        data_from: "2025-01-01".into(),
+        ..ConsentInput::default()
+    };
+    for bad in [
+        ConsentInput {
+            target_mode: "everyone".into(),
+            ..input.clone()
+        },
+        ConsentInput {
+            categories: vec![],
+            ..input.clone()
+        },
+        ConsentInput {
+            categories: vec!["x-ray".into()],
+            ..input.clone()
+        },
+        ConsentInput {
+            data_from: "2025-13-01".into(),
+            ..input.clone()
+        },
+        ConsentInput {
+            data_from: "2026-01-01".into(),
+            data_to: "2025-01-01".into(),
+            ..input.clone()
+        },
+        ConsentInput {
+            target_mode: "named".into(),
+            ..input.clone()
+        },
+    ] {
+        assert!(
+            matches!(
+                app.create_consent(&h_admin, "A-1", &bad).await,
+                Err(AppError::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    // Only the disclosing facility records consents for its patients.
+    assert!(app.create_consent(&c_dr, "C-9", &input).await.is_err());
+    let consent = app.create_consent(&h_admin, "A-1", &input).await.unwrap();
+    let view = app.read_record(&c_dr, person).await.unwrap();
+    assert_eq!(categories(&view), vec!["diagnosis", "lab"]);
+    assert!(
+        view.items.iter().all(|i| i
+            .item
+            .effective_date
+            .as_deref()
+            .is_none_or(|d| d >= "2025-01-01")),
+        "the 2024 lab result is outside the period"
+    );
+    let labs = view
+        .items
+        .iter()
+        .filter(|i| i.category == ConsentCategory::Lab)
+        .count();
+    assert_eq!(labs, 1);
+    // Professions on top: a pharmacist sees both; a clerk nothing.
+    assert_eq!(
+        categories(&app.read_record(&c_ph, person).await.unwrap()),
+        vec!["diagnosis", "lab"]
+    );
+    assert!(
+        app.read_record(&c_clerk, person)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // The operator narrows the pharmacists' row: diagnoses no more.
+    let rights = app.rights().await.unwrap();
+    let rows: Vec<_> = renkei_core::user::Profession::ALL
+        .into_iter()
+        .map(|p| {
+            let set = rights.of(p);
+            if p == renkei_core::user::Profession::Pharmacist {
+                (p, set.without(ConsentCategory::Diagnosis))
+            } else {
+                (p, set)
+            }
+        })
+        .collect();
+    assert!(matches!(
+        app.set_profession_rights(&c_dr, &rows).await,
+        Err(AppError::Forbidden)
+    ));
+    app.set_profession_rights(&op, &rows).await.unwrap();
+    assert_eq!(
+        categories(&app.read_record(&c_ph, person).await.unwrap()),
+        vec!["lab"]
+    );
+
+    // Withdrawal takes effect at once.
+    app.withdraw_consent(&h_admin, consent).await.unwrap();
+    assert!(
+        app.read_record(&c_dr, person)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        app.withdraw_consent(&h_admin, consent).await,
+        Err(AppError::Conflict(_))
+    ));
+
+    // Named targets: the other clinic, not this one.
+    app.create_consent(
+        &h_admin,
+        "A-1",
+        &ConsentInput {
+            target_mode: "named".into(),
+            targets: vec![other_clinic],
+            categories: vec!["diagnosis".into()],
+            ..ConsentInput::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        app.read_record(&c_dr, person)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    app.read_card(&o_dr, &card.payload, "K-1").await.unwrap();
+    assert_eq!(
+        categories(&app.read_record(&o_dr, person).await.unwrap()),
+        vec!["diagnosis"]
+    );
+
+    // Referred-only hospital: consent to all, but only where the patient was referred.
+    app.create_consent(
+        &h_admin,
+        "A-1",
+        &ConsentInput {
+            target_mode: "all".into(),
+            categories: vec!["lab".into()],
+            ..ConsentInput::default()
+        },
+    )
+    .await
+    .unwrap();
+    app.set_disclosure_policy(&h_admin, PolicyMode::ReferredOnly, CategorySet::EMPTY)
+        .await
+        .unwrap();
+    assert!(
+        app.read_record(&c_dr, person)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    app.record_referral(&h_admin, "A-1", clinic).await.unwrap();
+    assert_eq!(
+        categories(&app.read_record(&c_dr, person).await.unwrap()),
+        vec!["lab"]
+    );
+
+    // Facility-level consent (Hareyaka-net): prescriptions and diagnoses for every card holder
+    // who has not opted out.
+    app.set_disclosure_policy(
+        &h_admin,
+        PolicyMode::FacilityLevel,
+        CategorySet::of(&[ConsentCategory::Diagnosis]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        categories(&app.read_record(&c_dr, person).await.unwrap()),
+        vec!["diagnosis"]
+    );
+    app.set_opt_out(&h_admin, "A-1", true).await.unwrap();
+    assert!(
+        app.read_record(&c_dr, person)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    app.set_opt_out(&h_admin, "A-1", false).await.unwrap();
+    // Only the facility's administrator sets the rule.
+    assert!(matches!(
+        app.set_disclosure_policy(&c_dr, PolicyMode::PerPatient, CategorySet::EMPTY)
+            .await,
+        Err(AppError::Invalid(_) | AppError::Forbidden)
+    ));
+
+    // Card-less list: hidden rows come back when the card is read again; after a year the
+    // grant lapses and the card must be read again.
+    app.hide_patients(&c_clerk, &[person]).await.unwrap();
+    assert!(app.patient_list(&c_clerk, false).await.unwrap().is_empty());
+    assert_eq!(app.patient_list(&c_clerk, true).await.unwrap().len(), 1);
+    app.read_card(&c_dr, &card.payload, "C-9").await.unwrap();
+    assert_eq!(app.patient_list(&c_clerk, false).await.unwrap().len(), 1);
+    clock.advance_seconds(366 * 24 * 3600);
+    assert!(app.patient_list(&c_clerk, false).await.unwrap().is_empty());
+    // The clinic's own link remains, so the patient is known, but nothing is disclosed.
+    assert!(
+        app.read_record(&c_dr, person)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Emergency access: a reason, a time limit, notifications, marked in the audit trail.
+    let stranger = facility(&app, "clinic", "", "救急クリニック").await;
+    let s_dr = user(&app, stranger, "s.dr", "doctor", "staff").await;
+    assert!(matches!(
+        app.read_record(&s_dr, person).await,
+        Err(AppError::NotFound)
+    ));
+    assert!(matches!(
+        app.request_emergency_access(&s_dr, &card.common_id.digits(), "急")
+            .await,
+        Err(AppError::Invalid(_))
+    ));
+    app.request_emergency_access(
+        &s_dr,
+        &card.common_id.digits(),
+        "意識障害で救急搬送、既往歴の確認",
+    )
+    .await
+    .unwrap();
+    let seen = app.read_record(&s_dr, person).await.unwrap();
+    assert_eq!(
+        categories(&seen),
+        vec!["diagnosis", "lab"],
+        "emergency shows what the profession may see"
+    );
+    let notices = app.notifications(&h_admin).await.unwrap();
+    assert_eq!(notices.len(), 1);
+    assert!(
+        notices[0].message.contains("救急クリニック") && notices[0].message.contains("意識障害")
+    );
+    clock.advance_seconds(25 * 3600);
+    assert!(matches!(
+        app.read_record(&s_dr, person).await,
+        Err(AppError::NotFound)
+    ));
+
+    // Who read what, when.
+    let history = app.access_history(&op, person).await.unwrap();
+    let reads: Vec<_> = history
+        .iter()
+        .filter(|e| e.event.action == "clinical.read")
+        .collect();
+    assert!(reads.len() >= 15, "{}", reads.len());
+    assert!(
+        reads
+            .iter()
+            .any(|e| e.event.outcome == renkei_core::audit::AuditOutcome::Denied)
+    );
+    assert!(
+        reads
+            .iter()
+            .any(|e| e.event.emergency && e.event.login_id == "s.dr")
+    );
+    assert!(
+        history
+            .iter()
+            .any(|e| e.event.action == "consent.emergency.grant" && e.event.emergency)
+    );
+    assert!(matches!(
+        app.access_history(&c_dr, person).await,
+        Err(AppError::Forbidden)
+    ));
+    let report = app
+        .verify_audit(renkei_store::testing::test_key(), |_| {})
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+}
+on_both_backends!(consent_rules_every_read);
