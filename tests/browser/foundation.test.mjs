@@ -269,7 +269,7 @@ test('foundation: bootstrap, operator administration, first user login, public s
     const hospitalId = parseId(hospitalOut, 'create-facility');
     parseId(cli(bin, dataDir, [
       'admin', 'create-user', '--facility-id', String(hospitalId), '--login-id', 'chuo.clerk',
-      '--name', '地域連携室 事務', '--profession', 'clerk', '--role', 'staff', '--password', 'Chuo-Clerk-2026',
+      '--name', '地域連携室 事務', '--profession', 'clerk', '--role', 'facility_admin', '--password', 'Chuo-Clerk-2026',
     ]), 'create-user');
     // The national code list, here one row, lets the facility form fill itself from the code.
     const codeList = path.join(dataDir, 'codes.csv');
@@ -437,6 +437,7 @@ test('foundation: bootstrap, operator administration, first user login, public s
     await clickAndLoad(page, page.locator('#candidates .confirm-person').first());
     assert.ok((await text(page.locator('#linked'))).includes('H-0002'), 'the second ID is linked to the same person');
 
+    const hospitalPage = page;
     page = clinicPage;
     await page.goto(`${base}/cards`);
     await page.locator('#read_patient').fill('C-0001');
@@ -456,6 +457,40 @@ test('foundation: bootstrap, operator administration, first user login, public s
     await Promise.all([page.waitForLoadState('load'), page.locator('#scanned').press('Enter')]);
     assert.ok((await bodyText(page)).match(/検査用数字|11桁/), 'a typo is refused with a reason');
 
+    // l2b. Consent: the hospital records what it discloses, to whom, for which period; the
+    //      consent form prints; the clinic finds the patient on its card-less list; the
+    //      withdrawal takes effect at once.
+    await hospitalPage.goto(`${base}/consents?patient=H-0001`);
+    await hospitalPage.locator('#new-consent input[value="image"]').uncheck();
+    await hospitalPage.locator('#data_from').fill('2025-01-01');
+    await clickAndLoad(hospitalPage, button(hospitalPage, '同意を登録'));
+    const consentRows = await text(hospitalPage.locator('#consents'));
+    assert.ok(consentRows.includes('全参加施設') && consentRows.includes('検査') && !consentRows.includes('画像') && consentRows.includes('有効'), `the consent is listed: ${consentRows}`);
+    await shot(hospitalPage, 'consent');
+    const formHref = await hospitalPage.locator('#consents a[href$="/pdf"]').first().getAttribute('href');
+    const form = await hospitalPage.request.get(`${base}${formHref}`);
+    assert.equal(form.status(), 200, 'GET the consent form');
+    assert.equal(form.headers()['content-type'], 'application/pdf');
+    fs.writeFileSync(path.join(ARTIFACTS, 'consent.pdf'), await form.body());
+
+    await page.goto(`${base}/patients`);
+    assert.ok((await text(page.locator('#patients'))).includes('髙橋 太郎'), 'the card-less list shows the patient whose card was read');
+    await shot(page, 'patients');
+    await clickAndLoad(page, page.locator('#patients a').first());
+    assert.ok(pathname(page).startsWith('/records/'), 'the patient opens from the list');
+
+    // The signed paper form, scanned, is attached to the consent.
+    await hospitalPage.locator('#consents input[type=file]').first().setInputFiles({
+      name: '同意書_署名済.pdf', mimeType: 'application/pdf', buffer: await form.body(),
+    });
+    await clickAndLoad(hospitalPage, button(hospitalPage, '添付'));
+    assert.ok((await text(hospitalPage.locator('#consents'))).includes('同意書_署名済.pdf'), 'the signed scan is attached');
+    const scanHref = await hospitalPage.locator('#consents a[href^="/consents/scans/"]').first().getAttribute('href');
+    const scan = await hospitalPage.request.get(`${base}${scanHref}`);
+    assert.equal(scan.headers()['content-type'], 'application/pdf', 'the scan downloads');
+    await clickAndLoad(hospitalPage, button(hospitalPage, '撤回'));
+    assert.ok((await text(hospitalPage.locator('#consents'))).includes('撤回'), 'the consent shows as withdrawn');
+
     // l3. The operator signs in again with a recovery code (the TOTP step of the fixed clock is
     //     spent) and finds the person: both facilities' patient IDs are linked.
     const operatorContext = await browser.newContext({ locale: 'ja-JP' });
@@ -472,6 +507,17 @@ test('foundation: bootstrap, operator administration, first user login, public s
     const links = await text(page.locator('#links'));
     assert.ok(links.includes('H-0001') && links.includes('H-0002') && links.includes('C-0001'), 'the hospital and clinic IDs are linked to the person');
     await shot(page, 'person');
+    // Who read the record, and when.
+    await clickAndLoad(page, page.locator('#access-history'));
+    assert.ok((await text(page.locator('#access'))).includes('clinical.read'), 'the access history lists the clinic\'s read');
+    await shot(page, 'access-history');
+    // The profession matrix: pharmacists no longer see diagnoses.
+    await page.goto(`${base}/admin/rights`);
+    await page.locator('input[name="pharmacist:diagnosis"]').uncheck();
+    await clickAndLoad(page, button(page, '保存'));
+    assert.ok((await bodyText(page)).includes('更新しました'), 'the matrix is saved');
+    assert.equal(await page.locator('input[name="pharmacist:diagnosis"]').isChecked(), false);
+    await shot(page, 'rights');
 
     // m. Public facility search without login.
     const anonymous = await browser.newContext({ locale: 'ja-JP' });

@@ -334,6 +334,23 @@ impl App {
         ))
     }
 
+    /// Every participating facility (for choosing consent targets and referral destinations).
+    pub async fn participating_facilities(&self) -> Result<Vec<FacilityView>> {
+        let mut out = Vec::new();
+        for page in 0.. {
+            let (list, total) = self.facility_search("", "", None, true, page).await?;
+            let done = list.is_empty() || (out.len() + list.len()) as i64 >= total;
+            out.extend(
+                list.into_iter()
+                    .filter(|f| f.facility_type != FacilityType::Operator),
+            );
+            if done {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// The facilities whose records can be viewed (他院診療情報).
     pub async fn disclosing_facilities(&self) -> Result<Vec<FacilityView>> {
         Ok(self.facility_search("", "", Some(true), true, 0).await?.0)

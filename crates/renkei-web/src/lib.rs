@@ -7,6 +7,8 @@
 mod admin;
 pub mod card_pdf;
 mod cards;
+pub mod consent_pdf;
+mod consents;
 mod fhir;
 mod pages;
 mod session;
@@ -99,6 +101,31 @@ pub fn router(state: WebState) -> Router {
         .route("/admin/persons/{id}/merge", post(admin::merge_person))
         .route("/admin/persons/{id}/unmerge", post(admin::unmerge_person))
         .route("/admin/institutions/{code}", get(admin::institution_lookup))
+        .route("/consents", get(consents::consents).post(consents::create))
+        .route("/consents/{id}/withdraw", post(consents::withdraw))
+        .route(
+            "/consents/{id}/scan",
+            post(consents::attach_scan).layer(DefaultBodyLimit::max(
+                renkei_app::consent::MAX_SCAN_BYTES + 64 * 1024,
+            )),
+        )
+        .route("/consents/{id}/pdf", get(consents::form_pdf))
+        .route("/consents/scans/{id}", get(consents::scan))
+        .route("/consents/referral", post(consents::referral))
+        .route("/consents/opt-out", post(consents::opt_out))
+        .route("/consents/policy", post(consents::policy))
+        .route("/patients", get(consents::patients))
+        .route("/patients/hide", post(consents::hide))
+        .route("/records/{person}", get(consents::record))
+        .route(
+            "/emergency",
+            get(consents::emergency_form).post(consents::emergency),
+        )
+        .route(
+            "/admin/rights",
+            get(consents::rights).post(consents::set_rights),
+        )
+        .route("/admin/persons/{id}/access", get(consents::access_history))
         .route("/oauth/token", post(fhir::token))
         .route("/fhir/metadata", get(fhir::metadata))
         .route("/fhir/Patient", get(fhir::patient_search))

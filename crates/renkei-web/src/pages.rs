@@ -285,11 +285,32 @@ pub async fn top(State(st): State<WebState>, user: CurrentUser) -> Response {
         Ok(d) => d,
         Err(e) => return error_page(&st.app, e),
     };
+    // Notifications to this facility (emergency access to its patients); a facility that
+    // discloses records also gets the consent screen.
+    let alerts = match st.app.notifications(&user.view.actor).await {
+        Ok(list) => list
+            .into_iter()
+            .map(|n| {
+                (
+                    renkei_core::time::Timestamp(n.created_at).jst_minutes(),
+                    n.message,
+                )
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let discloses = user
+        .view
+        .actor
+        .facility_id
+        .is_some_and(|id| disclosing.iter().any(|f| f.id == id));
     render(&TopPage {
         layout: user.layout(&st.app, "ポータル"),
         disclosing,
         notices,
         is_operator: user.view.actor.is_operator(),
+        discloses,
+        alerts,
     })
 }
 

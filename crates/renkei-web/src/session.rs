@@ -159,6 +159,31 @@ pub async fn csrf_guard(State(state): State<WebState>, request: Request, next: N
         return next.run(request).await;
     }
     let jar = CookieJar::from_headers(request.headers());
+    // A file upload (multipart) carries its token in the query string, so that the body can
+    // stream to the handler without being buffered here.
+    let multipart = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if multipart {
+        let given: Vec<(String, String)> =
+            serde_urlencoded::from_str(request.uri().query().unwrap_or("")).unwrap_or_default();
+        let given = given
+            .iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        let expected = expected_csrf(&state.app, &jar).await.unwrap_or_default();
+        if App::csrf_matches(&expected, given) {
+            return next.run(request).await;
+        }
+        return (
+            StatusCode::FORBIDDEN,
+            "フォームの有効期限が切れたか、不正な送信です",
+        )
+            .into_response();
+    }
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, FORM_LIMIT).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "フォームが大きすぎます").into_response();

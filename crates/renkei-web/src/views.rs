@@ -240,6 +240,10 @@ pub struct TopPage {
     pub disclosing: Vec<FacilityView>,
     pub notices: Vec<NoticeItem>,
     pub is_operator: bool,
+    /// The user's facility discloses records (it records consents).
+    pub discloses: bool,
+    /// (when, message) notifications to the user's facility.
+    pub alerts: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -554,4 +558,107 @@ pub struct CardCandidatesPage {
     pub kind: String,
     pub details: renkei_app::identity::PersonDetails,
     pub candidates: Vec<SuggestedPerson>,
+}
+
+pub struct ConsentRowView {
+    pub id: i64,
+    pub targets: String,
+    pub categories: String,
+    pub period: String,
+    pub created: String,
+    pub withdrawn: Option<String>,
+    pub scans: Vec<(i64, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "consents.html")]
+pub struct ConsentsPage {
+    pub layout: Layout,
+    pub patient: String,
+    pub person: Option<renkei_app::identity::PersonRow>,
+    pub rows: Vec<ConsentRowView>,
+    pub facilities: Vec<(i64, String)>,
+    /// (key, label, checked)
+    pub categories: Vec<(&'static str, &'static str, bool)>,
+    pub policy_mode: &'static str,
+    pub policy_key: &'static str,
+    /// (key, label, checked) for the facility-level categories.
+    pub policy_categories: Vec<(&'static str, &'static str, bool)>,
+    pub facility_level: bool,
+    pub is_admin: bool,
+}
+
+pub struct ListedRow {
+    pub id: i64,
+    pub common_id: String,
+    pub kanji_name: String,
+    pub kana_name: String,
+    pub birth_date: String,
+    pub last_access: String,
+    pub until: String,
+    pub only: Option<String>,
+    pub hidden: bool,
+}
+
+#[derive(Template)]
+#[template(path = "patients.html")]
+pub struct PatientsPage {
+    pub layout: Layout,
+    pub rows: Vec<ListedRow>,
+    pub include_hidden: bool,
+}
+
+pub struct RecordRow {
+    pub facility: String,
+    pub category: &'static str,
+    pub date: String,
+    pub display: String,
+    pub code: String,
+}
+
+#[derive(Template)]
+#[template(path = "record.html")]
+pub struct RecordPage {
+    pub layout: Layout,
+    pub kanji_name: String,
+    pub kana_name: String,
+    pub birth_date: String,
+    pub common_id: String,
+    pub items: Vec<RecordRow>,
+}
+
+#[derive(Template)]
+#[template(path = "emergency.html")]
+pub struct EmergencyPage {
+    pub layout: Layout,
+    pub granted: Option<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_rights.html")]
+pub struct RightsPage {
+    pub layout: Layout,
+    pub categories: Vec<(&'static str, &'static str)>,
+    pub rows: Vec<RightsRow>,
+}
+
+/// (profession key, label, [(category key, allowed)])
+pub type RightsRow = (&'static str, &'static str, Vec<(&'static str, bool)>);
+
+pub struct AccessRow {
+    pub at: String,
+    pub login_id: String,
+    pub facility: String,
+    pub action: String,
+    pub outcome: &'static str,
+    pub detail: String,
+    pub emergency: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_access.html")]
+pub struct AccessPage {
+    pub layout: Layout,
+    pub person: i64,
+    pub rows: Vec<AccessRow>,
 }
