@@ -7,7 +7,7 @@ use renkei_clinical::{Mapped, map_message};
 use renkei_core::audit::AuditOutcome;
 use renkei_hl7v2::{Message, ssmix2};
 use renkei_store::clinical::{
-    Condition, IncomingMessage, IngestOutcome, NewAttachment, NewItem, PatientRecord, StoredItem,
+    Condition, IncomingMessage, IngestOutcome, NewAttachment, NewItem, PatientRecord,
 };
 use sha2::{Digest, Sha256};
 
@@ -433,14 +433,19 @@ impl App {
         Ok(())
     }
 
-    /// A facility's record of one patient (demographics and active items). Audited as a
-    /// clinical read. Operator only until consent-checked viewing arrives.
+    /// A facility's record of one patient exactly as stored (demographics and active items),
+    /// for the intake tests. Test support only (feature `testing`): in the product every read
+    /// of clinical data goes through the consent decision (`App::read_record`). Audited.
+    #[cfg(feature = "testing")]
     pub async fn clinical_record(
         &self,
         actor: &Actor,
         facility_id: i64,
         patient_local_id: &str,
-    ) -> Result<(Option<PatientRecord>, Vec<StoredItem>)> {
+    ) -> Result<(
+        Option<PatientRecord>,
+        Vec<renkei_store::clinical::StoredItem>,
+    )> {
         // The audit trail names whose record was read (it is the access log the guideline asks for).
         let target = format!("facility:{facility_id}/patient:{patient_local_id}");
         if !actor.is_operator() {

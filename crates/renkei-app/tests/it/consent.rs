@@ -427,3 +427,86 @@ async fn consent_rules_every_read(t: &TestStore) {
     assert!(report.is_intact(), "{:?}", report.problems);
 }
 on_both_backends!(consent_rules_every_read);
+
+/// HM-net's hospital-only disclosure card (診療情報開示カード): read at a clinic, it opens only
+/// the issuing hospital's records, even where another hospital's consent would allow more.
+async fn a_disclosure_card_opens_only_its_hospital(t: &TestStore) {
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(START)));
+    let app = App::new(t.store.clone(), clock, AppConfig::default());
+    let system = Actor::system("test");
+    let a = facility(&app, "hospital", "3411234564", "登呂病院").await;
+    let (b_view, _) = app
+        .create_facility(
+            &system,
+            &FacilityInput {
+                code: "3410100113".into(),
+                facility_type: "hospital".into(),
+                name: "県立安芸病院".into(),
+                max_accounts: "10".into(),
+                discloses: true,
+                issues_disclosure_card: true,
+                active: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let b = b_view.id;
+    let clinic = facility(&app, "clinic", "", "みどり内科").await;
+    let a_admin = user(&app, a, "a.admin", "clerk", "facility_admin").await;
+    let b_admin = user(&app, b, "b.admin", "clerk", "facility_admin").await;
+    let c_dr = user(&app, clinic, "c.dr", "doctor", "staff").await;
+    records(&app, "3411234564", "A-1", "20261101").await;
+    records(&app, "3410100113", "B-1", "20261102").await;
+    let details = PersonDetails {
+        kanji_name: "高橋 太郎".into(),
+        kana_name: "タカハシ タロウ".into(),
+        birth_date: "1948-04-05".into(),
+        sex: "M".into(),
+        ..PersonDetails::default()
+    };
+    // Hospital A issues him an HM card; hospital B reads it (B-1) and issues its own
+    // disclosure card; the HM card is then revoked (lost, not re-issued).
+    let hm = app
+        .issue_card(&a_admin, "A-1", CardKind::Hm, Some(&details))
+        .await
+        .unwrap();
+    let person = hm.person.id;
+    app.read_card(&b_admin, &hm.payload, "B-1").await.unwrap();
+    let disclosure = app
+        .issue_card(&b_admin, "B-1", CardKind::Disclosure, None)
+        .await
+        .unwrap();
+    assert_eq!(disclosure.person.id, person);
+    app.revoke_card(&a_admin, person, hm.card.id, "紛失")
+        .await
+        .unwrap();
+    // Both hospitals consent to labs and diagnoses for every facility.
+    for (admin, pid) in [(&a_admin, "A-1"), (&b_admin, "B-1")] {
+        app.create_consent(
+            admin,
+            pid,
+            &ConsentInput {
+                target_mode: "all".into(),
+                categories: vec!["lab".into(), "diagnosis".into()],
+                ..ConsentInput::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    // The clinic reads his disclosure card.
+    app.read_card(&c_dr, &disclosure.payload, "C-1")
+        .await
+        .unwrap();
+    let list = app.patient_list(&c_dr, false).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].only_facility, Some(b));
+    let view = app.read_record(&c_dr, person).await.unwrap();
+    assert!(!view.items.is_empty());
+    assert!(
+        view.items.iter().all(|i| i.facility_id == b),
+        "only hospital B's items"
+    );
+}
+on_both_backends!(a_disclosure_card_opens_only_its_hospital);
