@@ -16,7 +16,11 @@ fn main() {
         consents: (1..=5)
             .map(|f| Consent {
                 disclosing: f,
-                targets: if f % 2 == 0 { Targets::All } else { Targets::Named(vec![9, 10, 11]) },
+                targets: if f % 2 == 0 {
+                    Targets::All
+                } else {
+                    Targets::Named(vec![9, 10, 11])
+                },
                 categories: CategorySet::of(&[
                     ConsentCategory::Lab,
                     ConsentCategory::Prescription,
