@@ -8,239 +8,24 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
-const FIXED_CLOCK = '2026-11-21T00:00:00Z';
-const FIXED_UNIX = Math.floor(Date.parse(FIXED_CLOCK) / 1000);
-const DEFAULT_TIMEOUT_MS = 15_000;
+import {
+  DEFAULT_TIMEOUT_MS, FIXED_UNIX, RECOVERY_CODES, artifactsFor, bodyText, button, cli,
+  clickAndLoad, finishLogin, launchBrowser, login, parseId, pathname, renkeiBin, shot, startServer, stopServer,
+  text, totp,
+} from './lib.mjs';
 
 const OPERATOR = { loginId: 'admin', password: 'Renkei-Operator-2026' };
 const FACILITY_NAME = 'みどり内科クリニック';
 const USER = { loginId: 'midori.dr', name: '緑川 一郎', newPassword: 'Midori-Clinic-2026' };
 const NOTICE_TITLE = 'システムメンテナンスのお知らせ';
 
-// ---------------------------------------------------------------- TOTP (RFC 6238)
-
-/** Decodes RFC 4648 Base32 (case-insensitive; padding and whitespace ignored). */
-export function base32Decode(input) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  const clean = input.toUpperCase().replace(/[\s=]/g, '');
-  let bits = 0;
-  let value = 0;
-  const out = [];
-  for (const ch of clean) {
-    const idx = alphabet.indexOf(ch);
-    if (idx < 0) throw new Error(`invalid Base32 character ${JSON.stringify(ch)}`);
-    value = (value << 5) | idx;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push((value >>> bits) & 0xff);
-    }
-  }
-  return Buffer.from(out);
-}
-
-/** TOTP code (HMAC-SHA1, 30 s step, 6 digits) for `secret` (Base32) at Unix time `unixSeconds`. */
-export function totp(secret, unixSeconds, { step = 30, digits = 6 } = {}) {
-  const counter = BigInt(Math.floor(unixSeconds / step));
-  const msg = Buffer.alloc(8);
-  msg.writeBigUInt64BE(counter);
-  const mac = createHmac('sha1', base32Decode(secret)).update(msg).digest();
-  const offset = mac[mac.length - 1] & 0x0f;
-  const binary = mac.readUInt32BE(offset) & 0x7fffffff;
-  return String(binary % 10 ** digits).padStart(digits, '0');
-}
-
-// ---------------------------------------------------------------- process helpers
-
-function renkeiBin() {
-  const bin = path.resolve(REPO_ROOT, process.env.RENKEI_BIN || 'target/debug/renkei');
-  if (!fs.existsSync(bin)) {
-    throw new Error(`renkei binary not found at ${bin} (build it with \`cargo build --bin renkei\` or set RENKEI_BIN)`);
-  }
-  return bin;
-}
-
-function serverEnv() {
-  return { ...process.env, RENKEI_FIXED_CLOCK: FIXED_CLOCK };
-}
-
-/** Runs the CLI and returns its stdout; fails with its stderr on a non-zero exit. */
-function cli(bin, dataDir, args) {
-  try {
-    return execFileSync(bin, ['--data-dir', dataDir, ...args], {
-      env: serverEnv(),
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 60_000,
-    });
-  } catch (err) {
-    throw new Error(`renkei ${args.join(' ')} failed (status ${err.status}):\n${err.stdout ?? ''}\n${err.stderr ?? ''}`);
-  }
-}
-
-function parseId(output, what) {
-  const m = /id=(\d+)/.exec(output);
-  assert.ok(m, `${what}: no id=N in CLI output: ${output}`);
-  return Number(m[1]);
-}
-
-/** Spawns `renkei serve` and resolves with { child, baseUrl, stderr() } once it listens. */
-function startServer(bin, dataDir) {
-  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0'], {
-    env: serverEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  let stdout = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    stderr = (stderr + chunk).slice(-20_000);
-  });
-  const lines = readline.createInterface({ input: child.stdout });
-  return new Promise((resolve, reject) => {
-    let done = false;
-    const finish = (fn, value) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      fn(value);
-    };
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      finish(reject, new Error(`server did not report "Renkei listening on" within 30 s\nstdout:\n${stdout}\nstderr:\n${stderr}`));
-    }, 30_000);
-    // Keep consuming stdout after startup so the pipe never fills up.
-    lines.on('line', (line) => {
-      stdout = (stdout + line + '\n').slice(-20_000);
-      const m = /Renkei listening on (https?:\/\/\S+)/.exec(line);
-      if (m) {
-        finish(resolve, { child, baseUrl: m[1].replace(/\/+$/, ''), stderr: () => stderr });
-      }
-    });
-    child.on('error', (err) => finish(reject, new Error(`cannot start server: ${err.message}`)));
-    child.on('exit', (code, signal) => {
-      finish(reject, new Error(`server exited early (code ${code}, signal ${signal})\nstdout:\n${stdout}\nstderr:\n${stderr}`));
-    });
-  });
-}
-
-async function stopServer(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-// ---------------------------------------------------------------- page helpers
-
-let shotCounter = 0;
-
-/** Full-page screenshot to tests/browser/artifacts/NN-name.png. */
-async function shot(page, name) {
-  shotCounter += 1;
-  const file = path.join(ARTIFACTS, `${String(shotCounter).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  return file;
-}
-
-function button(page, name) {
-  return page.getByRole('button', { name, exact: true });
-}
-
-/** Clicks something that submits a form or follows a link, and waits for the new page to load. */
-async function clickAndLoad(page, locator) {
-  await Promise.all([page.waitForEvent('load'), locator.click()]);
-}
-
-function pathname(page) {
-  return new URL(page.url()).pathname;
-}
-
-async function text(locator) {
-  return ((await locator.textContent()) ?? '').trim();
-}
-
-async function bodyText(page) {
-  return page.locator('body').innerText();
-}
-
-async function login(page, baseUrl, loginId, password) {
-  if (pathname(page) !== '/login') await page.goto(`${baseUrl}/login`);
-  await page.locator('#login_id').fill(loginId);
-  await page.locator('#password').fill(password);
-  await clickAndLoad(page, button(page, 'ログイン'));
-  assert.notEqual(pathname(page), '/login', `login as ${loginId} failed:\n${(await bodyText(page)).slice(0, 1000)}`);
-}
-
-/** The first recovery code shown to each user, by label (a later login uses one). */
-const RECOVERY_CODES = {};
-
-/** On /login/enrol: reads the secret, enters the code for the fixed clock, checks the recovery codes, continues. */
-async function enrolTotp(page, label) {
-  const secret = (await text(page.locator('#totp-secret'))).replace(/\s+/g, '');
-  assert.match(secret, /^[A-Za-z2-7]+=*$/, `TOTP secret should be Base32, got ${JSON.stringify(secret)}`);
-  assert.ok(await page.locator('#totp-qr').isVisible(), 'the TOTP QR code (#totp-qr) is visible');
-  await shot(page, `${label}-enrol`);
-  await page.locator('#code').fill(totp(secret, FIXED_UNIX));
-  await clickAndLoad(page, button(page, '登録'));
-  const codes = page.locator('#recovery-codes li');
-  await codes.first().waitFor({ state: 'visible' }).catch(async () => {
-    throw new Error(`no recovery codes after TOTP enrolment:\n${(await bodyText(page)).slice(0, 1000)}`);
-  });
-  assert.equal(await codes.count(), 10, 'ten recovery codes are shown');
-  RECOVERY_CODES[label] = (await codes.first().textContent()).trim();
-  await shot(page, `${label}-recovery-codes`);
-  await clickAndLoad(page, page.locator('#continue'));
-}
-
-async function changePassword(page, current, next, label) {
-  await shot(page, `${label}-password`);
-  await page.locator('#current').fill(current);
-  await page.locator('#new').fill(next);
-  await page.locator('#confirm').fill(next);
-  await clickAndLoad(page, button(page, '変更'));
-}
-
-/**
- * Walks the post-login steps (TOTP enrolment, forced password change, in
- * either order) until the portal top page. Returns the paths visited.
- */
-async function finishLogin(page, { label, password, newPassword }) {
-  const visited = [];
-  for (let i = 0; i < 5; i += 1) {
-    const p = pathname(page);
-    if (p === '/') return visited;
-    visited.push(p);
-    if (p === '/login/enrol') {
-      await enrolTotp(page, label);
-    } else if (p === '/password') {
-      assert.ok(newPassword, `${label}: unexpectedly asked to change the password`);
-      await changePassword(page, password, newPassword, label);
-    } else {
-      assert.fail(`${label}: unexpected page ${p} after login:\n${(await bodyText(page)).slice(0, 1000)}`);
-    }
-  }
-  assert.equal(pathname(page), '/', `${label}: did not reach the portal top page (visited ${visited.join(' -> ')})`);
-  return visited;
-}
-
 // ---------------------------------------------------------------- the test
 
 test('foundation: bootstrap, operator administration, first user login, public search', { timeout: 120_000 }, async () => {
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const ARTIFACTS = artifactsFor('foundation');
   const bin = renkeiBin();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'renkei-browser-'));
   let server;
@@ -285,19 +70,7 @@ test('foundation: bootstrap, operator administration, first user login, public s
     const health = await fetch(`${base}/healthz`);
     assert.equal(health.status, 200, 'GET /healthz');
 
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--disable-quic',
-      ],
-    });
+    browser = await launchBrowser();
     const context = await browser.newContext({ locale: 'ja-JP' });
     context.setDefaultTimeout(DEFAULT_TIMEOUT_MS);
     context.setDefaultNavigationTimeout(DEFAULT_TIMEOUT_MS);
@@ -477,7 +250,7 @@ test('foundation: bootstrap, operator administration, first user login, public s
     assert.ok((await text(page.locator('#patients'))).includes('髙橋 太郎'), 'the card-less list shows the patient whose card was read');
     await shot(page, 'patients');
     await clickAndLoad(page, page.locator('#patients a').first());
-    assert.ok(pathname(page).startsWith('/records/'), 'the patient opens from the list');
+    assert.ok(pathname(page).startsWith('/viewer/'), 'the patient opens from the list');
 
     // The signed paper form, scanned, is attached to the consent.
     await hospitalPage.locator('#consents input[type=file]').first().setInputFiles({

@@ -588,6 +588,7 @@ impl App {
         &self,
         actor: &Actor,
         include_hidden: bool,
+        records_at: Option<i64>,
     ) -> Result<Vec<ListedPatient>> {
         let facility = actor.facility_id.ok_or(AppError::Forbidden)?;
         let since = self.now().0 - renkei_core::consent::CARDLESS_MICROS;
@@ -602,6 +603,16 @@ impl App {
                 if r.scope_facility == 0 {
                     existing.only_facility = None;
                 }
+                continue;
+            }
+            if let Some(f) = records_at
+                && !self
+                    .store
+                    .links_of(r.person_id)
+                    .await?
+                    .iter()
+                    .any(|l| l.active && l.facility_id == f)
+            {
                 continue;
             }
             out.push(ListedPatient {

@@ -17,6 +17,7 @@ pub mod notices;
 mod secrets;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod viewer;
 
 use std::sync::Arc;
 
@@ -76,6 +77,11 @@ impl App {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Today in Japan (`YYYY-MM-DD`).
+    pub fn now_jst_date(&self) -> String {
+        self.now().jst_date()
     }
 
     pub fn config(&self) -> &AppConfig {

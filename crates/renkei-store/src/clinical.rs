@@ -837,3 +837,70 @@ mod tests {
         assert_eq!(list(3, 2), "$2,$3,$4");
     }
 }
+
+/// A facility's local lab code as seen in its results, with the JLAC10 code it is mapped to.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct LocalLabCode {
+    pub facility_id: i64,
+    pub code: String,
+    pub code_system: String,
+    pub display: String,
+    pub jlac10: Option<String>,
+}
+
+impl Store {
+    /// Every mapping of a local lab code to JLAC10.
+    pub async fn lab_code_maps(&self) -> Result<Vec<(i64, String, String)>> {
+        with_db!(&self.db, |pool| {
+            sqlx::query_as("SELECT facility_id, local_code, jlac10 FROM lab_code_maps ORDER BY facility_id, local_code")
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// Sets (or with an empty code, removes) a mapping, with its audit event.
+    pub async fn set_lab_code_map(
+        &self,
+        facility_id: i64,
+        local_code: &str,
+        jlac10: &str,
+        (at, by): (i64, &str),
+        audit: renkei_core::audit::AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        if jlac10.is_empty() {
+            exec_tx!(&mut tx, |c| {
+                sqlx::query("DELETE FROM lab_code_maps WHERE facility_id = $1 AND local_code = $2")
+                    .bind(facility_id)
+                    .bind(local_code)
+                    .execute(&mut *c)
+                    .await
+            })?;
+        } else {
+            exec_tx!(&mut tx, |c| {
+                sqlx::query("INSERT INTO lab_code_maps (facility_id, local_code, jlac10, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (facility_id, local_code) DO UPDATE SET jlac10 = excluded.jlac10, updated_at = excluded.updated_at, updated_by = excluded.updated_by")
+                    .bind(facility_id)
+                    .bind(local_code)
+                    .bind(jlac10)
+                    .bind(at)
+                    .bind(by)
+                    .execute(&mut *c)
+                    .await
+            })?;
+        }
+        self.append_audit_in(&mut tx, audit).await?;
+        tx.commit().await
+    }
+
+    /// The lab codes in facilities' results that are not JLAC10 (what the operator maps), with
+    /// their current mapping. Codes only, never patient data.
+    pub async fn local_lab_codes(&self) -> Result<Vec<LocalLabCode>> {
+        with_db!(&self.db, |pool| {
+            sqlx::query_as("SELECT i.facility_id, i.code, i.code_system, MIN(i.display) AS display, m.jlac10 FROM clinical_items i LEFT JOIN lab_code_maps m ON m.facility_id = i.facility_id AND m.local_code = i.code WHERE i.category = 'lab_result' AND i.code_system <> 'JC10' GROUP BY i.facility_id, i.code, i.code_system, m.jlac10 ORDER BY i.facility_id, i.code LIMIT 2000")
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(StoreError::from)
+    }
+}

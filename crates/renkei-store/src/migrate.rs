@@ -53,6 +53,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "consent",
         include_str!("../migrations/sqlite/0009_consent.sql"),
     ),
+    (
+        10,
+        "lab_codes",
+        include_str!("../migrations/sqlite/0010_lab_codes.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -99,6 +104,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         9,
         "consent",
         include_str!("../migrations/postgres/0009_consent.sql"),
+    ),
+    (
+        10,
+        "lab_codes",
+        include_str!("../migrations/postgres/0010_lab_codes.sql"),
     ),
 ];
 

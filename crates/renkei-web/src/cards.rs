@@ -56,6 +56,9 @@ pub struct ReadForm {
     patient_local_id: String,
     #[serde(default)]
     scanned: String,
+    /// `patients`: read from the patient list, go back there.
+    #[serde(default)]
+    back: String,
 }
 
 pub async fn read(
@@ -79,6 +82,9 @@ pub async fn read(
                 common_id: person.common_id.clone(),
                 patient: f.patient_local_id.trim().to_string(),
             };
+            if f.back == "patients" {
+                return axum::response::Redirect::to("/patients?done=read").into_response();
+            }
             page(&st, &user, Some(linked), None, String::new()).await
         }
         Err(AppError::Invalid(m) | AppError::Conflict(m)) => {

@@ -56,6 +56,7 @@ fn done_message(key: &str) -> Option<String> {
         "policy" => Some("開示ルールを更新しました".into()),
         "hidden" => Some("選択した患者を一覧から非表示にしました".into()),
         "rights" => Some("職種別の閲覧権限を更新しました".into()),
+        "read" => Some("カードを読み取りました。一覧に表示されます".into()),
         _ => None,
     }
 }
@@ -434,6 +435,9 @@ pub async fn policy(State(st): State<WebState>, user: CurrentUser, body: Bytes) 
 pub struct ListQuery {
     #[serde(default)]
     hidden: String,
+    /// Only patients with records at this disclosing facility.
+    #[serde(default)]
+    facility: Option<i64>,
     #[serde(default)]
     done: String,
 }
@@ -445,9 +449,19 @@ pub async fn patients(
     Query(q): Query<ListQuery>,
 ) -> Response {
     let include_hidden = q.hidden == "1";
-    match st.app.patient_list(&user.view.actor, include_hidden).await {
+    match st
+        .app
+        .patient_list(&user.view.actor, include_hidden, q.facility)
+        .await
+    {
         Ok(list) => {
             let facilities = st.app.participating_facilities().await.unwrap_or_default();
+            let facility_name = q.facility.and_then(|f| {
+                facilities
+                    .iter()
+                    .find(|x| x.id == f)
+                    .map(|x| x.name.clone())
+            });
             let rows = list
                 .into_iter()
                 .map(|p| ListedRow {
@@ -474,6 +488,7 @@ pub async fn patients(
                     .with_flash(done_message(&q.done)),
                 rows,
                 include_hidden,
+                facility_name,
             })
         }
         Err(e) => error_page(&st.app, e),
@@ -491,42 +506,6 @@ pub async fn hide(State(st): State<WebState>, user: CurrentUser, body: Bytes) ->
     }
     match st.app.hide_patients(&user.view.actor, &ids).await {
         Ok(()) => Redirect::to("/patients?done=hidden").into_response(),
-        Err(e) => error_page(&st.app, e),
-    }
-}
-
-/// `GET /records/{person}`: what the viewer may see of a patient's record.
-pub async fn record(
-    State(st): State<WebState>,
-    user: CurrentUser,
-    Path(person): Path<i64>,
-) -> Response {
-    match st.app.read_record(&user.view.actor, person).await {
-        Ok(view) => {
-            let facilities = st.app.participating_facilities().await.unwrap_or_default();
-            let items = view
-                .items
-                .iter()
-                .map(|i| RecordRow {
-                    facility: facilities
-                        .iter()
-                        .find(|f| f.id == i.facility_id)
-                        .map_or_else(|| "自施設".to_string(), |f| f.name.clone()),
-                    category: i.category.label(),
-                    date: i.item.effective_date.clone().unwrap_or_default(),
-                    display: i.item.display.clone(),
-                    code: i.item.code.clone(),
-                })
-                .collect();
-            render(&RecordPage {
-                layout: user.layout(&st.app, "診療情報"),
-                kanji_name: view.person.kanji_name,
-                kana_name: view.person.kana_name,
-                birth_date: view.person.birth_date.unwrap_or_default(),
-                common_id: view.person.common_id,
-                items,
-            })
-        }
         Err(e) => error_page(&st.app, e),
     }
 }

@@ -12,6 +12,7 @@ mod consents;
 mod fhir;
 mod pages;
 mod session;
+mod viewer;
 mod views;
 
 use std::net::SocketAddr;
@@ -116,7 +117,6 @@ pub fn router(state: WebState) -> Router {
         .route("/consents/policy", post(consents::policy))
         .route("/patients", get(consents::patients))
         .route("/patients/hide", post(consents::hide))
-        .route("/records/{person}", get(consents::record))
         .route(
             "/emergency",
             get(consents::emergency_form).post(consents::emergency),
@@ -126,6 +126,16 @@ pub fn router(state: WebState) -> Router {
             get(consents::rights).post(consents::set_rights),
         )
         .route("/admin/persons/{id}/access", get(consents::access_history))
+        .route("/viewer/{person}", get(viewer::patient))
+        .route("/viewer/{person}/documents/{item}", get(viewer::document))
+        .route(
+            "/viewer/{person}/documents/{item}/{index}",
+            get(viewer::document_file),
+        )
+        .route(
+            "/admin/lab-codes",
+            get(viewer::lab_codes).post(viewer::map_lab_code),
+        )
         .route("/oauth/token", post(fhir::token))
         .route("/fhir/metadata", get(fhir::metadata))
         .route("/fhir/Patient", get(fhir::patient_search))

@@ -606,25 +606,7 @@ pub struct PatientsPage {
     pub layout: Layout,
     pub rows: Vec<ListedRow>,
     pub include_hidden: bool,
-}
-
-pub struct RecordRow {
-    pub facility: String,
-    pub category: &'static str,
-    pub date: String,
-    pub display: String,
-    pub code: String,
-}
-
-#[derive(Template)]
-#[template(path = "record.html")]
-pub struct RecordPage {
-    pub layout: Layout,
-    pub kanji_name: String,
-    pub kana_name: String,
-    pub birth_date: String,
-    pub common_id: String,
-    pub items: Vec<RecordRow>,
+    pub facility_name: Option<String>,
 }
 
 #[derive(Template)]
@@ -661,4 +643,87 @@ pub struct AccessPage {
     pub layout: Layout,
     pub person: i64,
     pub rows: Vec<AccessRow>,
+}
+
+pub struct CalendarLine {
+    pub label: &'static str,
+    /// Per day: the colours of the facilities with items.
+    pub cells: Vec<Vec<&'static str>>,
+}
+
+pub struct ItemLine {
+    pub id: i64,
+    pub date: String,
+    pub row: &'static str,
+    pub title: String,
+    pub extra: String,
+    pub facility: String,
+    pub colour: &'static str,
+    pub is_document: bool,
+}
+
+pub struct LabLine {
+    pub key: String,
+    /// `trend=<key>`, URL-encoded.
+    pub key_query: String,
+    pub name: String,
+    pub unit: String,
+    pub reference: String,
+    /// Per shown date: (values, abnormal flag).
+    pub cells: Vec<(String, String)>,
+}
+
+pub struct SummaryView {
+    pub today: String,
+    pub visits: Vec<(String, String, String)>,
+    pub allergies: Vec<(String, String)>,
+    pub contraindications: Vec<(String, String)>,
+    pub medicines: Vec<(String, String, String, String)>,
+    pub diagnoses: Vec<(String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "viewer.html")]
+pub struct ViewerPage {
+    pub layout: Layout,
+    pub person: i64,
+    pub kanji_name: String,
+    pub kana_name: String,
+    pub birth_date: String,
+    pub sex: &'static str,
+    pub common_id: String,
+    pub tab: String,
+    pub legend: Vec<(String, &'static str)>,
+    pub months: Vec<String>,
+    pub month: String,
+    pub days: Vec<u32>,
+    pub calendar: Vec<CalendarLine>,
+    pub lines: Vec<ItemLine>,
+    pub heading: String,
+    pub categories: Vec<(&'static str, &'static str)>,
+    pub selected_row: String,
+    pub lab_dates: Vec<String>,
+    pub lab_rows: Vec<LabLine>,
+    /// Inline SVG (built from numbers and escaped text).
+    pub trend: String,
+    pub trend_key: String,
+    pub summary: Option<SummaryView>,
+    pub empty: bool,
+}
+
+#[derive(Template)]
+#[template(path = "document.html")]
+pub struct DocumentPage {
+    pub layout: Layout,
+    pub person: i64,
+    pub item: i64,
+    /// (index, name, text when it is text)
+    pub files: Vec<(usize, String, Option<String>)>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_lab_codes.html")]
+pub struct LabCodesPage {
+    pub layout: Layout,
+    pub codes: Vec<renkei_app::viewer::LocalLabCode>,
 }

@@ -143,7 +143,7 @@ async fn consent_rules_every_read(t: &TestStore) {
     app.read_card(&c_dr, &card.payload, "C-9").await.unwrap();
     let view = app.read_record(&c_dr, person).await.unwrap();
     assert!(view.items.is_empty());
-    let list = app.patient_list(&c_clerk, false).await.unwrap();
+    let list = app.patient_list(&c_clerk, false, None).await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].person.id, person);
 
@@ -343,12 +343,28 @@ async fn consent_rules_every_read(t: &TestStore) {
     // Card-less list: hidden rows come back when the card is read again; after a year the
     // grant lapses and the card must be read again.
     app.hide_patients(&c_clerk, &[person]).await.unwrap();
-    assert!(app.patient_list(&c_clerk, false).await.unwrap().is_empty());
-    assert_eq!(app.patient_list(&c_clerk, true).await.unwrap().len(), 1);
+    assert!(
+        app.patient_list(&c_clerk, false, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        app.patient_list(&c_clerk, true, None).await.unwrap().len(),
+        1
+    );
     app.read_card(&c_dr, &card.payload, "C-9").await.unwrap();
-    assert_eq!(app.patient_list(&c_clerk, false).await.unwrap().len(), 1);
+    assert_eq!(
+        app.patient_list(&c_clerk, false, None).await.unwrap().len(),
+        1
+    );
     clock.advance_seconds(366 * 24 * 3600);
-    assert!(app.patient_list(&c_clerk, false).await.unwrap().is_empty());
+    assert!(
+        app.patient_list(&c_clerk, false, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The clinic's own link remains, so the patient is known, but nothing is disclosed.
     assert!(
         app.read_record(&c_dr, person)
@@ -499,7 +515,7 @@ async fn a_disclosure_card_opens_only_its_hospital(t: &TestStore) {
     app.read_card(&c_dr, &disclosure.payload, "C-1")
         .await
         .unwrap();
-    let list = app.patient_list(&c_dr, false).await.unwrap();
+    let list = app.patient_list(&c_dr, false, None).await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].only_facility, Some(b));
     let view = app.read_record(&c_dr, person).await.unwrap();

@@ -1,0 +1,562 @@
+//! The integrated viewer's screens: calendar, time line, categories, lab table with a trend
+//! chart (SVG, drawn here), documents, and the printable minimum data; the operator's local
+//! lab code mapping.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use renkei_app::AppError;
+use renkei_app::viewer::PatientView;
+use renkei_app::viewer::view::{self, CalendarRow, LabTable, ViewItem};
+
+use crate::WebState;
+use crate::session::{CurrentUser, Operator};
+use crate::views::*;
+
+/// Facility colours, by the facility's place in the record: CSS classes `f0`…`f7` (a
+/// colour-blind-safe palette in renkei.css; the content security policy allows no inline style).
+const COLOURS: [&str; 8] = ["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7"];
+
+fn colour(view: &PatientView, facility: i64) -> &'static str {
+    let at = view
+        .facilities
+        .iter()
+        .position(|(f, _)| *f == facility)
+        .unwrap_or(7);
+    COLOURS[at % COLOURS.len()]
+}
+
+fn facility_name(view: &PatientView, facility: i64) -> String {
+    view.facilities
+        .iter()
+        .find(|(f, _)| *f == facility)
+        .map(|(_, n)| n.clone())
+        .unwrap_or_default()
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct ViewerQuery {
+    #[serde(default)]
+    tab: String,
+    #[serde(default)]
+    month: String,
+    #[serde(default)]
+    day: String,
+    #[serde(default)]
+    row: String,
+    #[serde(default)]
+    trend: String,
+}
+
+/// What one item shows in lists: its main text and the details a clinician reads.
+fn describe(item: &ViewItem) -> (String, String) {
+    let d = &item.detail;
+    let s = |k: &str| -> String {
+        match d.get(k) {
+            Some(serde_json::Value::String(v)) => v.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            Some(v) if v.is_object() => v
+                .get("display")
+                .or_else(|| v.get("code"))
+                .and_then(|x| x.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            _ => String::new(),
+        }
+    };
+    let title = if item.display.is_empty() {
+        item.code.clone()
+    } else {
+        item.display.clone()
+    };
+    let extra = match item.category.as_str() {
+        "prescription" | "injection" => {
+            let prescriber = d
+                .get("orderer")
+                .or_else(|| d.get("ordering_doctor"))
+                .and_then(|p| p.get("name"))
+                .and_then(|n| n.as_str())
+                .unwrap_or_default()
+                .to_string();
+            let days = s("days");
+            format!(
+                "{}{} {}{}{}",
+                s("dose"),
+                s("dose_unit"),
+                s("usage"),
+                if days.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {days}日分")
+                },
+                if prescriber.is_empty() {
+                    String::new()
+                } else {
+                    format!("（処方医 {prescriber}）")
+                }
+            )
+        }
+        "lab_result" => format!("{} {} {}", s("value"), s("unit"), {
+            let r = s("reference_range");
+            if r.is_empty() {
+                String::new()
+            } else {
+                format!("（基準 {r}）")
+            }
+        }),
+        "encounter" => [s("patient_class"), s("department"), s("ward")]
+            .into_iter()
+            .filter(|x| !x.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+        "diagnosis" => item
+            .end
+            .clone()
+            .map(|e| format!("転帰 {e}"))
+            .unwrap_or_default(),
+        "allergy" => [s("severity"), s("reaction")]
+            .into_iter()
+            .filter(|x| !x.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    };
+    (title, extra.trim().to_string())
+}
+
+fn rows_of(view: &PatientView, items: Vec<&ViewItem>) -> Vec<ItemLine> {
+    items
+        .into_iter()
+        .map(|i| {
+            let (title, extra) = describe(i);
+            ItemLine {
+                id: i.id,
+                date: i.date.clone().unwrap_or_default(),
+                row: i.row().map_or("", |r| r.label()),
+                title,
+                extra,
+                facility: facility_name(view, i.facility),
+                colour: colour(view, i.facility),
+                is_document: i.category == "document",
+            }
+        })
+        .collect()
+}
+
+/// Escapes text for SVG/XML.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A trend chart of one lab row as inline SVG: values over time, the reference range shaded,
+/// abnormal points in red.
+pub fn trend_svg(table: &LabTable, key: &str) -> String {
+    let Some(row) = table.rows.iter().find(|r| r.key == key) else {
+        return String::new();
+    };
+    let points = view::trend(table, key);
+    let (w, h, left, right, top, bottom) = (640.0, 260.0, 56.0, 16.0, 28.0, 40.0);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{} の推移"><title>{} の推移</title>"#,
+        esc(&row.name),
+        esc(&row.name)
+    );
+    if points.is_empty() {
+        svg.push_str(r#"<text x="20" y="40">数値の結果がありません</text></svg>"#);
+        return svg;
+    }
+    let reference = row
+        .reference
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?)));
+    let mut lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let mut hi = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    if let Some((a, b)) = reference {
+        lo = lo.min(a);
+        hi = hi.max(b);
+    }
+    if (hi - lo).abs() < f64::EPSILON {
+        hi += 1.0;
+        lo -= 1.0;
+    }
+    let pad = (hi - lo) * 0.1;
+    let (lo, hi) = (lo - pad, hi + pad);
+    let n = points.len();
+    let x = |i: usize| {
+        if n == 1 {
+            left + (w - left - right) / 2.0
+        } else {
+            left + (w - left - right) * i as f64 / (n - 1) as f64
+        }
+    };
+    let y = |v: f64| top + (h - top - bottom) * (1.0 - (v - lo) / (hi - lo));
+    if let Some((a, b)) = reference {
+        svg.push_str(&format!(
+            r##"<rect x="{left}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#e6f4ea"/>"##,
+            y(b),
+            w - left - right,
+            (y(a) - y(b)).max(0.0)
+        ));
+    }
+    svg.push_str(&format!(
+        r##"<line x1="{left}" y1="{top}" x2="{left}" y2="{:.1}" stroke="#888"/><line x1="{left}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#888"/>"##,
+        h - bottom,
+        h - bottom,
+        w - right,
+        h - bottom
+    ));
+    for v in [lo + pad, (lo + hi) / 2.0, hi - pad] {
+        svg.push_str(&format!(
+            r##"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end" fill="#444">{:.1}</text>"##,
+            left - 6.0,
+            y(v) + 4.0,
+            v
+        ));
+    }
+    let path: Vec<String> = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.1)))
+        .collect();
+    svg.push_str(&format!(
+        r##"<polyline points="{}" fill="none" stroke="#1d6b8f" stroke-width="2"/>"##,
+        path.join(" ")
+    ));
+    for (i, (date, v)) in points.iter().enumerate() {
+        let abnormal = reference.is_some_and(|(a, b)| *v < a || *v > b);
+        svg.push_str(&format!(
+            r##"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{}"><title>{} {}</title></circle>"##,
+            x(i),
+            y(*v),
+            if abnormal { "#c0392b" } else { "#1d6b8f" },
+            esc(date),
+            v
+        ));
+    }
+    let label = |i: usize| {
+        let anchor = if n > 1 && i == n - 1 {
+            "end"
+        } else if n > 1 {
+            "start"
+        } else {
+            "middle"
+        };
+        format!(
+            r##"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="{anchor}" fill="#444">{}</text>"##,
+            x(i),
+            h - bottom + 16.0,
+            esc(&points[i].0)
+        )
+    };
+    svg.push_str(&label(0));
+    if n > 1 {
+        svg.push_str(&label(n - 1));
+    }
+    svg.push_str(&format!(
+        r##"<text x="{left}" y="18" font-size="13" fill="#222">{} ({})</text></svg>"##,
+        esc(&row.name),
+        esc(&row.unit)
+    ));
+    svg
+}
+
+/// `GET /viewer/{person}`: one patient, one tab.
+pub async fn patient(
+    State(st): State<WebState>,
+    user: CurrentUser,
+    Path(person): Path<i64>,
+    Query(q): Query<ViewerQuery>,
+) -> Response {
+    let view = match st.app.patient_view(&user.view.actor, person).await {
+        Ok(v) => v,
+        Err(e) => return error_page(&st.app, e),
+    };
+    let tab = match q.tab.as_str() {
+        "timeline" | "categories" | "labs" | "documents" | "summary" => q.tab.clone(),
+        _ => "calendar".to_string(),
+    };
+    let mut page = ViewerPage {
+        layout: user.layout(&st.app, "統合参照Viewer"),
+        person: view.person.id,
+        kanji_name: view.person.kanji_name.clone(),
+        kana_name: view.person.kana_name.clone(),
+        birth_date: view.person.birth_date.clone().unwrap_or_default(),
+        sex: match view.person.sex.as_str() {
+            "M" => "男",
+            "F" => "女",
+            _ => "",
+        },
+        common_id: view.person.common_id.clone(),
+        tab: tab.clone(),
+        legend: view
+            .facilities
+            .iter()
+            .map(|(f, n)| (n.clone(), colour(&view, *f)))
+            .collect(),
+        months: Vec::new(),
+        month: String::new(),
+        days: Vec::new(),
+        calendar: Vec::new(),
+        lines: Vec::new(),
+        heading: String::new(),
+        categories: CalendarRow::ALL
+            .iter()
+            .map(|r| (r.key(), r.label()))
+            .collect(),
+        selected_row: q.row.clone(),
+        lab_dates: Vec::new(),
+        lab_rows: Vec::new(),
+        trend: String::new(),
+        trend_key: q.trend.clone(),
+        summary: None,
+        empty: view.items.is_empty(),
+    };
+    match tab.as_str() {
+        "calendar" => {
+            let cal = view::calendar(
+                &view.items,
+                Some(q.month.as_str()).filter(|m| !m.is_empty()),
+            );
+            page.months = cal.months.clone();
+            page.month = cal.month.clone();
+            page.days = (1..=cal.days).collect();
+            page.calendar = CalendarRow::ALL
+                .into_iter()
+                .map(|row| CalendarLine {
+                    label: row.label(),
+                    cells: (1..=cal.days)
+                        .map(|d| {
+                            cal.marks
+                                .get(&(row, d))
+                                .map(|fs| fs.iter().map(|f| colour(&view, *f)).collect())
+                                .unwrap_or_default()
+                        })
+                        .collect(),
+                })
+                .collect();
+        }
+        "timeline" | "categories" => {
+            let row = CalendarRow::from_key(&q.row);
+            let day = Some(q.day.as_str()).filter(|d| !d.is_empty());
+            page.heading = match (day, row) {
+                (Some(d), _) => format!("{d} の診療情報"),
+                (None, Some(r)) => r.label().to_string(),
+                _ => "すべての診療情報".to_string(),
+            };
+            let mut lines = Vec::new();
+            for (_, items) in view::timeline(&view.items, day, row) {
+                lines.extend(rows_of(&view, items));
+            }
+            page.lines = lines;
+        }
+        "documents" => {
+            page.heading = "文書".to_string();
+            let mut lines = Vec::new();
+            for (_, items) in view::timeline(&view.items, None, Some(CalendarRow::Document)) {
+                lines.extend(rows_of(&view, items));
+            }
+            page.lines = lines;
+        }
+        "labs" => {
+            let table = view::lab_table(&view.items, &view.lab_map);
+            page.lab_dates = table.dates.iter().take(12).cloned().collect();
+            page.lab_rows = table
+                .rows
+                .iter()
+                .map(|r| LabLine {
+                    key_query: serde_urlencoded::to_string([("trend", &r.key)]).unwrap_or_default(),
+                    key: r.key.clone(),
+                    name: r.name.clone(),
+                    unit: r.unit.clone(),
+                    reference: r.reference.clone(),
+                    cells: page
+                        .lab_dates
+                        .iter()
+                        .map(|d| {
+                            r.cells
+                                .get(d)
+                                .map(|cells| {
+                                    let flag = cells
+                                        .iter()
+                                        .map(|c| c.flag.as_str())
+                                        .find(|f| !f.is_empty())
+                                        .unwrap_or("");
+                                    (
+                                        cells
+                                            .iter()
+                                            .map(|c| c.value.clone())
+                                            .collect::<Vec<_>>()
+                                            .join(" / "),
+                                        flag.to_string(),
+                                    )
+                                })
+                                .unwrap_or_default()
+                        })
+                        .collect(),
+                })
+                .collect();
+            if !q.trend.is_empty() {
+                page.trend = trend_svg(&table, &q.trend);
+            }
+        }
+        "summary" => {
+            let today = st.app.now_jst_date();
+            let m = view::minimum_data(&view.items, &today);
+            page.summary = Some(SummaryView {
+                today,
+                visits: m
+                    .visits
+                    .into_iter()
+                    .map(|(d, what, f)| (d, what, facility_name(&view, f)))
+                    .collect(),
+                allergies: m
+                    .allergies
+                    .into_iter()
+                    .map(|(n, f)| (n, facility_name(&view, f)))
+                    .collect(),
+                contraindications: m
+                    .contraindications
+                    .into_iter()
+                    .map(|(n, f)| (n, facility_name(&view, f)))
+                    .collect(),
+                medicines: m
+                    .medicines
+                    .into_iter()
+                    .map(|(n, dose, d, f)| (n, dose, d, facility_name(&view, f)))
+                    .collect(),
+                diagnoses: m
+                    .diagnoses
+                    .into_iter()
+                    .map(|(n, d, f)| (n, d, facility_name(&view, f)))
+                    .collect(),
+            });
+        }
+        _ => {}
+    }
+    render(&page)
+}
+
+/// `GET /viewer/{person}/documents/{item}/{index}`: one file of a document.
+pub async fn document_file(
+    State(st): State<WebState>,
+    user: CurrentUser,
+    Path((person, item, index)): Path<(i64, i64, usize)>,
+) -> Response {
+    match st.app.document_files(&user.view.actor, person, item).await {
+        Ok(files) => match files.into_iter().nth(index) {
+            Some((name, bytes)) => {
+                let lower = name.to_ascii_lowercase();
+                let kind = if lower.ends_with(".pdf") {
+                    "application/pdf"
+                } else if lower.ends_with(".txt") {
+                    "text/plain; charset=utf-8"
+                } else if lower.ends_with(".xml") {
+                    "text/xml; charset=utf-8"
+                } else if lower.ends_with(".jpg") || lower.ends_with(".jpeg") {
+                    "image/jpeg"
+                } else if lower.ends_with(".png") {
+                    "image/png"
+                } else {
+                    "application/octet-stream"
+                };
+                (
+                    [
+                        (header::CONTENT_TYPE, kind.to_string()),
+                        (
+                            header::CONTENT_DISPOSITION,
+                            format!(
+                                "inline; filename*=UTF-8''{}",
+                                serde_urlencoded::to_string([("v", &name)])
+                                    .unwrap_or_default()
+                                    .trim_start_matches("v=")
+                            ),
+                        ),
+                    ],
+                    bytes,
+                )
+                    .into_response()
+            }
+            None => error_page(&st.app, AppError::NotFound),
+        },
+        Err(e) => error_page(&st.app, e),
+    }
+}
+
+/// `GET /viewer/{person}/documents/{item}`: a document's files, text shown inline.
+pub async fn document(
+    State(st): State<WebState>,
+    user: CurrentUser,
+    Path((person, item)): Path<(i64, i64)>,
+) -> Response {
+    match st.app.document_files(&user.view.actor, person, item).await {
+        Ok(files) => render(&DocumentPage {
+            layout: user.layout(&st.app, "文書"),
+            person,
+            item,
+            files: files
+                .into_iter()
+                .enumerate()
+                .map(|(i, (name, bytes))| {
+                    let text = if name.to_ascii_lowercase().ends_with(".txt")
+                        || name.to_ascii_lowercase().ends_with(".xml")
+                    {
+                        Some(String::from_utf8_lossy(&bytes).into_owned())
+                    } else {
+                        None
+                    };
+                    (i, name, text)
+                })
+                .collect(),
+        }),
+        Err(e) => error_page(&st.app, e),
+    }
+}
+
+/// `GET /admin/lab-codes`.
+pub async fn lab_codes(State(st): State<WebState>, Operator(user): Operator) -> Response {
+    match st.app.local_lab_codes(&user.view.actor).await {
+        Ok(codes) => render(&LabCodesPage {
+            layout: user.layout(&st.app, "検査コードのJLAC10対応"),
+            codes,
+        }),
+        Err(e) => error_page(&st.app, e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct MapForm {
+    #[serde(default)]
+    facility_id: i64,
+    #[serde(default)]
+    local_code: String,
+    #[serde(default)]
+    jlac10: String,
+}
+
+/// `POST /admin/lab-codes`.
+pub async fn map_lab_code(
+    State(st): State<WebState>,
+    Operator(user): Operator,
+    axum::extract::Form(f): axum::extract::Form<MapForm>,
+) -> Response {
+    match st
+        .app
+        .map_lab_code(&user.view.actor, f.facility_id, &f.local_code, &f.jlac10)
+        .await
+    {
+        Ok(()) => Redirect::to("/admin/lab-codes").into_response(),
+        Err(AppError::Invalid(m)) => match st.app.local_lab_codes(&user.view.actor).await {
+            Ok(codes) => render(&LabCodesPage {
+                layout: user
+                    .layout(&st.app, "検査コードのJLAC10対応")
+                    .with_error(Some(m)),
+                codes,
+            }),
+            Err(e) => error_page(&st.app, e),
+        },
+        Err(e) => error_page(&st.app, e),
+    }
+}

@@ -1,0 +1,120 @@
+// The core flow of the network, as its users click through it:
+// a hospital's SS-MIX2 storage is imported → the hospital issues an HM card and registers the
+// patient's consent (without prescriptions) → a clinic's doctor reads the card with a barcode
+// reader (typed payload + Enter) → sees the calendar → opens a lab trend → the withheld category
+// stays invisible → the operator's access history shows each read. Screenshots of the main
+// screens are kept in tests/browser/artifacts/core-flow/.
+//
+// Run: RENKEI_BIN=target/debug/renkei node --test tests/browser/
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  artifactsFor, bodyText, button, cli, clickAndLoad, finishLogin, launchBrowser, login, newPage,
+  parseId, pathname, renkeiBin, shot, startServer, stopServer, text,
+} from './lib.mjs';
+
+const HOSPITAL_CODE = '3411234572';
+const PATIENT = '0001500000'; // the generator's first patient for seed 5
+
+test('core flow: import, card and consent, clinic reads the card, calendar, lab trend, withheld category, audit', { timeout: 180_000 }, async () => {
+  artifactsFor('core-flow');
+  const bin = renkeiBin();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'renkei-core-flow-'));
+  let server;
+  let browser;
+  let passed = false;
+  try {
+    const operatorFacility = parseId(cli(bin, dataDir, ['admin', 'create-facility', '--type', 'operator', '--name', '広島県医師会 事務局']), 'operator facility');
+    cli(bin, dataDir, ['admin', 'create-user', '--facility-id', String(operatorFacility), '--login-id', 'admin', '--name', '事務局 太郎', '--profession', 'operator', '--role', 'operator', '--password', 'Renkei-Operator-2026']);
+    const hospital = parseId(cli(bin, dataDir, ['admin', 'create-facility', '--type', 'hospital', '--name', '広島中央総合病院', '--code', HOSPITAL_CODE, '--discloses', '--issues-hm-card']), 'hospital');
+    cli(bin, dataDir, ['admin', 'create-user', '--facility-id', String(hospital), '--login-id', 'chuo.clerk', '--name', '地域連携室 事務', '--profession', 'clerk', '--role', 'facility_admin', '--password', 'Chuo-Clerk-2026']);
+    const clinic = parseId(cli(bin, dataDir, ['admin', 'create-facility', '--type', 'clinic', '--name', 'みどり内科クリニック']), 'clinic');
+    cli(bin, dataDir, ['admin', 'create-user', '--facility-id', String(clinic), '--login-id', 'midori.dr', '--name', '緑川 一郎', '--profession', 'doctor', '--role', 'staff', '--password', 'Midori-Doctor-2026']);
+    // The hospital's SS-MIX2 storage: two years of records for three patients.
+    const storage = path.join(dataDir, 'ssmix2');
+    cli(bin, dataDir, ['dev', 'generate-ssmix2', storage, '--patients', '3', '--years', '2', '--seed', '5']);
+    cli(bin, dataDir, ['import', 'ssmix2', storage, '--facility', HOSPITAL_CODE]);
+
+    server = await startServer(bin, dataDir);
+    const base = server.baseUrl;
+    browser = await launchBrowser();
+
+    // The hospital issues the card and records the consent: everything but prescriptions.
+    const hospitalPage = await newPage(browser);
+    await login(hospitalPage, base, 'chuo.clerk', 'Chuo-Clerk-2026');
+    await finishLogin(hospitalPage, { label: 'hospital-clerk', password: 'Chuo-Clerk-2026' });
+    await hospitalPage.goto(`${base}/cards`);
+    await hospitalPage.locator('#issue_patient').fill(PATIENT);
+    await clickAndLoad(hospitalPage, button(hospitalPage, '発行'));
+    await hospitalPage.locator('#payload').waitFor().catch(async () => {
+      throw new Error(`no card:\n${(await bodyText(hospitalPage)).slice(0, 1000)}`);
+    });
+    const payload = await text(hospitalPage.locator('#payload'));
+    await hospitalPage.goto(`${base}/consents?patient=${PATIENT}`);
+    await hospitalPage.locator('#new-consent input[value="prescription"]').uncheck();
+    await clickAndLoad(hospitalPage, button(hospitalPage, '同意を登録'));
+    assert.ok((await text(hospitalPage.locator('#consents'))).includes('有効'), 'the consent is registered');
+    await shot(hospitalPage, 'consent');
+
+    // The clinic's doctor reads the card from the patient list, as a USB barcode reader types it.
+    const page = await newPage(browser);
+    await login(page, base, 'midori.dr', 'Midori-Doctor-2026');
+    await finishLogin(page, { label: 'clinic-doctor', password: 'Midori-Doctor-2026' });
+    await clickAndLoad(page, page.locator('#menu-patients'));
+    await page.locator('#read_patient').fill('M-0001');
+    await page.locator('#scanned').focus();
+    await page.keyboard.type(payload);
+    await Promise.all([page.waitForEvent('load'), page.keyboard.press('Enter')]);
+    const list = await text(page.locator('#patients'));
+    assert.ok(list.includes(payload.split(':')[1]), `the patient is on the clinic's list: ${list}`);
+    await shot(page, 'patient-list');
+
+    // The calendar, with marks per facility; a click opens that day.
+    await clickAndLoad(page, page.locator('#patients tbody a').first());
+    assert.ok(pathname(page).startsWith('/viewer/'), 'the viewer opens');
+    const person = pathname(page).split('/')[2];
+    const marks = page.locator('#calendar a.mark');
+    assert.ok((await marks.count()) > 0, 'the calendar marks days with data');
+    await shot(page, 'calendar');
+    await clickAndLoad(page, marks.first());
+    assert.ok((await text(page.locator('h2'))).includes('の診療情報'), 'a day opens from the calendar');
+    await shot(page, 'day');
+
+    // Lab results harmonised in a table; a trend chart for one item.
+    await page.goto(`${base}/viewer/${person}?tab=labs`);
+    assert.ok((await page.locator('#labs tbody tr').count()) > 0, 'lab results are listed');
+    await clickAndLoad(page, page.locator('#labs tbody th a').first());
+    assert.ok(await page.locator('#trend svg polyline').isVisible(), 'the trend chart is drawn');
+    await shot(page, 'lab-trend');
+
+    // Prescriptions were not consented to: nowhere to be seen, not even as an empty heading.
+    await page.goto(`${base}/viewer/${person}?tab=categories&row=prescription`);
+    assert.ok((await bodyText(page)).includes('該当する診療情報はありません'), 'no prescriptions');
+    await page.goto(`${base}/viewer/${person}?tab=timeline`);
+    const rows = await page.locator('#timeline tbody tr td:nth-child(2)').allTextContents();
+    assert.ok(rows.length > 0 && !rows.includes('処方'), `no prescription in the time line: ${rows.slice(0, 20)}`);
+    await shot(page, 'timeline');
+    await page.goto(`${base}/viewer/${person}?tab=summary`);
+    assert.ok(await page.locator('#summary').isVisible(), 'the minimum data page');
+    await shot(page, 'minimum-data');
+
+    // The operator sees each read in the person's access history.
+    const operator = await newPage(browser);
+    await login(operator, base, 'admin', 'Renkei-Operator-2026');
+    await finishLogin(operator, { label: 'operator', password: 'Renkei-Operator-2026' });
+    await operator.goto(`${base}/admin/persons/${person}/access`);
+    const reads = await operator.locator('#access tbody tr', { hasText: 'clinical.read' }).filter({ hasText: 'midori.dr' }).count();
+    assert.ok(reads >= 7, `each of the doctor's reads is audited (${reads})`);
+    await shot(operator, 'access-history');
+    passed = true;
+  } finally {
+    if (browser) await browser.close().catch(() => {});
+    if (server) await stopServer(server.child);
+    if (passed) fs.rmSync(dataDir, { recursive: true, force: true });
+    else if (server) console.error(server.stderr());
+  }
+});
