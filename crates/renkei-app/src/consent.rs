@@ -51,6 +51,84 @@ pub struct RecordView {
     pub items: Vec<VisibleItem>,
 }
 
+/// Which part of a record a read takes (everything by default).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Clinical category keys (`lab_result`, …); `None` is every category.
+    pub categories: Option<Vec<String>>,
+    /// Only items dated on or after this `YYYY-MM-DD` (undated items too).
+    pub since: Option<String>,
+    /// Only items dated on or before this `YYYY-MM-DD` (undated items too).
+    pub until: Option<String>,
+    /// Only these codes.
+    pub codes: Option<Vec<String>>,
+}
+
+impl Selection {
+    fn describe(&self) -> String {
+        match &self.categories {
+            None => "view=record".to_string(),
+            Some(c) => format!(
+                "view={}{}",
+                c.join(","),
+                self.since
+                    .as_deref()
+                    .map(|s| format!(" since={s}"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// Items of one category (and encounter event) on one day that a viewer may see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VisibleDay {
+    pub facility_id: i64,
+    pub category: String,
+    /// The event code for encounters (`A01` admission, `A03` discharge), else empty.
+    pub code: String,
+    pub date: Option<String>,
+    pub items: usize,
+}
+
+/// A read in progress.
+struct OpenRead {
+    person: Person,
+    decider: Decider,
+    /// Active links: (facility, its patient ID).
+    links: Vec<(i64, String)>,
+    tally: Tally,
+}
+
+#[derive(Default)]
+struct Tally {
+    permitted: usize,
+    denied: usize,
+    withheld: usize,
+    emergency: bool,
+}
+
+impl Tally {
+    /// Counts one decision; whether it permits.
+    fn record(&mut self, d: Decision) -> bool {
+        self.record_many(d, 1)
+    }
+
+    fn record_many(&mut self, d: Decision, n: usize) -> bool {
+        match d {
+            Decision::Permit(basis) => {
+                self.permitted += n;
+                self.emergency |= basis == Basis::Emergency;
+                true
+            }
+            Decision::Deny => {
+                self.denied += n;
+                false
+            }
+        }
+    }
+}
+
 /// A row of a facility's card-less patient list.
 #[derive(Clone, Debug)]
 pub struct ListedPatient {
@@ -739,11 +817,10 @@ impl App {
         Ok(self.store.notifications(facility, 50).await?)
     }
 
-    /// A person's record as the actor may see it: every item decided by the consent rule; one
-    /// audit event records the read, permitted or denied. A person the actor's facility has no
-    /// relation to (no link, no card read, no emergency grant) is `NotFound`, exactly like a
-    /// person who does not exist.
-    pub async fn read_record(&self, actor: &Actor, person_id: i64) -> Result<RecordView> {
+    /// Opens a read of a person's record: the person, the decider and the active links, or
+    /// `NotFound` (audited as a denied read) when the actor's facility has no relation to the
+    /// person (no link, no card read, no emergency grant) or the person does not exist.
+    async fn open_read(&self, actor: &Actor, person_id: i64, what: &str) -> Result<OpenRead> {
         let facility = actor.facility_id.ok_or(AppError::Forbidden)?;
         let profession = actor
             .profession
@@ -755,29 +832,36 @@ impl App {
             facility,
             profession,
         };
-        let target = format!("person:{person_id}");
-        let unknown = |detail: &'static str| async move {
+        let unknown = |detail: String| async move {
             self.store
                 .append_audit(self.event(
                     actor,
                     "clinical.read",
-                    target.clone(),
+                    format!("person:{person_id}"),
                     AuditOutcome::Denied,
-                    detail,
+                    &detail,
                 ))
                 .await?;
-            Err::<RecordView, AppError>(AppError::NotFound)
+            Err::<OpenRead, AppError>(AppError::NotFound)
         };
         let person = match self.store.person(person_id).await {
             Ok(p) => p,
-            Err(renkei_store::StoreError::NotFound) => return unknown("no_such_person").await,
+            Err(renkei_store::StoreError::NotFound) => {
+                return unknown(format!("{what} no_such_person")).await;
+            }
             Err(e) => return Err(e.into()),
         };
         let stored = self.store.consent_context(person.id).await?;
         let context = patient_context(&stored);
         let now = self.now().0;
-        let links = self.store.links_of(person.id).await?;
-        let known = links.iter().any(|l| l.active && l.facility_id == facility)
+        let links: Vec<_> = self
+            .store
+            .links_of(person.id)
+            .await?
+            .into_iter()
+            .filter(|l| l.active)
+            .collect();
+        let known = links.iter().any(|l| l.facility_id == facility)
             || context.cardless.iter().any(|g| {
                 g.viewer_facility == facility
                     && now < g.last_access + renkei_core::consent::CARDLESS_MICROS
@@ -787,67 +871,243 @@ impl App {
                 .iter()
                 .any(|g| g.user == viewer.user && g.expires_at > now);
         if !known {
-            return unknown("no_relation").await;
+            return unknown(format!("{what} no_relation")).await;
         }
         let rights = self.rights().await?;
         let decider = Decider::new(&rights, &viewer, &context, now);
+        Ok(OpenRead {
+            person,
+            decider,
+            links: links
+                .into_iter()
+                .map(|l| (l.facility_id, l.patient_local_id))
+                .collect(),
+            tally: Tally::default(),
+        })
+    }
+
+    /// Records a finished read in the audit trail: what was read, how many items were shown
+    /// and withheld, and whether an emergency grant was used.
+    async fn close_read(&self, actor: &Actor, read: &OpenRead, what: &str) -> Result<()> {
+        let t = &read.tally;
+        let mut event = self.event(
+            actor,
+            "clinical.read",
+            format!("person:{}", read.person.id),
+            if t.permitted > 0 || (t.denied == 0 && t.withheld == 0) {
+                AuditOutcome::Success
+            } else {
+                AuditOutcome::Denied
+            },
+            &format!(
+                "{what} permitted={} denied={} withheld_facilities={}{}",
+                t.permitted,
+                t.denied,
+                t.withheld,
+                if t.emergency { " basis=emergency" } else { "" }
+            ),
+        );
+        event.emergency |= t.emergency;
+        self.store.append_audit(event).await?;
+        Ok(())
+    }
+
+    /// A person's whole record as the actor may see it: every item decided by the consent
+    /// rule; one audit event records the read, permitted or denied. A person the actor's
+    /// facility has no relation to is `NotFound`, exactly like a person who does not exist.
+    pub async fn read_record(&self, actor: &Actor, person_id: i64) -> Result<RecordView> {
+        self.read_selected(actor, person_id, &Selection::default())
+            .await
+    }
+
+    /// Part of a person's record (some categories, from a date on, some codes), decided and
+    /// audited like [`App::read_record`]: views read what they show, not the whole record.
+    pub async fn read_selected(
+        &self,
+        actor: &Actor,
+        person_id: i64,
+        selection: &Selection,
+    ) -> Result<RecordView> {
+        let what = selection.describe();
+        let mut read = self.open_read(actor, person_id, &what).await?;
         let mut items = Vec::new();
-        let (mut permitted, mut denied, mut withheld, mut emergency) =
-            (0usize, 0usize, 0usize, false);
-        for link in links.iter().filter(|l| l.active) {
-            if !decider.may_see_any_of(link.facility_id) {
+        let links = read.links.clone();
+        for (facility, patient) in &links {
+            if !read.decider.may_see_any_of(*facility) {
                 // Nothing of this facility's could show: its items are not even read.
-                withheld += 1;
+                read.tally.withheld += 1;
                 continue;
             }
-            let (_, all) = self
-                .store
-                .patient_record(link.facility_id, &link.patient_local_id)
-                .await?;
+            let all = match &selection.categories {
+                None => self.store.patient_record(*facility, patient).await?.1,
+                Some(categories) => {
+                    let categories: Vec<&str> = categories.iter().map(String::as_str).collect();
+                    self.store
+                        .patient_items_of(
+                            *facility,
+                            patient,
+                            &categories,
+                            (selection.since.as_deref(), selection.until.as_deref()),
+                            selection.codes.as_deref(),
+                        )
+                        .await?
+                }
+            };
             for item in all {
                 let Some(category) = ConsentCategory::of_clinical(&item.category) else {
-                    denied += 1;
+                    read.tally.denied += 1;
                     continue;
                 };
                 let date = item
                     .effective_date
                     .as_deref()
                     .and_then(|d| date_key(d).ok().flatten());
-                match decider.decide(&ItemRef {
-                    facility: link.facility_id,
+                if read.tally.record(read.decider.decide(&ItemRef {
+                    facility: *facility,
                     category,
                     date,
-                }) {
-                    Decision::Permit(basis) => {
-                        permitted += 1;
-                        emergency |= basis == Basis::Emergency;
-                        items.push(VisibleItem {
-                            facility_id: link.facility_id,
-                            category,
-                            item,
-                        });
-                    }
-                    Decision::Deny => denied += 1,
+                })) {
+                    items.push(VisibleItem {
+                        facility_id: *facility,
+                        category,
+                        item,
+                    });
                 }
             }
         }
-        let mut event = self.event(
-            actor,
-            "clinical.read",
-            format!("person:{}", person.id),
-            if permitted > 0 || (denied == 0 && withheld == 0) {
-                AuditOutcome::Success
-            } else {
-                AuditOutcome::Denied
-            },
-            &format!(
-                "permitted={permitted} denied={denied} withheld_facilities={withheld}{}",
-                if emergency { " basis=emergency" } else { "" }
-            ),
-        );
-        event.emergency |= emergency;
-        self.store.append_audit(event).await?;
-        Ok(RecordView { person, items })
+        self.close_read(actor, &read, &what).await?;
+        Ok(RecordView {
+            person: read.person,
+            items,
+        })
+    }
+
+    /// What a calendar needs: per facility, category (encounters also per event) and day, how
+    /// many items the actor may see. Decided group by group (the decision depends only on the
+    /// facility, the category and the date) and audited as one read.
+    pub async fn read_days(
+        &self,
+        actor: &Actor,
+        person_id: i64,
+    ) -> Result<(Person, Vec<VisibleDay>)> {
+        let mut read = self.open_read(actor, person_id, "view=days").await?;
+        let days = self.days_of(&mut read, None).await?;
+        self.close_read(actor, &read, "view=days").await?;
+        Ok((read.person, days))
+    }
+
+    /// Lab results of the latest `dates` days with results the actor may see (for the lab
+    /// table), in one audited read.
+    pub async fn read_recent_labs(
+        &self,
+        actor: &Actor,
+        person_id: i64,
+        dates: usize,
+    ) -> Result<RecordView> {
+        let what = format!("view=labs dates={dates}");
+        let mut read = self.open_read(actor, person_id, &what).await?;
+        let mut days: Vec<String> = self
+            .days_of(&mut read, Some("lab_result"))
+            .await?
+            .into_iter()
+            .filter_map(|d| d.date)
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        let since = days
+            .iter()
+            .rev()
+            .nth(dates.saturating_sub(1))
+            .cloned()
+            .or_else(|| days.first().cloned());
+        let mut items = Vec::new();
+        if since.is_some() {
+            let links = read.links.clone();
+            for (facility, patient) in &links {
+                if !read.decider.may_see_any_of(*facility) {
+                    continue;
+                }
+                for item in self
+                    .store
+                    .patient_items_of(
+                        *facility,
+                        patient,
+                        &["lab_result"],
+                        (since.as_deref(), None),
+                        None,
+                    )
+                    .await?
+                {
+                    let date = item
+                        .effective_date
+                        .as_deref()
+                        .and_then(|d| date_key(d).ok().flatten());
+                    let decision = read.decider.decide(&ItemRef {
+                        facility: *facility,
+                        category: ConsentCategory::Lab,
+                        date,
+                    });
+                    if decision.permitted() {
+                        items.push(VisibleItem {
+                            facility_id: *facility,
+                            category: ConsentCategory::Lab,
+                            item,
+                        });
+                    }
+                }
+            }
+        }
+        self.close_read(actor, &read, &what).await?;
+        Ok(RecordView {
+            person: read.person,
+            items,
+        })
+    }
+
+    /// Item groups by day that the read may show (counted into its tally).
+    async fn days_of(
+        &self,
+        read: &mut OpenRead,
+        category: Option<&str>,
+    ) -> Result<Vec<VisibleDay>> {
+        let mut days = Vec::new();
+        let links = read.links.clone();
+        for (facility, patient) in &links {
+            if !read.decider.may_see_any_of(*facility) {
+                read.tally.withheld += 1;
+                continue;
+            }
+            for group in self
+                .store
+                .patient_item_days(*facility, patient, category)
+                .await?
+            {
+                let n = usize::try_from(group.items).unwrap_or(0);
+                let Some(category) = ConsentCategory::of_clinical(&group.category) else {
+                    read.tally.denied += n;
+                    continue;
+                };
+                let date = group
+                    .effective_date
+                    .as_deref()
+                    .and_then(|d| date_key(d).ok().flatten());
+                let decision = read.decider.decide(&ItemRef {
+                    facility: *facility,
+                    category,
+                    date,
+                });
+                if read.tally.record_many(decision, n) {
+                    days.push(VisibleDay {
+                        facility_id: *facility,
+                        category: group.category,
+                        code: group.code,
+                        date: group.effective_date,
+                        items: n,
+                    });
+                }
+            }
+        }
+        Ok(days)
     }
 
     /// Who read a person's record, and when (newest first): the audit events about them.

@@ -11,6 +11,7 @@ use renkei_core::audit::AuditOutcome;
 pub use renkei_store::clinical::LocalLabCode;
 use renkei_store::identity::Person;
 
+use crate::consent::Selection;
 use crate::{Actor, App, AppError, Result};
 
 /// A patient's record as the viewer may see it, ready for the views.
@@ -26,18 +27,36 @@ pub struct PatientView {
     pub messages: HashMap<i64, i64>,
 }
 
+/// The calendar of a patient: days with what the viewer may see, per facility.
+#[derive(Clone, Debug)]
+pub struct CalendarView {
+    pub person: Person,
+    pub facilities: Vec<(i64, String)>,
+    pub calendar: view::Calendar,
+}
+
+/// How many of the latest result days the lab table shows.
+pub const LAB_DATES: usize = 12;
+
 impl App {
-    /// The patient's record for the viewer. Audited (as `clinical.read`).
-    pub async fn patient_view(&self, actor: &Actor, person_id: i64) -> Result<PatientView> {
-        let record = self.read_record(actor, person_id).await?;
-        let mut facilities: Vec<(i64, String)> = Vec::new();
+    async fn facility_names(&self, ids: impl Iterator<Item = i64>) -> Result<Vec<(i64, String)>> {
+        let mut ids: Vec<i64> = ids.collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push((id, self.store.facility(id).await?.name));
+        }
+        Ok(out)
+    }
+
+    async fn to_view(&self, record: crate::consent::RecordView) -> Result<PatientView> {
+        let facilities = self
+            .facility_names(record.items.iter().map(|v| v.facility_id))
+            .await?;
         let mut items = Vec::with_capacity(record.items.len());
         let mut messages = HashMap::with_capacity(record.items.len());
         for v in record.items {
-            if !facilities.iter().any(|(f, _)| *f == v.facility_id) {
-                let name = self.store.facility(v.facility_id).await?.name;
-                facilities.push((v.facility_id, name));
-            }
             messages.insert(v.item.id, v.item.message_id);
             items.push(ViewItem {
                 id: v.item.id,
@@ -52,7 +71,6 @@ impl App {
                 detail: serde_json::from_str(&v.item.detail).unwrap_or(serde_json::Value::Null),
             });
         }
-        facilities.sort_by_key(|(id, _)| *id);
         let lab_map = self
             .store
             .lab_code_maps()
@@ -69,6 +87,101 @@ impl App {
         })
     }
 
+    /// The patient's whole record for the viewer (or part of it). Audited (as `clinical.read`).
+    pub async fn patient_view(&self, actor: &Actor, person_id: i64) -> Result<PatientView> {
+        self.patient_view_of(actor, person_id, &Selection::default())
+            .await
+    }
+
+    /// Part of the patient's record for the viewer. Audited.
+    pub async fn patient_view_of(
+        &self,
+        actor: &Actor,
+        person_id: i64,
+        selection: &Selection,
+    ) -> Result<PatientView> {
+        let record = self.read_selected(actor, person_id, selection).await?;
+        self.to_view(record).await
+    }
+
+    /// The calendar of `month` (the newest month with data when `None`): built from the day
+    /// groups the viewer may see, without reading each item. Audited.
+    pub async fn patient_calendar(
+        &self,
+        actor: &Actor,
+        person_id: i64,
+        month: Option<&str>,
+    ) -> Result<CalendarView> {
+        let (person, days) = self.read_days(actor, person_id).await?;
+        let entries: Vec<(i64, view::CalendarRow, &str)> = days
+            .iter()
+            .filter_map(|d| {
+                Some((
+                    d.facility_id,
+                    view::row_of(&d.category, &d.code)?,
+                    d.date.as_deref()?,
+                ))
+            })
+            .collect();
+        let calendar = view::calendar_of(&entries, month);
+        let facilities = self
+            .facility_names(days.iter().map(|d| d.facility_id))
+            .await?;
+        Ok(CalendarView {
+            person,
+            facilities,
+            calendar,
+        })
+    }
+
+    /// Lab results of the latest [`LAB_DATES`] result days, for the harmonised table. Audited.
+    pub async fn patient_labs(&self, actor: &Actor, person_id: i64) -> Result<PatientView> {
+        let record = self.read_recent_labs(actor, person_id, LAB_DATES).await?;
+        self.to_view(record).await
+    }
+
+    /// Every result of one harmonised lab row (`core:TP`, `local:<facility>:<code>`, …), for
+    /// its trend. Audited.
+    pub async fn patient_lab_trend(
+        &self,
+        actor: &Actor,
+        person_id: i64,
+        key: &str,
+    ) -> Result<PatientView> {
+        let maps = self.store.lab_code_maps().await?;
+        let codes: Option<Vec<String>> = if let Some(core) = key.strip_prefix("core:") {
+            let mut codes: Vec<String> = renkei_clinical::jlac10::core_codes()
+                .filter(|(_, item)| item.key == core)
+                .map(|(code, _)| code.to_string())
+                .collect();
+            // Local codes the operator mapped onto this item.
+            codes.extend(
+                maps.iter()
+                    .filter(|(_, _, jlac)| {
+                        renkei_clinical::jlac10::harmonised_key(jlac).as_deref() == Some(key)
+                    })
+                    .map(|(_, local, _)| local.clone()),
+            );
+            Some(codes)
+        } else if let Some(rest) = key.strip_prefix("local:") {
+            rest.split_once(':').map(|(_, code)| vec![code.to_string()])
+        } else {
+            None
+        };
+        let record = self
+            .read_selected(
+                actor,
+                person_id,
+                &Selection {
+                    categories: Some(vec!["lab_result".into()]),
+                    codes,
+                    ..Selection::default()
+                },
+            )
+            .await?;
+        self.to_view(record).await
+    }
+
     /// The files of a document item the viewer may see (name, bytes). Audited.
     pub async fn document_files(
         &self,
@@ -76,7 +189,16 @@ impl App {
         person_id: i64,
         item_id: i64,
     ) -> Result<Vec<(String, Vec<u8>)>> {
-        let view = self.patient_view(actor, person_id).await?;
+        let view = self
+            .patient_view_of(
+                actor,
+                person_id,
+                &Selection {
+                    categories: Some(vec!["document".into()]),
+                    ..Selection::default()
+                },
+            )
+            .await?;
         let item = view
             .items
             .iter()

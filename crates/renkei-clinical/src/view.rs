@@ -103,28 +103,53 @@ pub struct ViewItem {
     pub detail: Value,
 }
 
+/// The calendar row of an item of `category` (with `code`, which tells admissions and
+/// discharges among encounters).
+pub fn row_of(category: &str, code: &str) -> Option<CalendarRow> {
+    Some(match category {
+        "encounter" => match code {
+            "A01" => CalendarRow::Admission,
+            "A03" => CalendarRow::Discharge,
+            _ => CalendarRow::Encounter,
+        },
+        "diet" => CalendarRow::Encounter,
+        "lab_order" | "lab_result" | "observation" => CalendarRow::Lab,
+        "prescription" => CalendarRow::Prescription,
+        "injection" | "administration" => CalendarRow::Injection,
+        "allergy" => CalendarRow::Allergy,
+        "contraindication" => CalendarRow::Contraindication,
+        "diagnosis" => CalendarRow::Diagnosis,
+        "surgery" => CalendarRow::Surgery,
+        "procedure" => CalendarRow::Procedure,
+        "document" => CalendarRow::Document,
+        "exam_order" | "exam_result" | "image" => CalendarRow::Image,
+        _ => return None,
+    })
+}
+
+/// The clinical categories (and, for admissions and discharges, event codes) of a row.
+pub fn categories_of(row: CalendarRow) -> (&'static [&'static str], Option<&'static str>) {
+    match row {
+        CalendarRow::Encounter => (&["encounter", "diet"], None),
+        CalendarRow::Admission => (&["encounter"], Some("A01")),
+        CalendarRow::Discharge => (&["encounter"], Some("A03")),
+        CalendarRow::Lab => (&["lab_order", "lab_result", "observation"], None),
+        CalendarRow::Prescription => (&["prescription"], None),
+        CalendarRow::Injection => (&["injection", "administration"], None),
+        CalendarRow::Allergy => (&["allergy"], None),
+        CalendarRow::Contraindication => (&["contraindication"], None),
+        CalendarRow::Diagnosis => (&["diagnosis"], None),
+        CalendarRow::Surgery => (&["surgery"], None),
+        CalendarRow::Procedure => (&["procedure"], None),
+        CalendarRow::Document => (&["document"], None),
+        CalendarRow::Image => (&["exam_order", "exam_result", "image"], None),
+    }
+}
+
 impl ViewItem {
     /// The calendar row of the item.
     pub fn row(&self) -> Option<CalendarRow> {
-        Some(match self.category.as_str() {
-            "encounter" => match self.code.as_str() {
-                "A01" => CalendarRow::Admission,
-                "A03" => CalendarRow::Discharge,
-                _ => CalendarRow::Encounter,
-            },
-            "diet" => CalendarRow::Encounter,
-            "lab_order" | "lab_result" | "observation" => CalendarRow::Lab,
-            "prescription" => CalendarRow::Prescription,
-            "injection" | "administration" => CalendarRow::Injection,
-            "allergy" => CalendarRow::Allergy,
-            "contraindication" => CalendarRow::Contraindication,
-            "diagnosis" => CalendarRow::Diagnosis,
-            "surgery" => CalendarRow::Surgery,
-            "procedure" => CalendarRow::Procedure,
-            "document" => CalendarRow::Document,
-            "exam_order" | "exam_result" | "image" => CalendarRow::Image,
-            _ => return None,
-        })
+        row_of(&self.category, &self.code)
     }
 
     fn text(&self, key: &str) -> String {
@@ -171,10 +196,17 @@ fn days_in(month: &str) -> u32 {
 
 /// The calendar of `month` (`YYYY-MM`; the newest month with data when `None`).
 pub fn calendar(items: &[ViewItem], month: Option<&str>) -> Calendar {
-    let months: BTreeSet<&str> = items
+    let entries: Vec<(i64, CalendarRow, &str)> = items
         .iter()
-        .filter_map(|i| i.date.as_deref().and_then(|d| d.get(..7)))
+        .filter_map(|i| Some((i.facility, i.row()?, i.date.as_deref()?)))
         .collect();
+    calendar_of(&entries, month)
+}
+
+/// The calendar from (facility, row, `YYYY-MM-DD`) entries, e.g. day groups counted by the
+/// store rather than single items.
+pub fn calendar_of(entries: &[(i64, CalendarRow, &str)], month: Option<&str>) -> Calendar {
+    let months: BTreeSet<&str> = entries.iter().filter_map(|e| e.2.get(..7)).collect();
     let months: Vec<String> = months.into_iter().rev().map(str::to_string).collect();
     let month = month
         .filter(|m| m.len() == 7)
@@ -182,15 +214,12 @@ pub fn calendar(items: &[ViewItem], month: Option<&str>) -> Calendar {
         .or_else(|| months.first().cloned())
         .unwrap_or_default();
     let mut marks: BTreeMap<(CalendarRow, u32), BTreeSet<i64>> = BTreeMap::new();
-    for item in items {
-        let (Some(date), Some(row)) = (item.date.as_deref(), item.row()) else {
-            continue;
-        };
+    for (facility, row, date) in entries {
         if date.get(..7) != Some(month.as_str()) {
             continue;
         }
         if let Some(day) = date.get(8..10).and_then(|d| d.parse::<u32>().ok()) {
-            marks.entry((row, day)).or_default().insert(item.facility);
+            marks.entry((*row, day)).or_default().insert(*facility);
         }
     }
     Calendar {

@@ -904,3 +904,92 @@ impl Store {
         .map_err(StoreError::from)
     }
 }
+
+/// One group of a patient's items for overviews (the calendar): items of one category (and,
+/// for encounters, one event code) on one day, counted.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct ItemDay {
+    pub category: String,
+    pub code: String,
+    pub effective_date: Option<String>,
+    pub items: i64,
+}
+
+impl Store {
+    /// A facility's patient's active items grouped by category (encounters also by event) and
+    /// day: what a calendar needs, without reading each item.
+    pub async fn patient_item_days(
+        &self,
+        facility_id: i64,
+        patient_local_id: &str,
+        category: Option<&str>,
+    ) -> Result<Vec<ItemDay>> {
+        with_db!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT category, CASE WHEN category = 'encounter' THEN code ELSE '' END AS code, effective_date, COUNT(*) AS items
+                 FROM clinical_items WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE AND ($3 IS NULL OR category = $3)
+                 GROUP BY category, CASE WHEN category = 'encounter' THEN code ELSE '' END, effective_date",
+            )
+            .bind(facility_id)
+            .bind(patient_local_id)
+            .bind(category)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// A facility's patient's active items of some categories, optionally within dates (undated
+    /// items always) and of some codes.
+    pub async fn patient_items_of(
+        &self,
+        facility_id: i64,
+        patient_local_id: &str,
+        categories: &[&str],
+        (since, until): (Option<&str>, Option<&str>),
+        codes: Option<&[String]>,
+    ) -> Result<Vec<StoredItem>> {
+        // Placeholders for the lists: $5… for categories, then codes.
+        let mut binds: Vec<&str> = categories.to_vec();
+        let category_list = (0..categories.len())
+            .map(|i| format!("${}", i + 5))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let code_filter = match codes {
+            Some(codes) => {
+                let start = 5 + categories.len();
+                binds.extend(codes.iter().map(String::as_str));
+                format!(
+                    " AND code IN ({})",
+                    (0..codes.len())
+                        .map(|i| format!("${}", start + i))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+            None => String::new(),
+        };
+        if categories.is_empty() || codes.is_some_and(<[String]>::is_empty) {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id, message_id, category, code, code_system, display, effective, effective_date, end_at, status, detail
+             FROM clinical_items WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE AND category IN ({category_list})
+             AND ($3 IS NULL OR effective_date IS NULL OR effective_date >= $3)
+             AND ($4 IS NULL OR effective_date IS NULL OR effective_date <= $4){code_filter}
+             ORDER BY effective_date NULLS FIRST, id"
+        );
+        with_db!(&self.db, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(facility_id)
+                .bind(patient_local_id)
+                .bind(since)
+                .bind(until);
+            for b in &binds {
+                q = q.bind(*b);
+            }
+            q.fetch_all(pool).await
+        })
+        .map_err(StoreError::from)
+    }
+}

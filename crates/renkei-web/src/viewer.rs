@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use renkei_app::AppError;
+use renkei_app::consent::Selection;
 use renkei_app::viewer::PatientView;
 use renkei_app::viewer::view::{self, CalendarRow, LabTable, ViewItem};
 
@@ -263,20 +264,130 @@ pub fn trend_svg(table: &LabTable, key: &str) -> String {
     svg
 }
 
-/// `GET /viewer/{person}`: one patient, one tab.
+fn month_bounds(month: &str) -> Option<(String, String)> {
+    (month.len() == 7 && month.as_bytes()[4] == b'-')
+        .then(|| (format!("{month}-01"), format!("{month}-31")))
+}
+
+/// The date `days` before `today` (`YYYY-MM-DD`), approximately (for "recent" windows).
+fn days_before(today: &str, days: i64) -> String {
+    let y: i64 = today.get(..4).and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let m: i64 = today.get(5..7).and_then(|v| v.parse().ok()).unwrap_or(1);
+    let months_back = days / 30;
+    let total = y * 12 + (m - 1) - months_back;
+    format!(
+        "{:04}-{:02}-01",
+        total.div_euclid(12),
+        total.rem_euclid(12) + 1
+    )
+}
+
+/// `GET /viewer/{person}`: one patient, one tab. Each tab reads only what it shows.
 pub async fn patient(
     State(st): State<WebState>,
     user: CurrentUser,
     Path(person): Path<i64>,
     Query(q): Query<ViewerQuery>,
 ) -> Response {
-    let view = match st.app.patient_view(&user.view.actor, person).await {
-        Ok(v) => v,
-        Err(e) => return error_page(&st.app, e),
-    };
+    let actor = &user.view.actor;
     let tab = match q.tab.as_str() {
         "timeline" | "categories" | "labs" | "documents" | "summary" => q.tab.clone(),
         _ => "calendar".to_string(),
+    };
+    if tab == "categories" && q.row == "lab" {
+        return Redirect::to(&format!("/viewer/{person}?tab=labs")).into_response();
+    }
+    let today = st.app.now_jst_date();
+    // Read what the tab shows.
+    let (view, calendar) = match tab.as_str() {
+        "calendar" => {
+            match st
+                .app
+                .patient_calendar(
+                    actor,
+                    person,
+                    Some(q.month.as_str()).filter(|m| !m.is_empty()),
+                )
+                .await
+            {
+                Ok(c) => (
+                    PatientView {
+                        person: c.person.clone(),
+                        items: Vec::new(),
+                        facilities: c.facilities.clone(),
+                        lab_map: Default::default(),
+                        messages: Default::default(),
+                    },
+                    Some(c.calendar),
+                ),
+                Err(e) => return error_page(&st.app, e),
+            }
+        }
+        "labs" => match st.app.patient_labs(actor, person).await {
+            Ok(v) => (v, None),
+            Err(e) => return error_page(&st.app, e),
+        },
+        _ => {
+            let row = CalendarRow::from_key(&q.row);
+            let selection = match tab.as_str() {
+                "documents" => Selection {
+                    categories: Some(vec!["document".into()]),
+                    ..Selection::default()
+                },
+                "summary" => Selection {
+                    categories: Some(
+                        [
+                            "allergy",
+                            "contraindication",
+                            "diagnosis",
+                            "prescription",
+                            "encounter",
+                        ]
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect(),
+                    ),
+                    ..Selection::default()
+                },
+                "categories" => {
+                    let (categories, code) =
+                        view::categories_of(row.unwrap_or(CalendarRow::Prescription));
+                    Selection {
+                        categories: Some(categories.iter().map(|c| c.to_string()).collect()),
+                        codes: code.map(|c| vec![c.to_string()]),
+                        ..Selection::default()
+                    }
+                }
+                _ => {
+                    // The time line: one day, one month, or the last six months.
+                    let (since, until) = if !q.day.is_empty() {
+                        (Some(q.day.clone()), Some(q.day.clone()))
+                    } else if let Some((a, b)) = month_bounds(&q.month) {
+                        (Some(a), Some(b))
+                    } else {
+                        (Some(days_before(&today, 183)), None)
+                    };
+                    Selection {
+                        categories: Some(
+                            CalendarRow::ALL
+                                .iter()
+                                .flat_map(|r| view::categories_of(*r).0.iter())
+                                .map(|c| c.to_string())
+                                .collect::<std::collections::BTreeSet<_>>()
+                                .into_iter()
+                                .collect(),
+                        ),
+                        since,
+                        until,
+                        ..Selection::default()
+                    }
+                }
+            };
+            match st.app.patient_view_of(actor, person, &selection).await {
+                Ok(v) => (v, None),
+                Err(e) => return error_page(&st.app, e),
+            }
+        }
     };
     let mut page = ViewerPage {
         layout: user.layout(&st.app, "統合参照Viewer"),
@@ -312,14 +423,11 @@ pub async fn patient(
         trend: String::new(),
         trend_key: q.trend.clone(),
         summary: None,
-        empty: view.items.is_empty(),
+        empty: view.items.is_empty() && calendar.as_ref().is_none_or(|c| c.months.is_empty()),
     };
     match tab.as_str() {
         "calendar" => {
-            let cal = view::calendar(
-                &view.items,
-                Some(q.month.as_str()).filter(|m| !m.is_empty()),
-            );
+            let cal = calendar.unwrap_or_default();
             page.months = cal.months.clone();
             page.month = cal.month.clone();
             page.days = (1..=cal.days).collect();
@@ -338,31 +446,30 @@ pub async fn patient(
                 })
                 .collect();
         }
-        "timeline" | "categories" => {
+        "timeline" | "categories" | "documents" => {
             let row = CalendarRow::from_key(&q.row);
-            let day = Some(q.day.as_str()).filter(|d| !d.is_empty());
-            page.heading = match (day, row) {
-                (Some(d), _) => format!("{d} の診療情報"),
-                (None, Some(r)) => r.label().to_string(),
-                _ => "すべての診療情報".to_string(),
+            page.heading = match (tab.as_str(), q.day.as_str(), row) {
+                ("documents", _, _) => "文書".to_string(),
+                ("categories", _, Some(r)) => r.label().to_string(),
+                ("categories", _, None) => CalendarRow::Prescription.label().to_string(),
+                (_, d, _) if !d.is_empty() => format!("{d} の診療情報"),
+                _ if !q.month.is_empty() => format!("{} の診療情報", q.month),
+                _ => "直近6か月の診療情報".to_string(),
             };
             let mut lines = Vec::new();
-            for (_, items) in view::timeline(&view.items, day, row) {
-                lines.extend(rows_of(&view, items));
-            }
-            page.lines = lines;
-        }
-        "documents" => {
-            page.heading = "文書".to_string();
-            let mut lines = Vec::new();
-            for (_, items) in view::timeline(&view.items, None, Some(CalendarRow::Document)) {
+            for (_, items) in view::timeline(&view.items, None, None) {
                 lines.extend(rows_of(&view, items));
             }
             page.lines = lines;
         }
         "labs" => {
             let table = view::lab_table(&view.items, &view.lab_map);
-            page.lab_dates = table.dates.iter().take(12).cloned().collect();
+            page.lab_dates = table
+                .dates
+                .iter()
+                .take(renkei_app::viewer::LAB_DATES)
+                .cloned()
+                .collect();
             page.lab_rows = table
                 .rows
                 .iter()
@@ -399,11 +506,16 @@ pub async fn patient(
                 })
                 .collect();
             if !q.trend.is_empty() {
-                page.trend = trend_svg(&table, &q.trend);
+                match st.app.patient_lab_trend(actor, person, &q.trend).await {
+                    Ok(all) => {
+                        let table = view::lab_table(&all.items, &all.lab_map);
+                        page.trend = trend_svg(&table, &q.trend);
+                    }
+                    Err(e) => return error_page(&st.app, e),
+                }
             }
         }
         "summary" => {
-            let today = st.app.now_jst_date();
             let m = view::minimum_data(&view.items, &today);
             page.summary = Some(SummaryView {
                 today,

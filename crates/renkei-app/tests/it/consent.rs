@@ -526,3 +526,114 @@ async fn a_disclosure_card_opens_only_its_hospital(t: &TestStore) {
     );
 }
 on_both_backends!(a_disclosure_card_opens_only_its_hospital);
+
+/// The viewer's reads: the calendar from day groups, the lab table from the latest result
+/// days, a trend across codes mapped by the operator — each consent-checked and audited.
+async fn the_viewer_reads_what_each_screen_shows(t: &TestStore) {
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(START)));
+    let app = App::new(t.store.clone(), clock, AppConfig::default());
+    let op = Actor::system("test");
+    let hospital = facility(&app, "hospital", "3411234564", "登呂病院").await;
+    let clinic = facility(&app, "clinic", "", "みどり内科").await;
+    let h_admin = user(&app, hospital, "h.admin", "clerk", "facility_admin").await;
+    let c_dr = user(&app, clinic, "c.dr", "doctor", "staff").await;
+    records(&app, "3411234564", "A-1", "20261101").await;
+    records(&app, "3411234564", "A-1", "20261110").await;
+    // A local lab code (not JLAC10) for the same test.
+    let local = format!(
+        "{}PID|0001||A-1^^^^PI||高橋^太郎\rSPM|1|||023^血清^JC10\rOBX|1|NM|K-GLU^血糖^99LOCAL||98|mg/dL|73-109||||F|||20261115\r",
+        msh("3411234564", "LOCAL1", "OUL^R22^OUL_R22")
+    );
+    assert_eq!(app.receive_hl7(local.as_bytes()).await.outcome, "stored");
+    let card = app
+        .issue_card(
+            &h_admin,
+            "A-1",
+            CardKind::Hm,
+            Some(&PersonDetails {
+                kanji_name: "高橋 太郎".into(),
+                kana_name: "タカハシ タロウ".into(),
+                birth_date: "1948-04-05".into(),
+                sex: "M".into(),
+                ..PersonDetails::default()
+            }),
+        )
+        .await
+        .unwrap();
+    app.create_consent(
+        &h_admin,
+        "A-1",
+        &ConsentInput {
+            target_mode: "all".into(),
+            categories: vec!["lab".into()],
+            ..ConsentInput::default()
+        },
+    )
+    .await
+    .unwrap();
+    app.read_card(&c_dr, &card.payload, "C-1").await.unwrap();
+    let person = card.person.id;
+
+    let cal = app.patient_calendar(&c_dr, person, None).await.unwrap();
+    assert_eq!(cal.calendar.month, "2026-11");
+    let rows: std::collections::BTreeSet<_> =
+        cal.calendar.marks.keys().map(|(r, _)| r.key()).collect();
+    assert_eq!(
+        rows.into_iter().collect::<Vec<_>>(),
+        vec!["lab"],
+        "diagnoses are not consented to"
+    );
+    let labs = app.patient_labs(&c_dr, person).await.unwrap();
+    let table = renkei_app::viewer::view::lab_table(&labs.items, &labs.lab_map);
+    assert_eq!(table.dates, vec!["2026-11-15", "2026-11-10", "2026-11-01"]);
+    assert!(
+        table
+            .rows
+            .iter()
+            .any(|r| r.key == "local:1:K-GLU" || r.key.starts_with("local:"))
+    );
+
+    // The operator maps the local code; the trend of the JLAC10 row then includes it.
+    assert!(matches!(
+        app.map_lab_code(&op, hospital, "K-GLU", "not-a-code").await,
+        Err(AppError::Invalid(_))
+    ));
+    assert!(matches!(
+        app.map_lab_code(&c_dr, hospital, "K-GLU", "3D010000001926101")
+            .await,
+        Err(AppError::Forbidden)
+    ));
+    let codes = app.local_lab_codes(&op).await.unwrap();
+    assert!(
+        codes
+            .iter()
+            .any(|c| c.code == "K-GLU" && c.jlac10.is_none())
+    );
+    app.map_lab_code(&op, hospital, "K-GLU", "3D010000001926101")
+        .await
+        .unwrap();
+    let labs = app.patient_labs(&c_dr, person).await.unwrap();
+    let table = renkei_app::viewer::view::lab_table(&labs.items, &labs.lab_map);
+    let glucose = table
+        .rows
+        .iter()
+        .find(|r| r.cells.len() == 3)
+        .expect("one row, three days");
+    let trend = app
+        .patient_lab_trend(&c_dr, person, &glucose.key)
+        .await
+        .unwrap();
+    let t2 = renkei_app::viewer::view::lab_table(&trend.items, &trend.lab_map);
+    assert_eq!(renkei_app::viewer::view::trend(&t2, &glucose.key).len(), 3);
+
+    // Each screen was one audited read.
+    let reads = app
+        .access_history(&op, person)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.action == "clinical.read" && e.event.login_id == "c.dr")
+        .count();
+    assert_eq!(reads, 4);
+}
+on_both_backends!(the_viewer_reads_what_each_screen_shows);
