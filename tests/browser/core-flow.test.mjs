@@ -98,6 +98,20 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     const rows = await page.locator('#timeline tbody tr td:nth-child(2)').allTextContents();
     assert.ok(rows.length > 0 && !rows.includes('処方'), `no prescription in the time line: ${rows.slice(0, 20)}`);
     await shot(page, 'timeline');
+    // The chest CT: DICOM rendered on the server, window presets, the series in order.
+    await page.goto(`${base}/viewer/${person}?tab=documents`);
+    assert.ok(await page.locator('#timeline img.thumb').first().isVisible(), 'the image study has a thumbnail');
+    await clickAndLoad(page, page.locator('#timeline a:has(img.thumb)').first());
+    const image = page.locator('#dicom-image');
+    await image.waitFor();
+    assert.ok(await image.evaluate((img) => img.complete && img.naturalWidth > 0), 'the DICOM image renders');
+    await clickAndLoad(page, page.getByRole('link', { name: '肺野', exact: true }));
+    assert.ok((await page.locator('#dicom-viewer a[aria-current="page"]').textContent()).includes('肺野'), 'the lung window is chosen');
+    await clickAndLoad(page, page.locator('#next-image'));
+    assert.ok((await text(page.locator('#h-image'))).includes('画像2'), 'the next image of the series');
+    assert.ok(await image.evaluate((img) => img.complete && img.naturalWidth > 0), 'the next image renders');
+    await shot(page, 'dicom');
+
     await page.goto(`${base}/viewer/${person}?tab=summary`);
     assert.ok(await page.locator('#summary').isVisible(), 'the minimum data page');
     await shot(page, 'minimum-data');

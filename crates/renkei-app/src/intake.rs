@@ -215,13 +215,21 @@ fn prepare_document(files: &[&SourceFile], report: &mut ImportReport) -> Option<
         hasher.update((f.bytes.len() as u64).to_be_bytes());
         hasher.update(&f.bytes);
         let sha256 = hex::encode(Sha256::digest(&f.bytes));
-        listed.push(serde_json::json!({ "name": e.file, "size": f.bytes.len(), "sha256": sha256, "main": e.file == main.0.file }));
+        let dicom = f.bytes.get(128..132) == Some(b"DICM".as_slice());
+        listed.push(serde_json::json!({ "name": e.file, "size": f.bytes.len(), "sha256": sha256, "main": e.file == main.0.file, "dicom": dicom }));
         attachments.push(NewAttachment {
             name: e.file.clone(),
             sha256,
             bytes: f.bytes.clone(),
         });
     }
+    // A document that carries DICOM files is an image study (画像), as consent and the viewer
+    // see it; any other is a document (文書).
+    let category = if listed.iter().any(|f| f["dicom"] == true) {
+        "image"
+    } else {
+        "document"
+    };
     let code = if kind.code.is_empty() {
         (&kind.local_code, &kind.local_name, &kind.local_system)
     } else {
@@ -262,7 +270,7 @@ fn prepare_document(files: &[&SourceFile], report: &mut ImportReport) -> Option<
         patient_local_id: folder.patient_id.clone(),
         warnings: String::new(),
         items: vec![NewItem {
-            category: "document".to_string(),
+            category: category.to_string(),
             code: code.0.clone(),
             code_system: code.2.clone(),
             display: code.1.clone(),

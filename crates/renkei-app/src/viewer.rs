@@ -182,33 +182,44 @@ impl App {
         self.to_view(record).await
     }
 
-    /// The files of a document item the viewer may see (name, bytes). Audited.
-    pub async fn document_files(
+    /// A document or image item the viewer may see, by id, with its message (audited read).
+    async fn visible_document(
         &self,
         actor: &Actor,
         person_id: i64,
         item_id: i64,
-    ) -> Result<Vec<(String, Vec<u8>)>> {
+    ) -> Result<(ViewItem, i64)> {
         let view = self
             .patient_view_of(
                 actor,
                 person_id,
                 &Selection {
-                    categories: Some(vec!["document".into()]),
+                    categories: Some(vec!["document".into(), "image".into()]),
                     ..Selection::default()
                 },
             )
             .await?;
         let item = view
             .items
-            .iter()
-            .find(|i| i.id == item_id && i.category == "document")
+            .into_iter()
+            .find(|i| i.id == item_id)
             .ok_or(AppError::NotFound)?;
         let message = view
             .messages
             .get(&item.id)
             .copied()
             .ok_or(AppError::NotFound)?;
+        Ok((item, message))
+    }
+
+    /// The files of a document or image item the viewer may see (name, bytes). Audited.
+    pub async fn document_files(
+        &self,
+        actor: &Actor,
+        person_id: i64,
+        item_id: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let (_, message) = self.visible_document(actor, person_id, item_id).await?;
         let files = self.store.clinical_attachments(message).await?;
         self.store
             .append_audit(self.event(
@@ -220,6 +231,33 @@ impl App {
             ))
             .await?;
         Ok(files)
+    }
+
+    /// One file of a document or image item (an image, when it is rendered), with the item.
+    /// Audited.
+    pub async fn document_file(
+        &self,
+        actor: &Actor,
+        person_id: i64,
+        item_id: i64,
+        index: usize,
+    ) -> Result<(ViewItem, String, Vec<u8>)> {
+        let (item, message) = self.visible_document(actor, person_id, item_id).await?;
+        let (name, bytes) = self
+            .store
+            .clinical_attachment_at(message, i64::try_from(index).unwrap_or(i64::MAX))
+            .await?
+            .ok_or(AppError::NotFound)?;
+        self.store
+            .append_audit(self.event(
+                actor,
+                "clinical.document.read",
+                format!("person:{person_id}"),
+                AuditOutcome::Success,
+                &format!("item:{item_id} file:{index}"),
+            ))
+            .await?;
+        Ok((item, name, bytes))
     }
 
     /// Local lab codes and their JLAC10 mapping (operator).

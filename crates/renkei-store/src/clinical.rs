@@ -347,6 +347,24 @@ impl Store {
         .map_err(StoreError::from)
     }
 
+    /// One file kept with a message (by its place among them), if there is one.
+    pub async fn clinical_attachment_at(
+        &self,
+        message_id: i64,
+        index: i64,
+    ) -> Result<Option<(String, Vec<u8>)>> {
+        with_db!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT name, bytes FROM clinical_attachments WHERE message_id = $1 ORDER BY id LIMIT 1 OFFSET $2",
+            )
+            .bind(message_id)
+            .bind(index)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(StoreError::from)
+    }
+
     /// The original bytes of a message, exactly as received.
     pub async fn clinical_message_bytes(&self, id: i64) -> Result<Vec<u8>> {
         let row: (Vec<u8>,) = self

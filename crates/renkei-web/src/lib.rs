@@ -133,6 +133,10 @@ pub fn router(state: WebState) -> Router {
             get(viewer::document_file),
         )
         .route(
+            "/viewer/{person}/documents/{item}/{index}/image",
+            get(viewer::image),
+        )
+        .route(
             "/admin/lab-codes",
             get(viewer::lab_codes).post(viewer::map_lab_code),
         )

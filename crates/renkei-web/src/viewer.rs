@@ -125,6 +125,18 @@ fn describe(item: &ViewItem) -> (String, String) {
     (title, extra.trim().to_string())
 }
 
+/// The place of an image item's first DICOM file among its files.
+fn first_dicom(item: &ViewItem) -> Option<usize> {
+    if item.category != "image" {
+        return None;
+    }
+    item.detail
+        .get("files")?
+        .as_array()?
+        .iter()
+        .position(|f| f.get("dicom").and_then(|d| d.as_bool()) == Some(true))
+}
+
 fn rows_of(view: &PatientView, items: Vec<&ViewItem>) -> Vec<ItemLine> {
     items
         .into_iter()
@@ -138,7 +150,8 @@ fn rows_of(view: &PatientView, items: Vec<&ViewItem>) -> Vec<ItemLine> {
                 extra,
                 facility: facility_name(view, i.facility),
                 colour: colour(view, i.facility),
-                is_document: i.category == "document",
+                is_document: i.category == "document" || i.category == "image",
+                thumbnail: first_dicom(i),
             }
         })
         .collect()
@@ -331,7 +344,7 @@ pub async fn patient(
             let row = CalendarRow::from_key(&q.row);
             let selection = match tab.as_str() {
                 "documents" => Selection {
-                    categories: Some(vec!["document".into()]),
+                    categories: Some(vec!["document".into(), "image".into()]),
                     ..Selection::default()
                 },
                 "summary" => Selection {
@@ -449,7 +462,7 @@ pub async fn patient(
         "timeline" | "categories" | "documents" => {
             let row = CalendarRow::from_key(&q.row);
             page.heading = match (tab.as_str(), q.day.as_str(), row) {
-                ("documents", _, _) => "文書".to_string(),
+                ("documents", _, _) => "文書・画像".to_string(),
                 ("categories", _, Some(r)) => r.label().to_string(),
                 ("categories", _, None) => CalendarRow::Prescription.label().to_string(),
                 (_, d, _) if !d.is_empty() => format!("{d} の診療情報"),
@@ -551,79 +564,171 @@ pub async fn patient(
     render(&page)
 }
 
-/// `GET /viewer/{person}/documents/{item}/{index}`: one file of a document.
+/// `GET /viewer/{person}/documents/{item}/{index}`: one file of a document, as it came.
 pub async fn document_file(
     State(st): State<WebState>,
     user: CurrentUser,
     Path((person, item, index)): Path<(i64, i64, usize)>,
 ) -> Response {
-    match st.app.document_files(&user.view.actor, person, item).await {
-        Ok(files) => match files.into_iter().nth(index) {
-            Some((name, bytes)) => {
-                let lower = name.to_ascii_lowercase();
-                let kind = if lower.ends_with(".pdf") {
-                    "application/pdf"
-                } else if lower.ends_with(".txt") {
-                    "text/plain; charset=utf-8"
-                } else if lower.ends_with(".xml") {
-                    "text/xml; charset=utf-8"
-                } else if lower.ends_with(".jpg") || lower.ends_with(".jpeg") {
-                    "image/jpeg"
-                } else if lower.ends_with(".png") {
-                    "image/png"
-                } else {
-                    "application/octet-stream"
-                };
-                (
-                    [
-                        (header::CONTENT_TYPE, kind.to_string()),
-                        (
-                            header::CONTENT_DISPOSITION,
-                            format!(
-                                "inline; filename*=UTF-8''{}",
-                                serde_urlencoded::to_string([("v", &name)])
-                                    .unwrap_or_default()
-                                    .trim_start_matches("v=")
-                            ),
+    match st
+        .app
+        .document_file(&user.view.actor, person, item, index)
+        .await
+    {
+        Ok((_, name, bytes)) => {
+            let lower = name.to_ascii_lowercase();
+            let kind = if lower.ends_with(".pdf") {
+                "application/pdf"
+            } else if lower.ends_with(".txt") {
+                "text/plain; charset=utf-8"
+            } else if lower.ends_with(".xml") {
+                "text/xml; charset=utf-8"
+            } else if lower.ends_with(".jpg") || lower.ends_with(".jpeg") {
+                "image/jpeg"
+            } else if lower.ends_with(".png") {
+                "image/png"
+            } else if renkei_dicom::is_dicom(&bytes) {
+                "application/dicom"
+            } else {
+                "application/octet-stream"
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, kind.to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!(
+                            "inline; filename*=UTF-8''{}",
+                            serde_urlencoded::to_string([("v", &name)])
+                                .unwrap_or_default()
+                                .trim_start_matches("v=")
                         ),
-                    ],
-                    bytes,
-                )
-                    .into_response()
-            }
-            None => error_page(&st.app, AppError::NotFound),
-        },
+                    ),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
         Err(e) => error_page(&st.app, e),
     }
 }
 
-/// `GET /viewer/{person}/documents/{item}`: a document's files, text shown inline.
+#[derive(serde::Deserialize, Default)]
+pub struct ImageQuery {
+    #[serde(default)]
+    file: Option<usize>,
+    #[serde(default)]
+    frame: u32,
+    #[serde(default)]
+    preset: String,
+    /// Longest edge in pixels (thumbnails).
+    #[serde(default)]
+    size: Option<u32>,
+}
+
+/// `GET /viewer/{person}/documents/{item}`: a document's files (text shown inline), or an
+/// image study: the selected DICOM image with window presets, its frames, and the series as
+/// thumbnails in order.
 pub async fn document(
     State(st): State<WebState>,
     user: CurrentUser,
     Path((person, item)): Path<(i64, i64)>,
+    Query(q): Query<ImageQuery>,
 ) -> Response {
-    match st.app.document_files(&user.view.actor, person, item).await {
-        Ok(files) => render(&DocumentPage {
-            layout: user.layout(&st.app, "文書"),
-            person,
-            item,
-            files: files
-                .into_iter()
-                .enumerate()
-                .map(|(i, (name, bytes))| {
-                    let text = if name.to_ascii_lowercase().ends_with(".txt")
-                        || name.to_ascii_lowercase().ends_with(".xml")
-                    {
-                        Some(String::from_utf8_lossy(&bytes).into_owned())
-                    } else {
-                        None
-                    };
-                    (i, name, text)
-                })
+    let files = match st.app.document_files(&user.view.actor, person, item).await {
+        Ok(f) => f,
+        Err(e) => return error_page(&st.app, e),
+    };
+    // Images in series order; other files as they came.
+    let mut images: Vec<(usize, renkei_dicom::DicomInfo)> = files
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, bytes))| renkei_dicom::inspect(bytes).ok().map(|info| (i, info)))
+        .collect();
+    images.sort_by_key(|(i, info)| (info.series_number, info.instance_number, *i));
+    let shown = q
+        .file
+        .and_then(|f| images.iter().position(|(i, _)| *i == f))
+        .unwrap_or(0);
+    let viewer = images.get(shown).map(|(index, info)| {
+        let preset = renkei_dicom::Preset::from_key(&q.preset);
+        let frame = q.frame.min(info.frames.saturating_sub(1));
+        DicomViewer {
+            index: *index,
+            frame,
+            frames: info.frames,
+            preset: preset.key(),
+            presets: renkei_dicom::Preset::for_modality(&info.modality)
+                .iter()
+                .map(|p| (p.key(), p.label()))
                 .collect(),
-        }),
-        Err(e) => error_page(&st.app, e),
+            title: format!(
+                "{} シリーズ{} {} 画像{}（{}×{}）",
+                info.modality,
+                info.series_number,
+                info.series_description,
+                info.instance_number,
+                info.columns,
+                info.rows
+            ),
+            previous: shown
+                .checked_sub(1)
+                .and_then(|p| images.get(p))
+                .map(|(i, _)| *i),
+            next: images.get(shown + 1).map(|(i, _)| *i),
+            series: images.iter().map(|(i, _)| *i).collect(),
+        }
+    });
+    render(&DocumentPage {
+        layout: user.layout(&st.app, "文書・画像"),
+        person,
+        item,
+        viewer,
+        files: files
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (_, bytes))| !renkei_dicom::is_dicom(bytes))
+            .map(|(i, (name, bytes))| {
+                let lower = name.to_ascii_lowercase();
+                let text = (lower.ends_with(".txt") || lower.ends_with(".xml"))
+                    .then(|| String::from_utf8_lossy(&bytes).into_owned());
+                (i, name, text)
+            })
+            .collect(),
+    })
+}
+
+/// `GET /viewer/{person}/documents/{item}/{index}/image`: a DICOM frame as PNG.
+pub async fn image(
+    State(st): State<WebState>,
+    user: CurrentUser,
+    Path((person, item, index)): Path<(i64, i64, usize)>,
+    Query(q): Query<ImageQuery>,
+) -> Response {
+    let (_, _, bytes) = match st
+        .app
+        .document_file(&user.view.actor, person, item, index)
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => return error_page(&st.app, e),
+    };
+    let preset = renkei_dicom::Preset::from_key(&q.preset);
+    let rendered = tokio::task::spawn_blocking(move || {
+        renkei_dicom::render_png(&bytes, q.frame, preset, q.size.map(|s| s.clamp(16, 2048)))
+    })
+    .await;
+    match rendered {
+        Ok(Ok(png)) => (
+            [
+                (header::CONTENT_TYPE, "image/png"),
+                (header::CACHE_CONTROL, "private, max-age=300"),
+            ],
+            png,
+        )
+            .into_response(),
+        Ok(Err(e)) => error_page(&st.app, AppError::Invalid(e.to_string())),
+        Err(_) => error_page(&st.app, AppError::Internal("rendering failed".into())),
     }
 }
 

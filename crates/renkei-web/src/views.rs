@@ -660,6 +660,8 @@ pub struct ItemLine {
     pub facility: String,
     pub colour: &'static str,
     pub is_document: bool,
+    /// For an image study: the place of its first DICOM file (for a thumbnail).
+    pub thumbnail: Option<usize>,
 }
 
 pub struct LabLine {
@@ -717,8 +719,23 @@ pub struct DocumentPage {
     pub layout: Layout,
     pub person: i64,
     pub item: i64,
-    /// (index, name, text when it is text)
+    pub viewer: Option<DicomViewer>,
+    /// Files other than images: (index, name, text when it is text)
     pub files: Vec<(usize, String, Option<String>)>,
+}
+
+/// The image shown on a document page and how to move around it.
+pub struct DicomViewer {
+    pub index: usize,
+    pub frame: u32,
+    pub frames: u32,
+    pub preset: &'static str,
+    pub presets: Vec<(&'static str, &'static str)>,
+    pub title: String,
+    pub previous: Option<usize>,
+    pub next: Option<usize>,
+    /// Every image of the study, in series order (file indexes).
+    pub series: Vec<usize>,
 }
 
 #[derive(Template)]

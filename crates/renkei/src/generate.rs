@@ -487,6 +487,33 @@ pub fn generate(
             std::fs::write(folder.join("summary.txt"), summary)?;
             w.files += 2;
         }
+        if p % 3 == 0 {
+            // A chest CT in the extended storage: the report and a short series of DICOM slices.
+            let day = ymd(date_plus(end, -30 - rng.below(300) as i64));
+            let kind = "^胸部CT^^18748-4^画像診断^LN";
+            let key = format!("{:015}", 900_000_000 + p as u64);
+            let folder = w
+                .root
+                .join(&pid[..3])
+                .join(&pid[3..6])
+                .join(&pid)
+                .join(&day)
+                .join(kind)
+                .join(format!("{pid}_{day}_{kind}_{key}_{day}110000000_01_1"));
+            std::fs::create_dir_all(&folder)?;
+            std::fs::write(
+                folder.join("main_document.txt"),
+                format!(
+                    "胸部CT（単純）\n検査日: {day}\n所見: 両肺野に明らかな結節影なし。縦隔リンパ節の腫大なし。\n"
+                ),
+            )?;
+            let series = format!("1.2.392.200284.99.{seed}.{p}.1");
+            for i in 1..=3 {
+                let dicom = renkei_dicom::synthetic_ct(64, 1, (&series, 1), i);
+                std::fs::write(folder.join(format!("ct_{i:03}.dcm")), dicom)?;
+            }
+            w.files += 4;
+        }
     }
     Ok(w.files)
 }
