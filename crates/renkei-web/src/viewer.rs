@@ -73,7 +73,8 @@ fn describe(item: &ViewItem) -> (String, String) {
     let extra = match item.category.as_str() {
         "prescription" | "injection" => {
             let prescriber = d
-                .get("orderer")
+                .get("prescriber")
+                .or_else(|| d.get("orderer"))
                 .or_else(|| d.get("ordering_doctor"))
                 .and_then(|p| p.get("name"))
                 .and_then(|n| n.as_str())
@@ -690,12 +691,63 @@ pub async fn document(
             .filter(|(_, (_, bytes))| !renkei_dicom::is_dicom(bytes))
             .map(|(i, (name, bytes))| {
                 let lower = name.to_ascii_lowercase();
-                let text = (lower.ends_with(".txt") || lower.ends_with(".xml"))
-                    .then(|| String::from_utf8_lossy(&bytes).into_owned());
+                let text = if lower.ends_with(".xml") {
+                    Some(readable_xml(&String::from_utf8_lossy(&bytes)))
+                } else {
+                    lower
+                        .ends_with(".txt")
+                        .then(|| String::from_utf8_lossy(&bytes).into_owned())
+                };
                 (i, name, text)
             })
             .collect(),
     })
+}
+
+/// A CDA (or other XML) document as readable text: its title, then its text content with the
+/// markup taken out and entities decoded.
+fn readable_xml(xml: &str) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut in_tag = false;
+    let mut tag = String::new();
+    for c in xml.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                tag.clear();
+            }
+            '>' if in_tag => {
+                in_tag = false;
+                // Block-level ends become line breaks.
+                let name = tag
+                    .trim_start_matches('/')
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("");
+                if matches!(
+                    name,
+                    "title" | "paragraph" | "br" | "item" | "tr" | "section"
+                ) || tag.starts_with('/') && matches!(name, "td" | "text")
+                {
+                    out.push('\n');
+                }
+            }
+            _ if in_tag => tag.push(c),
+            _ => out.push(c),
+        }
+    }
+    let decoded = out
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&");
+    decoded
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("?xml"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `GET /viewer/{person}/documents/{item}/{index}/image`: a DICOM frame as PNG.
@@ -775,5 +827,60 @@ pub async fn map_lab_code(
             Err(e) => error_page(&st.app, e),
         },
         Err(e) => error_page(&st.app, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cda_documents_read_as_text() {
+        let xml = "<?xml version=\"1.0\"?>\n<ClinicalDocument><title>退院時サマリー</title><component><nonXMLBody><text mediaType=\"text/plain\">経過: 軽快 &amp; 退院</text></nonXMLBody></component></ClinicalDocument>";
+        assert_eq!(readable_xml(xml), "退院時サマリー\n経過: 軽快 & 退院");
+    }
+
+    #[test]
+    fn the_trend_chart_escapes_text_and_draws_points() {
+        let items = vec![
+            ViewItem {
+                id: 1,
+                facility: 1,
+                category: "lab_result".into(),
+                date: Some("2026-10-01".into()),
+                code: "3B035000002327201".into(),
+                code_system: "JC10".into(),
+                display: "AST".into(),
+                status: "F".into(),
+                end: None,
+                detail: serde_json::json!({ "value": "45", "numeric": 45.0, "reference_range": "13-30" }),
+            },
+            ViewItem {
+                id: 2,
+                date: Some("2026-11-01".into()),
+                detail: serde_json::json!({ "value": "20", "numeric": 20.0, "reference_range": "13-30" }),
+                ..ViewItem {
+                    id: 0,
+                    facility: 1,
+                    category: "lab_result".into(),
+                    date: None,
+                    code: "3B035000002327201".into(),
+                    code_system: "JC10".into(),
+                    display: "AST".into(),
+                    status: "F".into(),
+                    end: None,
+                    detail: serde_json::Value::Null,
+                }
+            },
+        ];
+        let table = view::lab_table(&items, &Default::default());
+        let svg = trend_svg(&table, "core:AST");
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert!(
+            svg.contains("#c0392b"),
+            "the 45 U/L point is marked abnormal"
+        );
+        assert!(!svg.contains("<script"));
     }
 }
