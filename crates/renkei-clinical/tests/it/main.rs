@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod jahis;
+
 use std::path::{Path, PathBuf};
 
 use renkei_clinical::map_message;
