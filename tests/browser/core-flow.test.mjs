@@ -13,8 +13,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  artifactsFor, bodyText, button, cli, clickAndLoad, finishLogin, launchBrowser, login, newPage,
-  parseId, pathname, renkeiBin, shot, startServer, stopServer, text,
+  REPO_ROOT, artifactsFor, bodyText, button, cli, clickAndLoad, finishLogin, launchBrowser, login,
+  newPage, parseId, pathname, renkeiBin, shot, startServer, stopServer, text,
 } from './lib.mjs';
 
 const HOSPITAL_CODE = '3411234572';
@@ -34,6 +34,8 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     cli(bin, dataDir, ['admin', 'create-user', '--facility-id', String(hospital), '--login-id', 'chuo.clerk', '--name', '地域連携室 事務', '--profession', 'clerk', '--role', 'facility_admin', '--password', 'Chuo-Clerk-2026']);
     const clinic = parseId(cli(bin, dataDir, ['admin', 'create-facility', '--type', 'clinic', '--name', 'みどり内科クリニック']), 'clinic');
     cli(bin, dataDir, ['admin', 'create-user', '--facility-id', String(clinic), '--login-id', 'midori.dr', '--name', '緑川 一郎', '--profession', 'doctor', '--role', 'staff', '--password', 'Midori-Doctor-2026']);
+    const pharmacy = parseId(cli(bin, dataDir, ['admin', 'create-facility', '--type', 'pharmacy', '--name', '駅前薬局', '--discloses']), 'pharmacy');
+    cli(bin, dataDir, ['admin', 'create-user', '--facility-id', String(pharmacy), '--login-id', 'ekimae.ph', '--name', '駅前 薬子', '--profession', 'pharmacist', '--role', 'facility_admin', '--password', 'Ekimae-Pharm-2026']);
     // The hospital's SS-MIX2 storage: two years of records for three patients.
     const storage = path.join(dataDir, 'ssmix2');
     cli(bin, dataDir, ['dev', 'generate-ssmix2', storage, '--patients', '3', '--years', '2', '--seed', '5']);
@@ -115,6 +117,27 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     await page.goto(`${base}/viewer/${person}?tab=summary`);
     assert.ok(await page.locator('#summary').isVisible(), 'the minimum data page');
     await shot(page, 'minimum-data');
+
+    // A pharmacy uploads its receipt computer's export for the patient's card and discloses its
+    // dispensings (a facility-level rule); the doctor sees them in the お薬手帳.
+    const pharmacyPage = await newPage(browser);
+    await login(pharmacyPage, base, 'ekimae.ph', 'Ekimae-Pharm-2026');
+    await finishLogin(pharmacyPage, { label: 'pharmacist', password: 'Ekimae-Pharm-2026' });
+    await clickAndLoad(pharmacyPage, pharmacyPage.locator('#menu-medication'));
+    await pharmacyPage.locator('#card').fill(payload);
+    const exported = fs.readFileSync(path.join(REPO_ROOT, '../shared/fixtures/jahis-rx-parser/fixtures/tc-multi-dispensing.txt'));
+    await pharmacyPage.locator('#files').setInputFiles({ name: 'okusuri.txt', mimeType: 'text/plain', buffer: exported });
+    await clickAndLoad(pharmacyPage, button(pharmacyPage, '登録'));
+    assert.ok((await text(pharmacyPage.locator('#medication-report'))).includes('登録 2 件'), 'two dispensings are stored');
+    await shot(pharmacyPage, 'medication-upload');
+    await pharmacyPage.goto(`${base}/consents`);
+    await pharmacyPage.locator('input[name="mode"][value="facility_level"]').check();
+    await pharmacyPage.locator('#h-policy ~ form input[value="prescription"]').check();
+    await clickAndLoad(pharmacyPage, button(pharmacyPage, 'ルールを保存'));
+    await page.goto(`${base}/viewer/${person}?tab=medication`);
+    const notebook = await text(page.locator('#medication'));
+    assert.ok(notebook.includes('ノルバスク') && notebook.includes('ロキソニン') && notebook.includes('工業会薬局'), `the medication notebook: ${notebook.slice(0, 300)}`);
+    await shot(page, 'medication-notebook');
 
     // The operator sees each read in the person's access history.
     const operator = await newPage(browser);

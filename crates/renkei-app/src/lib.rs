@@ -13,6 +13,7 @@ mod error;
 pub mod identity;
 pub mod intake;
 pub mod interop;
+pub mod medication;
 pub mod notices;
 mod secrets;
 #[cfg(feature = "testing")]
@@ -43,6 +44,9 @@ pub struct AppConfig {
     /// Failed logins in a row before the account locks.
     pub lockout_threshold: i64,
     pub lockout_seconds: i64,
+    /// The package insert (添付文書) of a drug by YJ code: a URL with `{yj}` in it, set by the
+    /// operator (`package_insert_url`); empty, drug names are not linked.
+    pub package_insert_url: String,
 }
 
 impl Default for AppConfig {
@@ -54,6 +58,7 @@ impl Default for AppConfig {
             session_idle_seconds: 30 * 60,
             lockout_threshold: 5,
             lockout_seconds: 15 * 60,
+            package_insert_url: String::new(),
         }
     }
 }

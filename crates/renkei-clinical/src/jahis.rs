@@ -696,7 +696,13 @@ pub fn merge_parts(parts: &[&str]) -> Result<String, JahisError> {
         return Err(error(0, "分割データのデータIDまたは分割数が一致しません"));
     }
     let numbers: Vec<u32> = split.iter().map(|p| p.0).collect();
-    if numbers != (1..=total).collect::<Vec<_>>() {
+    // Parts 1..=total, each once (compared without building 1..=total: the total is input).
+    let complete = numbers.len() as u64 == u64::from(total)
+        && numbers
+            .iter()
+            .enumerate()
+            .all(|(i, n)| u64::from(*n) == i as u64 + 1);
+    if !complete {
         return Err(error(
             0,
             format!("分割データがそろっていません（{total} 分割のうち {numbers:?}）"),
@@ -885,8 +891,8 @@ pub fn write(nb: &Notebook) -> String {
         ]);
     }
     for u in &nb.unknown {
-        let fields: Vec<&str> = u.split(',').collect();
-        line(&fields);
+        // As read, trailing empty fields included.
+        line(&[u.as_str()]);
     }
     if let Some(s) = &nb.split {
         line(&["911", &s.data_id, &s.total.to_string(), &s.part.to_string()]);

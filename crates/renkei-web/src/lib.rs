@@ -10,6 +10,7 @@ mod cards;
 pub mod consent_pdf;
 mod consents;
 mod fhir;
+mod medication;
 mod pages;
 mod session;
 mod viewer;
@@ -115,6 +116,12 @@ pub fn router(state: WebState) -> Router {
         .route("/consents/referral", post(consents::referral))
         .route("/consents/opt-out", post(consents::opt_out))
         .route("/consents/policy", post(consents::policy))
+        .route(
+            "/medication",
+            get(medication::form)
+                .post(medication::upload)
+                .layer(DefaultBodyLimit::max(50 * 1024 * 1024)),
+        )
         .route("/patients", get(consents::patients))
         .route("/patients/hide", post(consents::hide))
         .route(

@@ -296,6 +296,96 @@ fn days_before(today: &str, days: i64) -> String {
     )
 }
 
+/// The お薬手帳: the pharmacies' dispensings (JAHIS records), newest first, grouped by day and
+/// pharmacy, each with its prescriber and drugs.
+fn dispensings(view: &PatientView, insert_url: &str) -> Vec<DispensingView> {
+    let mut out: Vec<DispensingView> = Vec::new();
+    let mut items: Vec<&ViewItem> = view
+        .items
+        .iter()
+        .filter(|i| i.detail.get("source").and_then(|s| s.as_str()) == Some("jahis"))
+        .collect();
+    items.sort_by(|a, b| b.date.cmp(&a.date).then(a.id.cmp(&b.id)));
+    let s = |i: &ViewItem, path: &[&str]| -> String {
+        let mut v = &i.detail;
+        for p in path {
+            match v.get(*p) {
+                Some(x) => v = x,
+                None => return String::new(),
+            }
+        }
+        match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        }
+    };
+    for i in items {
+        let date = i.date.clone().unwrap_or_default();
+        let pharmacy = s(i, &["pharmacy", "name"]);
+        let key = (date.clone(), i.facility, pharmacy.clone());
+        if out
+            .last()
+            .is_none_or(|d| (d.date.clone(), d.facility, d.pharmacy.clone()) != key)
+        {
+            out.push(DispensingView {
+                date: date.clone(),
+                facility: i.facility,
+                colour: colour(view, i.facility),
+                pharmacy: pharmacy.clone(),
+                pharmacist: s(i, &["pharmacist"]),
+                prescriber_facility: s(i, &["prescribing_facility", "name"]),
+                doctor: s(i, &["prescriber", "name"]),
+                department: s(i, &["department"]),
+                drugs: Vec::new(),
+                notes: i
+                    .detail
+                    .get("notes")
+                    .and_then(|n| n.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+        let link = (i.code_system == "YJ" && !insert_url.is_empty() && !i.code.is_empty())
+            .then(|| insert_url.replace("{yj}", &i.code));
+        if let Some(d) = out.last_mut() {
+            d.drugs.push(DrugLine {
+                name: i.display.clone(),
+                code: format!(
+                    "{} {}",
+                    match i.code_system.as_str() {
+                        "RECEIPT" => "レセ電",
+                        "MHLW" => "厚労省",
+                        other => other,
+                    },
+                    i.code
+                )
+                .trim()
+                .to_string(),
+                dose: format!("{}{}", s(i, &["dose"]), s(i, &["dose_unit", "display"])),
+                usage: s(i, &["usage", "display"]),
+                days: format!("{}{}", s(i, &["days"]), s(i, &["quantity_unit"])),
+                cautions: i
+                    .detail
+                    .get("cautions")
+                    .and_then(|n| n.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                link,
+            });
+        }
+    }
+    out
+}
+
 /// `GET /viewer/{person}`: one patient, one tab. Each tab reads only what it shows.
 pub async fn patient(
     State(st): State<WebState>,
@@ -305,7 +395,9 @@ pub async fn patient(
 ) -> Response {
     let actor = &user.view.actor;
     let tab = match q.tab.as_str() {
-        "timeline" | "categories" | "labs" | "documents" | "summary" => q.tab.clone(),
+        "timeline" | "categories" | "labs" | "documents" | "summary" | "medication" => {
+            q.tab.clone()
+        }
         _ => "calendar".to_string(),
     };
     if tab == "categories" && q.row == "lab" {
@@ -346,6 +438,10 @@ pub async fn patient(
             let selection = match tab.as_str() {
                 "documents" => Selection {
                     categories: Some(vec!["document".into(), "image".into()]),
+                    ..Selection::default()
+                },
+                "medication" => Selection {
+                    categories: Some(vec!["prescription".into()]),
                     ..Selection::default()
                 },
                 "summary" => Selection {
@@ -437,6 +533,7 @@ pub async fn patient(
         trend: String::new(),
         trend_key: q.trend.clone(),
         summary: None,
+        dispensings: Vec::new(),
         empty: view.items.is_empty() && calendar.as_ref().is_none_or(|c| c.months.is_empty()),
     };
     match tab.as_str() {
@@ -528,6 +625,9 @@ pub async fn patient(
                     Err(e) => return error_page(&st.app, e),
                 }
             }
+        }
+        "medication" => {
+            page.dispensings = dispensings(&view, &st.app.config().package_insert_url);
         }
         "summary" => {
             let m = view::minimum_data(&view.items, &today);

@@ -710,7 +710,33 @@ pub struct ViewerPage {
     pub trend: String,
     pub trend_key: String,
     pub summary: Option<SummaryView>,
+    pub dispensings: Vec<DispensingView>,
     pub empty: bool,
+}
+
+/// One dispensing in the お薬手帳.
+pub struct DispensingView {
+    pub date: String,
+    pub facility: i64,
+    pub colour: &'static str,
+    pub pharmacy: String,
+    pub pharmacist: String,
+    pub prescriber_facility: String,
+    pub doctor: String,
+    pub department: String,
+    pub drugs: Vec<DrugLine>,
+    pub notes: Vec<String>,
+}
+
+pub struct DrugLine {
+    pub name: String,
+    pub code: String,
+    pub dose: String,
+    pub usage: String,
+    pub days: String,
+    pub cautions: Vec<String>,
+    /// The package insert, when the operator configured where.
+    pub link: Option<String>,
 }
 
 #[derive(Template)]
@@ -743,4 +769,11 @@ pub struct DicomViewer {
 pub struct LabCodesPage {
     pub layout: Layout,
     pub codes: Vec<renkei_app::viewer::LocalLabCode>,
+}
+
+#[derive(Template)]
+#[template(path = "medication.html")]
+pub struct MedicationPage {
+    pub layout: Layout,
+    pub report: Option<renkei_app::medication::MedicationReport>,
 }

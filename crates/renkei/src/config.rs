@@ -19,6 +19,8 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub audit_key_file: Option<PathBuf>,
     pub network_name: Option<String>,
+    /// Where a drug's package insert (添付文書) is, by YJ code: a URL with `{yj}` in it.
+    pub package_insert_url: Option<String>,
     pub region_prefecture: Option<u8>,
     pub oid_root: Option<String>,
     pub session_idle_minutes: Option<i64>,
@@ -106,6 +108,9 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
         _ => bail!("TLS には証明書（--tls-cert）と秘密鍵（--tls-key）の両方を指定してください"),
     };
     let mut app = AppConfig::default();
+    if let Some(u) = file.package_insert_url {
+        app.package_insert_url = u;
+    }
     if let Some(n) = file.network_name {
         app.network_name = n;
     }

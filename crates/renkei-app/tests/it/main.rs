@@ -7,6 +7,7 @@ mod api;
 mod consent;
 mod identity;
 mod intake;
+mod medication;
 
 use std::sync::Arc;
 

@@ -196,3 +196,19 @@ fn empty_and_foreign_input_is_refused() {
     let err = jahis::parse_text(&foreign).unwrap_err();
     assert!(err.message.contains("JAHISTC"), "{err}");
 }
+
+#[test]
+fn unknown_records_keep_their_trailing_fields() {
+    // Found by the fuzz target: an unknown record ending in a comma lost it when rewritten.
+    let text = "JAHISTC01,1\n30,11,\n";
+    let nb = jahis::parse_text(text).unwrap();
+    let again = jahis::parse_text(&jahis::write(&nb)).unwrap();
+    assert_eq!(again.unknown, vec!["30,11,"]);
+}
+
+#[test]
+fn a_huge_part_count_is_refused_without_allocating_it() {
+    // Found by the fuzz target: a 911 record claiming four billion parts.
+    let part = "JAHISTC08,1\n911,1,4294967295,1\n";
+    assert!(jahis::merge_parts(&[part]).is_err());
+}

@@ -1,0 +1,228 @@
+//! Intake of pharmacies' dispensing records (JAHIS 電子版お薬手帳データ): files exported by the
+//! receipt computer, or the patient's QR code read by a barcode reader, linked to the patient by
+//! the HM card. Each dispensing becomes one message with a prescription item per drug, under
+//! the pharmacy, so that it shows in the viewer's 処方 row as that pharmacy's record (consent and
+//! profession apply as for any record). Re-sending the same dispensing changes nothing.
+
+use renkei_clinical::jahis::{self, Dispensing, Notebook};
+use renkei_core::audit::AuditOutcome;
+use renkei_store::clinical::{Condition, IncomingMessage, IngestOutcome, NewItem, PatientRecord};
+use sha2::{Digest, Sha256};
+
+use crate::{Actor, App, AppError, Result};
+
+/// What an upload did, file by file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MedicationReport {
+    pub dispensings_stored: usize,
+    pub dispensings_unchanged: usize,
+    /// (file, warning)
+    pub warnings: Vec<(String, String)>,
+    /// (file, error): files refused as a whole.
+    pub errors: Vec<(String, String)>,
+}
+
+/// The code system of a JAHIS drug code type.
+fn code_system(code_type: &str) -> &'static str {
+    match code_type {
+        "2" => "RECEIPT",
+        "3" => "MHLW",
+        "4" => "YJ",
+        "6" => "HOT",
+        _ => "",
+    }
+}
+
+/// One dispensing as a message of prescription items.
+fn message(pharmacy_key: &str, patient: &str, nb: &Notebook, d: &Dispensing) -> IncomingMessage {
+    // The dispensing alone, written canonically: its identity and its stored bytes.
+    let single = Notebook {
+        version: nb.version.clone(),
+        output: nb.output.clone(),
+        patient: nb.patient.clone(),
+        dispensings: vec![d.clone()],
+        ..Notebook::default()
+    };
+    let text = jahis::write(&single);
+    let hash = hex::encode(Sha256::digest(text.as_bytes()));
+    let date = jahis::iso_date(&d.date);
+    let pharmacy = d.pharmacy.as_ref();
+    let prescriber = d.prescriber.as_ref();
+    let mut items = Vec::new();
+    for rp in &d.rps {
+        let doctor = rp.doctor.and_then(|i| d.doctors.get(i));
+        for drug in &rp.drugs {
+            let usage = rp.usage.as_ref();
+            items.push(NewItem {
+                category: "prescription".into(),
+                code: drug.code.clone(),
+                code_system: code_system(&drug.code_type).into(),
+                display: drug.name.clone(),
+                effective: date.clone(),
+                effective_date: date.clone(),
+                end_at: None,
+                status: "dispensed".into(),
+                detail: serde_json::json!({
+                    "source": "jahis",
+                    "rp": rp.number,
+                    "drug": { "code": drug.code, "display": drug.name, "system": code_system(&drug.code_type) },
+                    "generic": { "code": drug.generic_code, "display": drug.generic_name },
+                    "dose": drug.dose,
+                    "dose_unit": { "display": drug.unit },
+                    "usage": { "display": usage.map(|u| u.name.clone()).unwrap_or_default(), "code": usage.map(|u| u.code.clone()).unwrap_or_default() },
+                    "days": usage.map(|u| u.quantity.clone()).unwrap_or_default(),
+                    "quantity_unit": usage.map(|u| u.unit.clone()).unwrap_or_default(),
+                    "form": usage.map(|u| u.form.clone()).unwrap_or_default(),
+                    "cautions": drug.cautions.iter().chain(rp.cautions.iter()).collect::<Vec<_>>(),
+                    "supplements": drug.supplements.iter().chain(rp.usage_supplements.iter()).collect::<Vec<_>>(),
+                    "prescriber": { "name": doctor.map(|p| p.name.clone()).unwrap_or_default() },
+                    "department": doctor.map(|p| p.detail.clone()).unwrap_or_default(),
+                    "prescribing_facility": { "name": prescriber.map(|p| p.name.clone()).unwrap_or_default(), "code": prescriber.and_then(|p| p.facility_code()).unwrap_or_default() },
+                    "pharmacy": { "name": pharmacy.map(|p| p.name.clone()).unwrap_or_default(), "code": pharmacy.and_then(|p| p.facility_code()).unwrap_or_default() },
+                    "pharmacist": d.pharmacists.first().map(|p| p.name.clone()).unwrap_or_default(),
+                    "notes": d.cautions.iter().chain(&d.remarks).map(|n| n.text.clone()).collect::<Vec<_>>(),
+                })
+                .to_string(),
+            });
+        }
+    }
+    IncomingMessage {
+        source: "jahis".into(),
+        source_key: format!("{pharmacy_key}|{patient}|{hash}"),
+        order_key: format!("jahis|{patient}|{hash}"),
+        data_kind: "JAHIS".into(),
+        condition: Condition::Current,
+        occurred_at: d.date.clone(),
+        content_hash: hash,
+        raw: text.into_bytes(),
+        message_type: "JAHIS".into(),
+        control_id: d.date.clone(),
+        patient_local_id: patient.into(),
+        warnings: String::new(),
+        items,
+        demographics: nb.patient.as_ref().map(|p| PatientRecord {
+            patient_local_id: patient.into(),
+            kanji_name: p.name.clone(),
+            kana_name: p.kana_name.clone(),
+            birth_date: jahis::iso_date(&p.birth_date),
+            sex: match p.sex.as_str() {
+                "1" => "M".into(),
+                "2" => "F".into(),
+                _ => String::new(),
+            },
+            postal_code: p.postal_code.clone(),
+            address: p.address.clone(),
+            phone: p.phone.clone(),
+        }),
+        attachments: Vec::new(),
+    }
+}
+
+impl App {
+    /// A pharmacy uploads medication-notebook data (files, or a QR code's text) for the
+    /// patient whose HM card it reads (`card`: the QR payload or the common ID). The pharmacy's
+    /// patient ID is the one its card reading linked, or the common ID if it never linked one.
+    /// Audited.
+    pub async fn import_medication(
+        &self,
+        actor: &Actor,
+        card: &str,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<MedicationReport> {
+        let facility_id = actor.facility_id.ok_or(AppError::Forbidden)?;
+        let facility = self.store.facility(facility_id).await?;
+        if facility.facility_type != "pharmacy" && !facility.discloses {
+            return Err(AppError::Invalid(
+                "お薬手帳データは薬局（または開示施設）から登録します".into(),
+            ));
+        }
+        let payload = renkei_identity::CardPayload::parse(card)
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let Some(mut person) = self.store.person_by_common_id(&payload.id.digits()).await? else {
+            return Err(AppError::Invalid(
+                "このカードは使用できません。発行施設または事務局にお問い合わせください".into(),
+            ));
+        };
+        if let Some(survivor) = person.merged_into {
+            person = self.store.person(survivor).await?;
+        }
+        let patient = match self
+            .store
+            .links_of(person.id)
+            .await?
+            .into_iter()
+            .find(|l| l.active && l.facility_id == facility_id)
+        {
+            Some(l) => l.patient_local_id,
+            None => {
+                let local = person.common_id.clone();
+                let event = self.event(
+                    actor,
+                    "identity.card.read",
+                    format!("person:{}/patient:{local}", person.id),
+                    AuditOutcome::Success,
+                    "linked by medication upload",
+                );
+                self.store
+                    .link_patient(
+                        person.id,
+                        (facility_id, &local, &actor.login_id),
+                        "medication_upload",
+                        self.now().0,
+                        event,
+                    )
+                    .await?;
+                self.grant_cardless(facility_id, &person).await?;
+                local
+            }
+        };
+        let mut report = MedicationReport::default();
+        let mut batch = Vec::new();
+        for (name, bytes) in files {
+            match jahis::parse(bytes) {
+                Ok(nb) => {
+                    report.warnings.extend(
+                        nb.warnings
+                            .iter()
+                            .map(|w| (name.clone(), format!("{}行目: {}", w.line, w.message))),
+                    );
+                    for d in &nb.dispensings {
+                        batch.push(message(&facility_id.to_string(), &patient, &nb, d));
+                    }
+                }
+                Err(e) => report.errors.push((name.clone(), e.to_string())),
+            }
+        }
+        if !batch.is_empty() {
+            let outcomes = self.store.ingest(facility_id, self.now().0, &batch).await?;
+            for o in outcomes {
+                match o {
+                    IngestOutcome::Stored | IngestOutcome::Replaced => {
+                        report.dispensings_stored += 1
+                    }
+                    IngestOutcome::Unchanged => report.dispensings_unchanged += 1,
+                }
+            }
+        }
+        self.store
+            .append_audit(self.event(
+                actor,
+                "clinical.medication.import",
+                format!("person:{}", person.id),
+                if report.errors.is_empty() {
+                    AuditOutcome::Success
+                } else {
+                    AuditOutcome::Failure
+                },
+                &format!(
+                    "files={} stored={} unchanged={} errors={}",
+                    files.len(),
+                    report.dispensings_stored,
+                    report.dispensings_unchanged,
+                    report.errors.len()
+                ),
+            ))
+            .await?;
+        Ok(report)
+    }
+}

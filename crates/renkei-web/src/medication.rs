@@ -1,0 +1,104 @@
+//! お薬手帳データの登録: a pharmacy uploads its receipt computer's JAHIS export files (several at
+//! once) or types the patient's QR code with a barcode reader, for the patient whose HM card it
+//! reads.
+
+use axum::extract::{Multipart, State};
+use axum::response::Response;
+use renkei_app::AppError;
+
+use crate::WebState;
+use crate::session::CurrentUser;
+use crate::views::*;
+
+/// `GET /medication`.
+pub async fn form(State(st): State<WebState>, user: CurrentUser) -> Response {
+    render(&MedicationPage {
+        layout: user.layout(&st.app, "お薬手帳データの登録"),
+        report: None,
+    })
+}
+
+/// `POST /medication` (multipart: `card`, `files`, `qr`).
+pub async fn upload(
+    State(st): State<WebState>,
+    user: CurrentUser,
+    mut form: Multipart,
+) -> Response {
+    let mut card = String::new();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => match field.name() {
+                Some("card") => card = field.text().await.unwrap_or_default(),
+                Some("qr") => {
+                    let text = field.text().await.unwrap_or_default();
+                    if !text.trim().is_empty() {
+                        files.push(("QRコード".to_string(), text.into_bytes()));
+                    }
+                }
+                Some("files") => {
+                    let name = field.file_name().unwrap_or("").to_string();
+                    match field.bytes().await {
+                        Ok(b) if !b.is_empty() => files.push((name, b.to_vec())),
+                        Ok(_) => {}
+                        Err(_) => {
+                            return render(&MedicationPage {
+                                layout: user.layout(&st.app, "お薬手帳データの登録").with_error(
+                                    Some(
+                                        "ファイルを受け取れませんでした（合計 50 MB までです）"
+                                            .into(),
+                                    ),
+                                ),
+                                report: None,
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            },
+            Ok(None) => break,
+            Err(_) => {
+                return render(&MedicationPage {
+                    layout: user
+                        .layout(&st.app, "お薬手帳データの登録")
+                        .with_error(Some(
+                            "送信を受け取れませんでした（合計 50 MB までです）".into(),
+                        )),
+                    report: None,
+                });
+            }
+        }
+    }
+    if files.is_empty() {
+        return render(&MedicationPage {
+            layout: user
+                .layout(&st.app, "お薬手帳データの登録")
+                .with_error(Some(
+                    "ファイルを選ぶか、QRコードを読み取ってください".into(),
+                )),
+            report: None,
+        });
+    }
+    match st
+        .app
+        .import_medication(&user.view.actor, &card, &files)
+        .await
+    {
+        Ok(report) => render(&MedicationPage {
+            layout: user
+                .layout(&st.app, "お薬手帳データの登録")
+                .with_flash(Some(format!(
+                    "調剤 {} 件を登録しました（登録済み {} 件）",
+                    report.dispensings_stored, report.dispensings_unchanged
+                ))),
+            report: Some(report),
+        }),
+        Err(AppError::Invalid(m)) => render(&MedicationPage {
+            layout: user
+                .layout(&st.app, "お薬手帳データの登録")
+                .with_error(Some(m)),
+            report: None,
+        }),
+        Err(e) => error_page(&st.app, e),
+    }
+}
