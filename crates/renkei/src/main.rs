@@ -89,6 +89,20 @@ enum ImportCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Import a pharmacy's medication-notebook files (JAHIS 電子版お薬手帳, Shift_JIS or UTF-8)
+    /// for the patient holding an HM card. Re-importing the same dispensing changes nothing;
+    /// the exit status is 1 when any file was refused.
+    Jahis {
+        /// The files exported by the receipt computer.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The pharmacy's 10-digit code.
+        #[arg(long)]
+        facility: String,
+        /// The patient's HM card: the QR payload or the common ID.
+        #[arg(long)]
+        card: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -395,6 +409,44 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 true => Ok(ExitCode::SUCCESS),
                 false => Ok(ExitCode::from(1)),
             }
+        }
+        Command::Import(ImportCommand::Jahis {
+            files,
+            facility,
+            card,
+        }) => {
+            let settings = settings(&cli, None)?;
+            let app = open(&settings).await?;
+            let system = Actor::system("cli");
+            let facility_id = app.facility_id_by_code(&system, facility).await?;
+            let actor = Actor {
+                facility_id: Some(facility_id),
+                ..system
+            };
+            let mut read = Vec::with_capacity(files.len());
+            for f in files {
+                let bytes =
+                    std::fs::read(f).with_context(|| format!("{} を読めません", f.display()))?;
+                read.push((f.display().to_string(), bytes));
+            }
+            let report = app.import_medication(&actor, card, &read).await;
+            app.shutdown().await;
+            let report = report?;
+            println!(
+                "調剤 {} 件を登録しました（登録済み {} 件）",
+                report.dispensings_stored, report.dispensings_unchanged
+            );
+            for (file, warning) in &report.warnings {
+                eprintln!("注意 {file}: {warning}");
+            }
+            for (file, error) in &report.errors {
+                eprintln!("エラー {file}: {error}");
+            }
+            Ok(if report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Dev(DevCommand::GenerateSsmix2 {
             out,

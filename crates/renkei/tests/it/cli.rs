@@ -18,6 +18,7 @@ fn every_subcommand_has_help() {
         vec!["audit", "verify", "--help"],
         vec!["import", "--help"],
         vec!["import", "ssmix2", "--help"],
+        vec!["import", "jahis", "--help"],
         vec!["dev", "--help"],
         vec!["dev", "generate-ssmix2", "--help"],
     ] {
@@ -465,4 +466,55 @@ fn generated_storages_import_cleanly() {
         report["warnings"].as_array().unwrap().is_empty(),
         "{report}"
     );
+}
+
+#[test]
+fn import_jahis_stores_a_pharmacy_export_once() {
+    let fixtures = workspace_root().join("../shared/fixtures/jahis-rx-parser/fixtures");
+    if !fixtures.exists() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The demo region: cards for the hospitals' first patients, and かみや町薬局.
+    drop(start(d, &["--listen", "127.0.0.1:0", "--demo"]));
+    let draft = renkei_core::facility::FacilityCode::parse("3440103040").unwrap();
+    let pharmacy = format!("344010304{}", draft.expected_check_digit());
+    let file = fixtures.join("tc-multi-dispensing.txt");
+    let args = |f: &std::path::Path| {
+        vec![
+            "import".to_string(),
+            "jahis".to_string(),
+            f.to_str().unwrap().to_string(),
+            "--facility".to_string(),
+            pharmacy.clone(),
+            "--card".to_string(),
+            "34000000018".to_string(),
+        ]
+    };
+    let run = |f: &std::path::Path| {
+        let a = args(f);
+        renkei(d, &a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let first = run(&file);
+    assert!(
+        first.status.success(),
+        "{}{}",
+        stdout(&first),
+        stderr(&first)
+    );
+    assert!(
+        stdout(&first).contains("調剤 2 件を登録しました"),
+        "{}",
+        stdout(&first)
+    );
+    let again = run(&file);
+    assert!(
+        stdout(&again).contains("登録済み 2 件"),
+        "{}",
+        stdout(&again)
+    );
+    let bad = run(&fixtures.join("tc-invalid-missing-drug-code.txt"));
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("4行目"), "{}", stderr(&bad));
 }
