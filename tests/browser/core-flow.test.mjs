@@ -130,6 +130,24 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     await clickAndLoad(pharmacyPage, button(pharmacyPage, '登録'));
     assert.ok((await text(pharmacyPage.locator('#medication-report'))).includes('登録 2 件'), 'two dispensings are stored');
     await shot(pharmacyPage, 'medication-upload');
+    // A one-time code for the patient's notebook app; the app reads the history once.
+    await pharmacyPage.locator('#code_card').fill(payload);
+    await clickAndLoad(pharmacyPage, button(pharmacyPage, 'コードを発行'));
+    const oneTime = (await text(pharmacyPage.locator('#one-time-code'))).replace(/\s+/g, '');
+    assert.match(oneTime, /^[A-Z2-9]{8}$/, 'an eight-character code is shown');
+    await shot(pharmacyPage, 'one-time-code');
+    const redeem = () => fetch(`${base}/api/medication/v1/history`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `code=${oneTime}&format=jahis`,
+    });
+    const first = await redeem();
+    assert.equal(first.status, 200, 'the app reads the history');
+    const history = await first.text();
+    assert.ok(history.startsWith('JAHISTC08') && history.includes('ノルバスク'), history.slice(0, 200));
+    const second = await redeem();
+    assert.equal(second.status, 410, 'a used code fails plainly');
+    assert.equal((await second.json()).error, 'used_code');
     await pharmacyPage.goto(`${base}/consents`);
     await pharmacyPage.locator('input[name="mode"][value="facility_level"]').check();
     await pharmacyPage.locator('#h-policy ~ form input[value="prescription"]').check();

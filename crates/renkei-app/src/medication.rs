@@ -226,3 +226,221 @@ impl App {
         Ok(report)
     }
 }
+
+/// How long a one-time code can be used.
+pub const CODE_MINUTES: i64 = 10;
+/// Code characters: no 0/O, 1/I/L, so that a code read aloud or typed is unambiguous.
+const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+const CODE_LENGTH: usize = 8;
+
+/// Why a one-time code did not work (each says so plainly to the app).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CodeError {
+    #[error("ワンタイムコードが正しくありません")]
+    Unknown,
+    #[error("ワンタイムコードの有効期限が切れています。新しいコードを発行してください")]
+    Expired,
+    #[error("このワンタイムコードは使用済みです。新しいコードを発行してください")]
+    Used,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A patient's medication history for an external notebook app.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MedicationHistory {
+    /// All dispensings in the JAHIS format (one notebook, newest last).
+    pub jahis: String,
+    /// The same as a FHIR Bundle of MedicationDispense (JSON).
+    pub fhir: serde_json::Value,
+}
+
+fn normalise_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// The dispensings as FHIR MedicationDispense resources in a collection Bundle.
+fn fhir_bundle(nb: &Notebook) -> serde_json::Value {
+    let patient = nb
+        .patient
+        .as_ref()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let mut entries = Vec::new();
+    for d in &nb.dispensings {
+        let date = jahis::iso_date(&d.date);
+        let pharmacy = d
+            .pharmacy
+            .as_ref()
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        for rp in &d.rps {
+            for drug in &rp.drugs {
+                let mut codings = Vec::new();
+                match drug.code_type.as_str() {
+                    "4" => codings.push(serde_json::json!({ "system": "http://capstandard.jp/iyaku.info/CodeSystem/YJ-code", "code": drug.code, "display": drug.name })),
+                    "6" => codings.push(serde_json::json!({ "system": "http://medis.or.jp/CodeSystem/master-HOT9", "code": drug.code, "display": drug.name })),
+                    _ => {}
+                }
+                let usage = rp.usage.as_ref();
+                let mut resource = serde_json::json!({
+                    "resourceType": "MedicationDispense",
+                    "status": "completed",
+                    "medicationCodeableConcept": { "coding": codings, "text": drug.name },
+                    "subject": { "display": patient },
+                    "performer": [{ "actor": { "display": pharmacy } }],
+                    "dosageInstruction": [{ "text": usage.map(|u| u.name.clone()).unwrap_or_default() }],
+                });
+                if let Some(date) = &date {
+                    resource["whenHandedOver"] = serde_json::json!(date);
+                }
+                if let Some(days) = usage
+                    .filter(|u| u.unit == "日分")
+                    .and_then(|u| u.quantity.parse::<f64>().ok())
+                {
+                    resource["daysSupply"] = serde_json::json!({ "value": days, "unit": "日", "system": "http://unitsofmeasure.org", "code": "d" });
+                }
+                entries.push(serde_json::json!({ "resource": resource }));
+            }
+        }
+    }
+    serde_json::json!({ "resourceType": "Bundle", "type": "collection", "entry": entries })
+}
+
+impl App {
+    /// Issues a one-time code with which an external medication-notebook app reads the
+    /// patient's history once, within [`CODE_MINUTES`]. A pharmacy (or any facility the
+    /// patient is at) issues it on the patient's behalf, reading the HM card. Audited; the
+    /// code itself is never stored, only its digest.
+    pub async fn issue_medication_code(&self, actor: &Actor, card: &str) -> Result<(String, i64)> {
+        let facility_id = actor.facility_id.ok_or(AppError::Forbidden)?;
+        let payload = renkei_identity::CardPayload::parse(card)
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let Some(mut person) = self.store.person_by_common_id(&payload.id.digits()).await? else {
+            return Err(AppError::Invalid(
+                "このカードは使用できません。発行施設または事務局にお問い合わせください".into(),
+            ));
+        };
+        if let Some(survivor) = person.merged_into {
+            person = self.store.person(survivor).await?;
+        }
+        let random = crate::secrets::random_bytes::<CODE_LENGTH>()?;
+        let code: String = random
+            .iter()
+            .map(|b| char::from(CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()]))
+            .collect();
+        let now = self.now().0;
+        let expires = now + CODE_MINUTES * 60 * 1_000_000;
+        let event = self.event(
+            actor,
+            "medication.code.issue",
+            format!("person:{}", person.id),
+            AuditOutcome::Success,
+            &format!("expires_in_minutes={CODE_MINUTES}"),
+        );
+        self.store
+            .create_medication_code(
+                &crate::secrets::digest(&code),
+                person.id,
+                (Some(facility_id), &actor.login_id),
+                (now, expires),
+                event,
+            )
+            .await?;
+        Ok((code, expires))
+    }
+
+    /// An external app presents a one-time code: the patient's dispensing history, in the
+    /// JAHIS format and as FHIR MedicationDispense. The code is used up; an expired, used or
+    /// unknown code fails plainly. Every use is audited (`client` names the caller).
+    pub async fn medication_history_by_code(
+        &self,
+        code: &str,
+        client: &str,
+    ) -> std::result::Result<MedicationHistory, CodeError> {
+        let code = normalise_code(code);
+        let redemption = self
+            .store
+            .redeem_medication_code(&crate::secrets::digest(&code), self.now().0, client)
+            .await
+            .map_err(|e| CodeError::Other(AppError::from(e).to_string()))?;
+        let app_actor = Actor {
+            login_id: "medication-app".into(),
+            name: "外部お薬手帳アプリ".into(),
+            client: client.to_string(),
+            role: renkei_core::user::Role::Staff,
+            ..Actor::system("medication-app")
+        };
+        let caller = &app_actor;
+        let refuse = |why: &'static str, error: CodeError| async move {
+            let _ = self
+                .store
+                .append_audit(self.event(
+                    caller,
+                    "medication.code.use",
+                    "persons".into(),
+                    AuditOutcome::Denied,
+                    why,
+                ))
+                .await;
+            Err::<MedicationHistory, CodeError>(error)
+        };
+        let person_id = match redemption {
+            renkei_store::clinical::CodeRedemption::Person(p) => p,
+            renkei_store::clinical::CodeRedemption::Unknown => {
+                return refuse("unknown", CodeError::Unknown).await;
+            }
+            renkei_store::clinical::CodeRedemption::Expired => {
+                return refuse("expired", CodeError::Expired).await;
+            }
+            renkei_store::clinical::CodeRedemption::Used => {
+                return refuse("used", CodeError::Used).await;
+            }
+        };
+        let other = |e: renkei_store::StoreError| CodeError::Other(AppError::from(e).to_string());
+        let mut combined = Notebook {
+            version: "JAHISTC08".into(),
+            output: "1".into(),
+            ..Notebook::default()
+        };
+        for link in self.store.links_of(person_id).await.map_err(other)? {
+            if !link.active {
+                continue;
+            }
+            for (_, raw) in self
+                .store
+                .patient_messages_of_source(link.facility_id, &link.patient_local_id, "jahis")
+                .await
+                .map_err(other)?
+            {
+                if let Ok(nb) = jahis::parse(&raw) {
+                    if combined.patient.is_none() {
+                        combined.patient = nb.patient.clone();
+                    }
+                    combined.dispensings.extend(nb.dispensings);
+                }
+            }
+        }
+        combined
+            .dispensings
+            .sort_by_key(|d| jahis::iso_date(&d.date).unwrap_or_default());
+        let history = MedicationHistory {
+            jahis: jahis::write(&combined),
+            fhir: fhir_bundle(&combined),
+        };
+        let _ = self
+            .store
+            .append_audit(self.event(
+                &app_actor,
+                "medication.code.use",
+                format!("person:{person_id}"),
+                AuditOutcome::Success,
+                &format!("dispensings={}", combined.dispensings.len()),
+            ))
+            .await;
+        Ok(history)
+    }
+}

@@ -1011,3 +1011,99 @@ impl Store {
         .map_err(StoreError::from)
     }
 }
+
+/// What became of a one-time code on redemption.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// Valid: now used; the person it was issued for.
+    Person(i64),
+    Unknown,
+    Expired,
+    Used,
+}
+
+impl Store {
+    /// Messages of one source (`jahis`, …) for a facility's patient, oldest first: (occurred at,
+    /// the bytes as stored).
+    pub async fn patient_messages_of_source(
+        &self,
+        facility_id: i64,
+        patient_local_id: &str,
+        source: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        with_db!(&self.db, |pool| {
+            sqlx::query_as("SELECT occurred_at, raw FROM clinical_messages WHERE facility_id = $1 AND patient_local_id = $2 AND source = $3 AND status = 'current' ORDER BY occurred_at, id")
+                .bind(facility_id)
+                .bind(patient_local_id)
+                .bind(source)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// Stores a one-time code (its digest) with the audit event of its issue.
+    pub async fn create_medication_code(
+        &self,
+        code_hash: &str,
+        person_id: i64,
+        (facility_id, issued_by): (Option<i64>, &str),
+        (issued_at, expires_at): (i64, i64),
+        audit: renkei_core::audit::AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        exec_tx!(&mut tx, |c| {
+            sqlx::query("INSERT INTO medication_codes (code_hash, person_id, facility_id, issued_by, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(code_hash)
+                .bind(person_id)
+                .bind(facility_id)
+                .bind(issued_by)
+                .bind(issued_at)
+                .bind(expires_at)
+                .execute(&mut *c)
+                .await
+        })?;
+        self.append_audit_in(&mut tx, audit).await?;
+        tx.commit().await
+    }
+
+    /// Uses a one-time code: valid codes are marked used (once: a second use finds it used).
+    pub async fn redeem_medication_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        used_by: &str,
+    ) -> Result<CodeRedemption> {
+        let mut tx = self.begin().await?;
+        let row: Option<(i64, i64, Option<i64>)> = with_tx!(&mut tx, |c| {
+            sqlx::query_as(
+                "SELECT person_id, expires_at, used_at FROM medication_codes WHERE code_hash = $1",
+            )
+            .bind(code_hash)
+            .fetch_optional(&mut *c)
+            .await
+        })?;
+        let outcome = match row {
+            None => CodeRedemption::Unknown,
+            Some((_, _, Some(_))) => CodeRedemption::Used,
+            Some((_, expires, None)) if expires <= now => CodeRedemption::Expired,
+            Some((person, _, None)) => {
+                let n = exec_tx!(&mut tx, |c| {
+                    sqlx::query("UPDATE medication_codes SET used_at = $1, used_by = $2 WHERE code_hash = $3 AND used_at IS NULL")
+                        .bind(now)
+                        .bind(used_by)
+                        .bind(code_hash)
+                        .execute(&mut *c)
+                        .await
+                })?;
+                if n == 1 {
+                    CodeRedemption::Person(person)
+                } else {
+                    CodeRedemption::Used
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}

@@ -58,6 +58,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "lab_codes",
         include_str!("../migrations/sqlite/0010_lab_codes.sql"),
     ),
+    (
+        11,
+        "medication_codes",
+        include_str!("../migrations/sqlite/0011_medication_codes.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -109,6 +114,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         10,
         "lab_codes",
         include_str!("../migrations/postgres/0010_lab_codes.sql"),
+    ),
+    (
+        11,
+        "medication_codes",
+        include_str!("../migrations/postgres/0011_medication_codes.sql"),
     ),
 ];
 

@@ -122,6 +122,8 @@ pub fn router(state: WebState) -> Router {
                 .post(medication::upload)
                 .layer(DefaultBodyLimit::max(50 * 1024 * 1024)),
         )
+        .route("/medication/code", post(medication::issue_code))
+        .route("/api/medication/v1/history", post(medication::history))
         .route("/patients", get(consents::patients))
         .route("/patients/hide", post(consents::hide))
         .route(

@@ -102,3 +102,83 @@ pub async fn upload(
         Err(e) => error_page(&st.app, e),
     }
 }
+
+#[derive(serde::Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    card: String,
+}
+
+/// `POST /medication/code`: a one-time code for the patient's notebook app.
+pub async fn issue_code(
+    State(st): State<WebState>,
+    user: CurrentUser,
+    axum::extract::Form(f): axum::extract::Form<CodeForm>,
+) -> Response {
+    match st
+        .app
+        .issue_medication_code(&user.view.actor, &f.card)
+        .await
+    {
+        Ok((code, expires)) => render(&MedicationCodePage {
+            layout: user.layout(&st.app, "ワンタイムコード"),
+            code: format!("{} {}", &code[..4], &code[4..]),
+            expires: renkei_core::time::Timestamp(expires).jst_minutes(),
+        }),
+        Err(AppError::Invalid(m)) => render(&MedicationPage {
+            layout: user
+                .layout(&st.app, "お薬手帳データの登録")
+                .with_error(Some(m)),
+            report: None,
+        }),
+        Err(e) => error_page(&st.app, e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct HistoryRequest {
+    #[serde(default)]
+    code: String,
+    /// `jahis` (default) or `fhir`.
+    #[serde(default)]
+    format: String,
+}
+
+/// `POST /api/medication/v1/history`: an external notebook app presents a one-time code and
+/// gets the patient's dispensings once (JAHIS text, or FHIR MedicationDispense with
+/// `format=fhir`). Expired, used and unknown codes fail plainly (410, 410, 404).
+pub async fn history(
+    State(st): State<WebState>,
+    parts: axum::http::request::Parts,
+    axum::extract::Form(req): axum::extract::Form<HistoryRequest>,
+) -> Response {
+    use axum::http::StatusCode;
+    use axum::http::header::CONTENT_TYPE;
+    use axum::response::IntoResponse;
+    let client = crate::session::client_of(&parts);
+    match st.app.medication_history_by_code(&req.code, &client).await {
+        Ok(h) if req.format == "fhir" => (
+            [(CONTENT_TYPE, "application/fhir+json; charset=utf-8")],
+            h.fhir.to_string(),
+        )
+            .into_response(),
+        Ok(h) => ([(CONTENT_TYPE, "text/plain; charset=utf-8")], h.jahis).into_response(),
+        Err(e) => {
+            let (status, code) = match e {
+                renkei_app::medication::CodeError::Unknown => {
+                    (StatusCode::NOT_FOUND, "unknown_code")
+                }
+                renkei_app::medication::CodeError::Expired => (StatusCode::GONE, "expired_code"),
+                renkei_app::medication::CodeError::Used => (StatusCode::GONE, "used_code"),
+                renkei_app::medication::CodeError::Other(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                }
+            };
+            (
+                status,
+                axum::Json(serde_json::json!({ "error": code, "message": e.to_string() })),
+            )
+                .into_response()
+        }
+    }
+}

@@ -777,3 +777,11 @@ pub struct MedicationPage {
     pub layout: Layout,
     pub report: Option<renkei_app::medication::MedicationReport>,
 }
+
+#[derive(Template)]
+#[template(path = "medication_code.html")]
+pub struct MedicationCodePage {
+    pub layout: Layout,
+    pub code: String,
+    pub expires: String,
+}

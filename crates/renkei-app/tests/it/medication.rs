@@ -80,7 +80,7 @@ async fn staff(
 
 async fn dispensings_are_stored_once_and_viewed_under_consent(t: &TestStore) {
     let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_795_219_200)));
-    let app = App::new(t.store.clone(), clock, AppConfig::default());
+    let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
     let hospital = staff(&app, "hospital", "中央病院", "h.clerk", "clerk", "staff").await;
     let pharmacy = staff(
         &app,
@@ -174,6 +174,64 @@ async fn dispensings_are_stored_once_and_viewed_under_consent(t: &TestStore) {
     let detail: serde_json::Value = serde_json::from_str(&item.item.detail).unwrap();
     assert_eq!(detail["days"], "14");
     assert_eq!(detail["prescriber"]["name"], "中央 一郎");
+    // A one-time code: the app reads the history once, in JAHIS and in FHIR; a second use,
+    // an expired code and a wrong code fail plainly.
+    let (code, _) = app
+        .issue_medication_code(&pharmacy, &card.payload)
+        .await
+        .unwrap();
+    assert_eq!(code.len(), 8);
+    let history = app
+        .medication_history_by_code(&code.to_lowercase(), "203.0.113.5")
+        .await
+        .unwrap();
+    let back = renkei_clinical::jahis::parse_text(&history.jahis).unwrap();
+    assert_eq!(back.dispensings.len(), 2);
+    assert_eq!(back.dispensings[0].date, "20260220", "oldest first");
+    assert_eq!(history.fhir["entry"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        history.fhir["entry"][0]["resource"]["resourceType"],
+        "MedicationDispense"
+    );
+    assert_eq!(
+        history.fhir["entry"][0]["resource"]["daysSupply"]["value"],
+        14.0
+    );
+    assert_eq!(
+        app.medication_history_by_code(&code, "203.0.113.5")
+            .await
+            .unwrap_err(),
+        renkei_app::medication::CodeError::Used
+    );
+    assert_eq!(
+        app.medication_history_by_code("ABCD2345", "203.0.113.5")
+            .await
+            .unwrap_err(),
+        renkei_app::medication::CodeError::Unknown
+    );
+    let (late, _) = app
+        .issue_medication_code(&pharmacy, &card.payload)
+        .await
+        .unwrap();
+    clock.advance_seconds(11 * 60);
+    assert_eq!(
+        app.medication_history_by_code(&late, "203.0.113.5")
+            .await
+            .unwrap_err(),
+        renkei_app::medication::CodeError::Expired
+    );
+    let uses = app
+        .access_history(&Actor::system("test"), card.person.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.action == "medication.code.use")
+        .count();
+    assert_eq!(
+        uses, 1,
+        "the successful use names the person; refusals cannot"
+    );
+
     // Unknown cards are refused.
     assert!(matches!(
         app.import_medication(&pharmacy, "34000000000", &files)
