@@ -10,6 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -26,6 +27,7 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'renkei-core-flow-'));
   let server;
   let browser;
+  let hookServer;
   let passed = false;
   try {
     const operatorFacility = parseId(cli(bin, dataDir, ['admin', 'create-facility', '--type', 'operator', '--name', '広島県医師会 事務局']), 'operator facility');
@@ -120,16 +122,35 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
 
     // A pharmacy uploads its receipt computer's export for the patient's card and discloses its
     // dispensings (a facility-level rule); the doctor sees them in the お薬手帳.
+    // Before that, at the patient's request, the pharmacy links the patient's notebook app (registered
+    // by the operator) to the card: the new dispensings are pushed to the app as signed webhooks.
+    const pushed = [];
+    hookServer = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => { body += c; });
+      req.on('end', () => { pushed.push({ headers: req.headers, body }); res.writeHead(204).end(); });
+    });
+    await new Promise((resolve) => hookServer.listen(0, '127.0.0.1', resolve));
+    const hookUrl = `http://127.0.0.1:${hookServer.address().port}/renkei`;
+    cli(bin, dataDir, ['admin', 'create-medication-app', '--name', 'おくすり手帳アプリ', '--url', hookUrl]);
     const pharmacyPage = await newPage(browser);
     await login(pharmacyPage, base, 'ekimae.ph', 'Ekimae-Pharm-2026');
     await finishLogin(pharmacyPage, { label: 'pharmacist', password: 'Ekimae-Pharm-2026' });
     await clickAndLoad(pharmacyPage, pharmacyPage.locator('#menu-medication'));
+    await pharmacyPage.locator('#link_card').fill(payload);
+    await pharmacyPage.locator('#link_app').selectOption({ label: 'おくすり手帳アプリ' });
+    await clickAndLoad(pharmacyPage, button(pharmacyPage, '連携'));
+    assert.ok((await bodyText(pharmacyPage)).includes('お薬手帳アプリと連携しました'), 'the app is linked to the card');
     await pharmacyPage.locator('#card').fill(payload);
     const exported = fs.readFileSync(path.join(REPO_ROOT, '../shared/fixtures/jahis-rx-parser/fixtures/tc-multi-dispensing.txt'));
     await pharmacyPage.locator('#files').setInputFiles({ name: 'okusuri.txt', mimeType: 'text/plain', buffer: exported });
     await clickAndLoad(pharmacyPage, button(pharmacyPage, '登録'));
     assert.ok((await text(pharmacyPage.locator('#medication-report'))).includes('登録 2 件'), 'two dispensings are stored');
     await shot(pharmacyPage, 'medication-upload');
+    for (let i = 0; i < 100 && pushed.length < 2; i++) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(pushed.length, 2, 'each new dispensing is pushed to the linked app');
+    assert.match(pushed[0].headers['x-renkei-signature'], /^t=\d+,v1=[0-9a-f]{64}$/, 'pushes are signed');
+    assert.equal(JSON.parse(pushed[0].body).event, 'medication.dispensing');
     // A one-time code for the patient's notebook app; the app reads the history once.
     await pharmacyPage.locator('#code_card').fill(payload);
     await clickAndLoad(pharmacyPage, button(pharmacyPage, 'コードを発行'));
@@ -168,6 +189,7 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     passed = true;
   } finally {
     if (browser) await browser.close().catch(() => {});
+    if (hookServer) hookServer.close();
     if (server) await stopServer(server.child);
     if (passed) fs.rmSync(dataDir, { recursive: true, force: true });
     else if (server) console.error(server.stderr());

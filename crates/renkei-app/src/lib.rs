@@ -47,6 +47,8 @@ pub struct AppConfig {
     /// The package insert (添付文書) of a drug by YJ code: a URL with `{yj}` in it, set by the
     /// operator (`package_insert_url`); empty, drug names are not linked.
     pub package_insert_url: String,
+    /// The first retry of a failed webhook waits this long; each next one twice as long.
+    pub webhook_retry_seconds: i64,
 }
 
 impl Default for AppConfig {
@@ -59,6 +61,7 @@ impl Default for AppConfig {
             lockout_threshold: 5,
             lockout_seconds: 15 * 60,
             package_insert_url: String::new(),
+            webhook_retry_seconds: 60,
         }
     }
 }

@@ -16,6 +16,8 @@ use crate::{Actor, App, AppError, Result};
 pub struct MedicationReport {
     pub dispensings_stored: usize,
     pub dispensings_unchanged: usize,
+    /// Webhook deliveries queued for subscribed apps.
+    pub webhooks_queued: usize,
     /// (file, warning)
     pub warnings: Vec<(String, String)>,
     /// (file, error): files refused as a whole.
@@ -195,10 +197,16 @@ impl App {
         }
         if !batch.is_empty() {
             let outcomes = self.store.ingest(facility_id, self.now().0, &batch).await?;
-            for o in outcomes {
+            for (o, message) in outcomes.into_iter().zip(&batch) {
                 match o {
                     IngestOutcome::Stored | IngestOutcome::Replaced => {
-                        report.dispensings_stored += 1
+                        report.dispensings_stored += 1;
+                        // Apps the patient linked to the card get the new dispensing.
+                        let payload = webhook_payload(&person.common_id, &message.raw);
+                        report.webhooks_queued += self
+                            .store
+                            .enqueue_webhooks(person.id, &payload, self.now().0)
+                            .await? as usize;
                     }
                     IngestOutcome::Unchanged => report.dispensings_unchanged += 1,
                 }
@@ -442,5 +450,177 @@ impl App {
             ))
             .await;
         Ok(history)
+    }
+}
+
+/// The body of a webhook for one new dispensing: the patient's common ID, the dispensing in the
+/// JAHIS format, and the same as FHIR MedicationDispense.
+fn webhook_payload(common_id: &str, jahis_text: &[u8]) -> String {
+    let nb = jahis::parse(jahis_text).unwrap_or_default();
+    serde_json::json!({
+        "event": "medication.dispensing",
+        "common_id": common_id,
+        "dispensed_on": nb.dispensings.first().and_then(|d| jahis::iso_date(&d.date)),
+        "jahis": String::from_utf8_lossy(jahis_text),
+        "fhir": fhir_bundle(&nb),
+    })
+    .to_string()
+}
+
+/// The signature header of a webhook: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`
+/// under the app's secret.
+pub fn sign_webhook(secret: &str, unix_seconds: i64, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(format!("{unix_seconds}.{body}").as_bytes());
+    format!(
+        "t={unix_seconds},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Attempts before a delivery is given up.
+pub const WEBHOOK_ATTEMPTS: i64 = 10;
+
+impl App {
+    /// Registers a medication-notebook app that receives webhooks (operator). Returns its id
+    /// and the signing secret, shown once. The URL must be HTTPS (HTTP only on loopback).
+    pub async fn register_medication_app(
+        &self,
+        actor: &Actor,
+        name: &str,
+        url: &str,
+    ) -> Result<(i64, String)> {
+        actor.require_operator()?;
+        let url = url.trim();
+        let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+            .iter()
+            .any(|p| url.starts_with(p));
+        if !(url.starts_with("https://") || loopback) || url.len() > 2000 {
+            return Err(AppError::Invalid(
+                "通知先の URL は https:// で始めてください".into(),
+            ));
+        }
+        if name.trim().is_empty() {
+            return Err(AppError::Invalid("アプリの名前を入力してください".into()));
+        }
+        let secret = crate::secrets::token()?;
+        let event = self.event(
+            actor,
+            "medication.app.register",
+            format!("app:{}", name.trim()),
+            AuditOutcome::Success,
+            url,
+        );
+        let id = self
+            .store
+            .create_medication_app((name.trim(), url, &secret), self.now().0, event)
+            .await?;
+        Ok((id, secret))
+    }
+
+    pub async fn medication_apps(
+        &self,
+        actor: &Actor,
+    ) -> Result<Vec<renkei_store::webhooks::MedicationApp>> {
+        actor.require_operator()?;
+        Ok(self.store.medication_apps().await?)
+    }
+
+    /// Links an app to the card-holder (a facility, at the patient's request): new dispensings
+    /// are pushed to it. Audited.
+    pub async fn subscribe_medication_app(
+        &self,
+        actor: &Actor,
+        card: &str,
+        app_id: i64,
+    ) -> Result<()> {
+        actor.facility_id.ok_or(AppError::Forbidden)?;
+        let payload = renkei_identity::CardPayload::parse(card)
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let Some(mut person) = self.store.person_by_common_id(&payload.id.digits()).await? else {
+            return Err(AppError::Invalid(
+                "このカードは使用できません。発行施設または事務局にお問い合わせください".into(),
+            ));
+        };
+        if let Some(survivor) = person.merged_into {
+            person = self.store.person(survivor).await?;
+        }
+        if !self
+            .store
+            .medication_apps()
+            .await?
+            .iter()
+            .any(|a| a.id == app_id && a.active)
+        {
+            return Err(AppError::Invalid("そのアプリは登録されていません".into()));
+        }
+        let event = self.event(
+            actor,
+            "medication.app.subscribe",
+            format!("person:{}", person.id),
+            AuditOutcome::Success,
+            &format!("app:{app_id}"),
+        );
+        Ok(self
+            .store
+            .subscribe_medication_app(app_id, person.id, (self.now().0, &actor.login_id), event)
+            .await?)
+    }
+
+    /// The registered apps a facility can link a card-holder to: (id, name).
+    pub async fn linkable_medication_apps(&self, actor: &Actor) -> Result<Vec<(i64, String)>> {
+        actor.facility_id.ok_or(AppError::Forbidden)?;
+        Ok(self
+            .store
+            .medication_apps()
+            .await?
+            .into_iter()
+            .filter(|a| a.active)
+            .map(|a| (a.id, a.name))
+            .collect())
+    }
+
+    /// Webhooks due now (for the delivery task).
+    pub async fn due_webhooks(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<renkei_store::webhooks::DueDelivery>> {
+        Ok(self.store.due_webhooks(self.now().0, limit).await?)
+    }
+
+    /// Records a delivery attempt: done, or retried after `webhook_retry_seconds` ×
+    /// 2^(attempts − 1), at most six hours later, until [`WEBHOOK_ATTEMPTS`] attempts.
+    pub async fn webhook_attempted(
+        &self,
+        delivery: &renkei_store::webhooks::DueDelivery,
+        result: std::result::Result<(), String>,
+    ) -> Result<()> {
+        let now = self.now().0;
+        let outcome = match &result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let attempts = delivery.attempts + 1;
+                let retry = (attempts < WEBHOOK_ATTEMPTS).then(|| {
+                    let wait = (self.config.webhook_retry_seconds.max(1)
+                        << (attempts - 1).clamp(0, 20))
+                    .min(6 * 3600);
+                    now + wait * 1_000_000
+                });
+                Err((e.as_str(), retry))
+            }
+        };
+        Ok(self
+            .store
+            .webhook_attempted(delivery.id, now, outcome)
+            .await?)
+    }
+
+    /// (delivered, pending, given up) webhook deliveries (operator).
+    pub async fn webhook_counts(&self, actor: &Actor) -> Result<(i64, i64, i64)> {
+        actor.require_operator()?;
+        Ok(self.store.webhook_counts().await?)
     }
 }

@@ -24,6 +24,7 @@ mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

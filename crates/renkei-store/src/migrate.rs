@@ -63,6 +63,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "medication_codes",
         include_str!("../migrations/sqlite/0011_medication_codes.sql"),
     ),
+    (
+        12,
+        "webhooks",
+        include_str!("../migrations/sqlite/0012_webhooks.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -119,6 +124,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         11,
         "medication_codes",
         include_str!("../migrations/postgres/0011_medication_codes.sql"),
+    ),
+    (
+        12,
+        "webhooks",
+        include_str!("../migrations/postgres/0012_webhooks.sql"),
     ),
 ];
 

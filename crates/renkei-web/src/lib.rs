@@ -123,6 +123,7 @@ pub fn router(state: WebState) -> Router {
                 .layer(DefaultBodyLimit::max(50 * 1024 * 1024)),
         )
         .route("/medication/code", post(medication::issue_code))
+        .route("/medication/link", post(medication::link))
         .route("/api/medication/v1/history", post(medication::history))
         .route("/patients", get(consents::patients))
         .route("/patients/hide", post(consents::hide))

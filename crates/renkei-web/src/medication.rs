@@ -15,6 +15,52 @@ pub async fn form(State(st): State<WebState>, user: CurrentUser) -> Response {
     render(&MedicationPage {
         layout: user.layout(&st.app, "お薬手帳データの登録"),
         report: None,
+        apps: st
+            .app
+            .linkable_medication_apps(&user.view.actor)
+            .await
+            .unwrap_or_default(),
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub struct LinkForm {
+    #[serde(default)]
+    card: String,
+    #[serde(default)]
+    app: i64,
+}
+
+/// `POST /medication/link`: links an app to the card-holder; new dispensings are pushed to it.
+pub async fn link(
+    State(st): State<WebState>,
+    user: CurrentUser,
+    axum::extract::Form(f): axum::extract::Form<LinkForm>,
+) -> Response {
+    let apps = st
+        .app
+        .linkable_medication_apps(&user.view.actor)
+        .await
+        .unwrap_or_default();
+    let (flash, error) = match st
+        .app
+        .subscribe_medication_app(&user.view.actor, &f.card, f.app)
+        .await
+    {
+        Ok(()) => (
+            Some("お薬手帳アプリと連携しました。以後の調剤はアプリに届きます".to_string()),
+            None,
+        ),
+        Err(AppError::Invalid(m)) => (None, Some(m)),
+        Err(e) => return error_page(&st.app, e),
+    };
+    render(&MedicationPage {
+        layout: user
+            .layout(&st.app, "お薬手帳データの登録")
+            .with_flash(flash)
+            .with_error(error),
+        report: None,
+        apps,
     })
 }
 
@@ -50,6 +96,7 @@ pub async fn upload(
                                     ),
                                 ),
                                 report: None,
+                                apps: Vec::new(),
                             });
                         }
                     }
@@ -65,6 +112,7 @@ pub async fn upload(
                             "送信を受け取れませんでした（合計 50 MB までです）".into(),
                         )),
                     report: None,
+                    apps: Vec::new(),
                 });
             }
         }
@@ -77,6 +125,7 @@ pub async fn upload(
                     "ファイルを選ぶか、QRコードを読み取ってください".into(),
                 )),
             report: None,
+            apps: Vec::new(),
         });
     }
     match st
@@ -92,12 +141,14 @@ pub async fn upload(
                     report.dispensings_stored, report.dispensings_unchanged
                 ))),
             report: Some(report),
+            apps: Vec::new(),
         }),
         Err(AppError::Invalid(m)) => render(&MedicationPage {
             layout: user
                 .layout(&st.app, "お薬手帳データの登録")
                 .with_error(Some(m)),
             report: None,
+            apps: Vec::new(),
         }),
         Err(e) => error_page(&st.app, e),
     }
@@ -130,6 +181,7 @@ pub async fn issue_code(
                 .layout(&st.app, "お薬手帳データの登録")
                 .with_error(Some(m)),
             report: None,
+            apps: Vec::new(),
         }),
         Err(e) => error_page(&st.app, e),
     }

@@ -776,6 +776,8 @@ pub struct LabCodesPage {
 pub struct MedicationPage {
     pub layout: Layout,
     pub report: Option<renkei_app::medication::MedicationReport>,
+    /// Apps a card-holder can be linked to: (id, name).
+    pub apps: Vec<(i64, String)>,
 }
 
 #[derive(Template)]

@@ -21,6 +21,10 @@ pub struct FileConfig {
     pub network_name: Option<String>,
     /// Where a drug's package insert (添付文書) is, by YJ code: a URL with `{yj}` in it.
     pub package_insert_url: Option<String>,
+    /// How often queued webhooks are sent (default 5 s).
+    pub webhook_poll_seconds: Option<u64>,
+    /// The first retry of a failed webhook waits this long, each next twice as long (default 60).
+    pub webhook_retry_seconds: Option<i64>,
     pub region_prefecture: Option<u8>,
     pub oid_root: Option<String>,
     pub session_idle_minutes: Option<i64>,
@@ -74,6 +78,7 @@ pub struct Settings {
     pub mllp: crate::mllp::Limits,
     pub card_font: PathBuf,
     pub public_url: Option<String>,
+    pub webhook_poll_seconds: u64,
 }
 
 /// What came from flags or the environment (`None` when not given).
@@ -110,6 +115,9 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
     let mut app = AppConfig::default();
     if let Some(u) = file.package_insert_url {
         app.package_insert_url = u;
+    }
+    if let Some(s) = file.webhook_retry_seconds {
+        app.webhook_retry_seconds = s.max(1);
     }
     if let Some(n) = file.network_name {
         app.network_name = n;
@@ -166,6 +174,7 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
         app,
         mllp,
         card_font,
+        webhook_poll_seconds: file.webhook_poll_seconds.unwrap_or(5),
         public_url: file
             .public_url
             .or_else(|| std::env::var("RENKEI_PUBLIC_URL").ok())

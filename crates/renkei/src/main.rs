@@ -7,6 +7,7 @@ mod import;
 mod intake;
 mod mllp;
 mod serve;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -144,6 +145,26 @@ enum AdminCommand {
     ImportFacilities {
         /// all_med_inst_cd.csv or 202508_all_med_inst_cd.zip
         file: PathBuf,
+    },
+    /// Register a medication-notebook app that receives new dispensings by webhook; prints the
+    /// secret its receiver verifies signatures with (shown once).
+    CreateMedicationApp {
+        #[arg(long)]
+        name: String,
+        /// Where deliveries are POSTed (https://…; http only on loopback).
+        #[arg(long)]
+        url: String,
+    },
+    /// Link a registered medication-notebook app to a card-holder (at the patient's request).
+    SubscribeMedicationApp {
+        /// The 10-digit code of the facility doing it.
+        #[arg(long)]
+        facility: String,
+        /// The patient's HM card: the QR payload or the common ID.
+        #[arg(long)]
+        card: String,
+        #[arg(long)]
+        app: i64,
     },
     /// Register a system that calls the API (PIXm, PDQm) with OAuth client credentials: it
     /// signs its token requests with a private key whose public half is given here (a JWK Set).
@@ -554,6 +575,24 @@ async fn admin(app: &App, cmd: &AdminCommand) -> Result<()> {
         }
         AdminCommand::ImportFacilities { file } => {
             import::import_facilities(app, &actor, file).await?;
+        }
+        AdminCommand::CreateMedicationApp { name, url } => {
+            let (id, secret) = app.register_medication_app(&actor, name, url).await?;
+            println!("お薬手帳アプリを登録しました: id={id}");
+            println!("署名の鍵: {secret}（この表示の後は確認できません）");
+        }
+        AdminCommand::SubscribeMedicationApp {
+            facility,
+            card,
+            app: app_id,
+        } => {
+            let facility_id = app.facility_id_by_code(&actor, facility).await?;
+            let at = Actor {
+                facility_id: Some(facility_id),
+                ..actor.clone()
+            };
+            app.subscribe_medication_app(&at, card, *app_id).await?;
+            println!("お薬手帳アプリ {app_id} を連携しました");
         }
         AdminCommand::CreateClient(a) => {
             let jwks = std::fs::read_to_string(&a.jwks)

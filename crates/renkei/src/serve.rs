@@ -81,6 +81,10 @@ pub async fn serve(
             settings.mllp.clone(),
         ));
     }
+    tokio::spawn(crate::webhooks::run(
+        app.clone(),
+        Duration::from_secs(settings.webhook_poll_seconds.max(1)),
+    ));
     let purge = app.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(300));

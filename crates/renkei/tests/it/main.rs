@@ -8,6 +8,7 @@ mod cli;
 mod fhir;
 mod mllp;
 mod server;
+mod webhooks;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -119,13 +120,24 @@ impl Server {
 
 /// Starts `renkei serve` with `extra` arguments on 127.0.0.1:0 and waits for its address.
 pub fn start(data: &Path, extra: &[&str]) -> Server {
+    start_with(data, extra, true)
+}
+
+/// As [`start`], with the system clock instead of the fixed one when `fixed_clock` is false
+/// (for what must see time pass, such as retries).
+pub fn start_with(data: &Path, extra: &[&str], fixed_clock: bool) -> Server {
     let stderr_path = data.join("server.stderr");
-    let mut child = Command::new(bin())
+    let mut command = Command::new(bin());
+    if fixed_clock {
+        command.env("RENKEI_FIXED_CLOCK", FIXED_CLOCK);
+    } else {
+        command.env_remove("RENKEI_FIXED_CLOCK");
+    }
+    let mut child = command
         .arg("--data-dir")
         .arg(data)
         .arg("serve")
         .args(extra)
-        .env("RENKEI_FIXED_CLOCK", FIXED_CLOCK)
         .env_remove("RENKEI_DATABASE_URL")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
