@@ -24,6 +24,17 @@ pub struct MedicationReport {
     pub errors: Vec<(String, String)>,
 }
 
+impl MedicationReport {
+    /// Adds another report's counts, warnings and errors to this one.
+    pub fn absorb(&mut self, other: MedicationReport) {
+        self.dispensings_stored += other.dispensings_stored;
+        self.dispensings_unchanged += other.dispensings_unchanged;
+        self.webhooks_queued += other.webhooks_queued;
+        self.warnings.extend(other.warnings);
+        self.errors.extend(other.errors);
+    }
+}
+
 /// The code system of a JAHIS drug code type.
 fn code_system(code_type: &str) -> &'static str {
     match code_type {
@@ -622,5 +633,88 @@ impl App {
     pub async fn webhook_counts(&self, actor: &Actor) -> Result<(i64, i64, i64)> {
         actor.require_operator()?;
         Ok(self.store.webhook_counts().await?)
+    }
+}
+
+impl App {
+    /// Imports a file that arrived without its card: from a watched folder, or `renkei import
+    /// jahis` without `--card`. The card-holder is, in this order:
+    /// - the common ID the file name starts with (`34000000018_…`, check digit verified); or
+    /// - the one person this pharmacy has already linked by reading the HM card whose birth date,
+    ///   sex and name (kanji or kana, normalised) match the file's patient record (record 1).
+    ///
+    /// No match, or more than one, refuses the file with a message that names no patient.
+    pub async fn import_medication_file(
+        &self,
+        actor: &Actor,
+        file_name: &str,
+        bytes: &[u8],
+    ) -> Result<MedicationReport> {
+        let facility_id = actor.facility_id.ok_or(AppError::Forbidden)?;
+        let stem = std::path::Path::new(file_name)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("");
+        let prefix: String = stem.chars().take_while(char::is_ascii_digit).collect();
+        let card = if prefix.len() >= 11 && stem[prefix.len()..].starts_with(['_', '-', '.']) {
+            renkei_identity::CardPayload::parse(&prefix).map_err(|e| {
+                AppError::Invalid(format!("ファイル名の地域共通IDが正しくありません: {e}"))
+            })?;
+            prefix
+        } else {
+            self.card_holder_of_file(facility_id, bytes).await?
+        };
+        self.import_medication(actor, &card, &[(file_name.to_string(), bytes.to_vec())])
+            .await
+    }
+
+    /// The common ID of the one person linked at `facility_id` who matches the file's record 1.
+    async fn card_holder_of_file(&self, facility_id: i64, bytes: &[u8]) -> Result<String> {
+        use renkei_identity::normalize::{normalize_kana, normalize_name};
+        let notebook = jahis::parse(bytes).map_err(|e| AppError::Invalid(e.to_string()))?;
+        let unmatched = || {
+            AppError::Invalid(
+                "患者を特定できません。この薬局でHMカードを読み取った患者の氏名・生年月日・性別と一致しないか、複数と一致します。ファイル名の先頭に地域共通IDを付けてください（例: 34000000018_調剤.txt）".into(),
+            )
+        };
+        let Some(patient) = notebook.patient else {
+            return Err(unmatched());
+        };
+        let Some(birth) = jahis::iso_date(&patient.birth_date) else {
+            return Err(unmatched());
+        };
+        let sex = match patient.sex.trim() {
+            "1" => "M",
+            "2" => "F",
+            _ => return Err(unmatched()),
+        };
+        let (kanji, kana) = (
+            normalize_name(&patient.name),
+            normalize_kana(&patient.kana_name),
+        );
+        if kanji.is_empty() && kana.is_empty() {
+            return Err(unmatched());
+        }
+        let search = renkei_store::identity::PersonSearch {
+            birth_date: birth,
+            sex: sex.to_string(),
+            linked_facility: Some(facility_id),
+            exclude_merged: true,
+            ..Default::default()
+        };
+        let found: Vec<_> = self
+            .store
+            .search_persons(&search, 50)
+            .await?
+            .into_iter()
+            .filter(|p| {
+                (!kanji.is_empty() && normalize_name(&p.kanji_name) == kanji)
+                    || (!kana.is_empty() && normalize_kana(&p.kana_name) == kana)
+            })
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(one.common_id.clone()),
+            _ => Err(unmatched()),
+        }
     }
 }

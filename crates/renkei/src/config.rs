@@ -25,6 +25,12 @@ pub struct FileConfig {
     pub webhook_poll_seconds: Option<u64>,
     /// The first retry of a failed webhook waits this long, each next twice as long (default 60).
     pub webhook_retry_seconds: Option<i64>,
+    /// Folders where pharmacies' receipt computers drop JAHIS files (`[[jahis_watch]]` tables
+    /// with `dir` and `facility`).
+    #[serde(default)]
+    pub jahis_watch: Vec<crate::jahis_watch::Watch>,
+    /// How often the watched folders are looked at (default 10 s).
+    pub jahis_watch_poll_seconds: Option<u64>,
     pub region_prefecture: Option<u8>,
     pub oid_root: Option<String>,
     pub session_idle_minutes: Option<i64>,
@@ -79,6 +85,8 @@ pub struct Settings {
     pub card_font: PathBuf,
     pub public_url: Option<String>,
     pub webhook_poll_seconds: u64,
+    pub jahis_watch: Vec<crate::jahis_watch::Watch>,
+    pub jahis_watch_poll_seconds: u64,
 }
 
 /// What came from flags or the environment (`None` when not given).
@@ -175,6 +183,8 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
         mllp,
         card_font,
         webhook_poll_seconds: file.webhook_poll_seconds.unwrap_or(5),
+        jahis_watch: file.jahis_watch,
+        jahis_watch_poll_seconds: file.jahis_watch_poll_seconds.unwrap_or(10),
         public_url: file
             .public_url
             .or_else(|| std::env::var("RENKEI_PUBLIC_URL").ok())

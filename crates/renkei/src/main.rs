@@ -5,6 +5,7 @@ mod demo;
 mod generate;
 mod import;
 mod intake;
+mod jahis_watch;
 mod mllp;
 mod serve;
 mod webhooks;
@@ -100,9 +101,11 @@ enum ImportCommand {
         /// The pharmacy's 10-digit code.
         #[arg(long)]
         facility: String,
-        /// The patient's HM card: the QR payload or the common ID.
+        /// The patient's HM card: the QR payload or the common ID. Without it, each file's
+        /// card-holder is the common ID its name starts with (`34000000018_…`), or the one patient
+        /// this pharmacy has linked by card whose name, birth date and sex match the file.
         #[arg(long)]
-        card: String,
+        card: Option<String>,
     },
 }
 
@@ -450,7 +453,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     std::fs::read(f).with_context(|| format!("{} を読めません", f.display()))?;
                 read.push((f.display().to_string(), bytes));
             }
-            let report = app.import_medication(&actor, card, &read).await;
+            let report = match card {
+                Some(card) => app.import_medication(&actor, card, &read).await,
+                None => {
+                    let mut total = renkei_app::medication::MedicationReport::default();
+                    for (name, bytes) in &read {
+                        match app.import_medication_file(&actor, name, bytes).await {
+                            Ok(r) => total.absorb(r),
+                            Err(renkei_app::AppError::Invalid(m)) => {
+                                total.errors.push((name.clone(), m))
+                            }
+                            Err(e) => {
+                                app.shutdown().await;
+                                return Err(e.into());
+                            }
+                        }
+                    }
+                    Ok(total)
+                }
+            };
             app.shutdown().await;
             let report = report?;
             println!(

@@ -85,6 +85,13 @@ pub async fn serve(
         app.clone(),
         Duration::from_secs(settings.webhook_poll_seconds.max(1)),
     ));
+    if !settings.jahis_watch.is_empty() {
+        tokio::spawn(crate::jahis_watch::run(
+            app.clone(),
+            settings.jahis_watch.clone(),
+            Duration::from_secs(settings.jahis_watch_poll_seconds.max(1)),
+        ));
+    }
     let purge = app.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(300));

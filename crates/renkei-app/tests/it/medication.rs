@@ -240,3 +240,96 @@ async fn dispensings_are_stored_once_and_viewed_under_consent(t: &TestStore) {
     ));
 }
 on_both_backends!(dispensings_are_stored_once_and_viewed_under_consent);
+
+/// A file from a watched folder (or `renkei import jahis` without `--card`) finds its
+/// card-holder by the common ID at the start of its name, or else by the patient record among
+/// the pharmacy's card-read patients; anything unsure is refused, naming no one.
+async fn files_without_a_card_find_their_card_holder(t: &TestStore) {
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_795_219_200)));
+    let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
+    let hospital = staff(&app, "hospital", "中央病院", "h.clerk", "clerk", "staff").await;
+    let pharmacy = staff(
+        &app,
+        "pharmacy",
+        "駅前薬局",
+        "p.admin",
+        "pharmacist",
+        "facility_admin",
+    )
+    .await;
+    let yamada = |kanji: &str| PersonDetails {
+        kanji_name: kanji.into(),
+        kana_name: "ﾔﾏﾀﾞ ﾀﾛｳ".into(),
+        birth_date: "1980-01-01".into(),
+        sex: "M".into(),
+        ..PersonDetails::default()
+    };
+    let card = app
+        .issue_card(&hospital, "H-1", CardKind::Hm, Some(&yamada("山田　太郎")))
+        .await
+        .unwrap();
+    let minimal = fixture("tc-minimal-valid.txt");
+    let unsure = |r: Result<renkei_app::medication::MedicationReport, AppError>| match r {
+        Err(AppError::Invalid(m)) => {
+            assert!(m.contains("患者を特定できません"), "{m}");
+            assert!(!m.contains("山田"), "names no patient: {m}");
+        }
+        other => panic!("refused, not {other:?}"),
+    };
+    // The pharmacy has not read this patient's card yet: no match, however well the name fits.
+    unsure(
+        app.import_medication_file(&pharmacy, "export.txt", &minimal)
+            .await,
+    );
+    // Named by the common ID: stored, and the patient is now the pharmacy's.
+    let named = format!("{}_export.txt", card.common_id.digits());
+    let r = app
+        .import_medication_file(&pharmacy, &named, &minimal)
+        .await
+        .unwrap();
+    assert_eq!((r.dispensings_stored, r.errors.len()), (1, 0));
+    // Now a file without a name finds the patient (full-width space, half-width kana agree).
+    let r = app
+        .import_medication_file(
+            &pharmacy,
+            "export2.txt",
+            &fixture("tc-multi-dispensing.txt"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.dispensings_stored, r.errors.len()), (2, 0), "{r:?}");
+    // Someone else's file does not land on this patient.
+    unsure(
+        app.import_medication_file(
+            &pharmacy,
+            "other.txt",
+            &fixture("tc-output-category-2-full.txt"),
+        )
+        .await,
+    );
+    // A mistyped common ID in the name is refused by its check digit.
+    let mut typo = card.common_id.digits();
+    let last = typo.pop().unwrap();
+    typo.push(if last == '9' { '0' } else { '9' });
+    match app
+        .import_medication_file(&pharmacy, &format!("{typo}_x.txt"), &minimal)
+        .await
+    {
+        Err(AppError::Invalid(m)) => assert!(m.contains("地域共通ID"), "{m}"),
+        other => panic!("refused, not {other:?}"),
+    }
+    // A second person with the same name, birth date and sex read at this pharmacy: unsure.
+    let twin = app
+        .issue_card(&hospital, "H-2", CardKind::Hm, Some(&yamada("山田 太郎")))
+        .await
+        .unwrap();
+    app.read_card(&pharmacy, &twin.payload, "P-2")
+        .await
+        .unwrap();
+    unsure(
+        app.import_medication_file(&pharmacy, "export3.txt", &minimal)
+            .await,
+    );
+}
+
+on_both_backends!(files_without_a_card_find_their_card_holder);

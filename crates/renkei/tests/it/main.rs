@@ -6,6 +6,7 @@
 mod architecture;
 mod cli;
 mod fhir;
+mod jahis_watch;
 mod mllp;
 mod server;
 mod webhooks;
