@@ -176,7 +176,16 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     await page.goto(`${base}/viewer/${person}?tab=medication`);
     const notebook = await text(page.locator('#medication'));
     assert.ok(notebook.includes('ノルバスク') && notebook.includes('ロキソニン') && notebook.includes('工業会薬局'), `the medication notebook: ${notebook.slice(0, 300)}`);
+    const firstDay = page.locator('.month-calendars a.dispensed').first();
+    assert.ok(await firstDay.isVisible(), 'dispensing dates are marked on a month calendar');
+    await firstDay.click();
+    assert.equal(new URL(page.url()).hash, '#d1', 'a marked day leads to its dispensing');
     await shot(page, 'medication-notebook');
+    // The same dispensings under 処方, as the pharmacy's records beside the hospital's.
+    await page.goto(`${base}/viewer/${person}?tab=categories`);
+    await clickAndLoad(page, page.getByRole('link', { name: '処方', exact: true }));
+    const prescriptions = await text(page.locator('#timeline'));
+    assert.ok(prescriptions.includes('ノルバスク') && prescriptions.includes('駅前薬局'), `処方 shows the pharmacy as a source: ${prescriptions.slice(0, 300)}`);
 
     // The operator sees each read in the person's access history.
     const operator = await newPage(browser);

@@ -296,6 +296,86 @@ fn days_before(today: &str, days: i64) -> String {
     )
 }
 
+/// Day of the week, 0 = Sunday (Sakamoto's method, Gregorian calendar).
+fn weekday(y: i32, m: u32, d: u32) -> usize {
+    const T: [i32; 12] = [0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4];
+    let y = if m < 3 { y - 1 } else { y };
+    let i = (m.clamp(1, 12) - 1) as usize;
+    (y + y.div_euclid(4) - y.div_euclid(100) + y.div_euclid(400) + T[i] + d as i32).rem_euclid(7)
+        as usize
+}
+
+fn days_in_month(y: i32, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// The dispensing dates (`YYYY-MM-DD`, newest first, as in the list) as month calendars, newest
+/// month first; each marked day links to its first dispensing (`#d<n>`, n from 1 in list
+/// order). Dates that are not calendar dates are left out of the calendar (the list keeps them).
+fn dispensing_months(dispensings: &[DispensingView]) -> Vec<MonthView> {
+    let parse = |d: &str| -> Option<(i32, u32, u32)> {
+        let mut p = d.splitn(3, '-');
+        let y: i32 = p.next()?.parse().ok()?;
+        let m: u32 = p.next()?.parse().ok()?;
+        let day: u32 = p.next()?.get(..2)?.parse().ok()?;
+        ((1..=12).contains(&m) && day >= 1 && day <= days_in_month(y, m)).then_some((y, m, day))
+    };
+    // ((year, month), [(day, index in the list)])
+    type Month = ((i32, u32), Vec<(u32, usize)>);
+    let mut months: Vec<Month> = Vec::new();
+    for (n, d) in dispensings.iter().enumerate() {
+        let Some((y, m, day)) = parse(&d.date) else {
+            continue;
+        };
+        match months.iter_mut().find(|(k, _)| *k == (y, m)) {
+            Some((_, days)) => days.push((day, n)),
+            None => months.push(((y, m), vec![(day, n)])),
+        }
+    }
+    months.sort_by_key(|m| std::cmp::Reverse(m.0));
+    months
+        .into_iter()
+        .map(|((y, m), marked)| {
+            let first = weekday(y, m, 1);
+            let mut weeks: Vec<[Option<DayView>; 7]> = Vec::new();
+            for day in 1..=days_in_month(y, m) {
+                let slot = (first + day as usize - 1) % 7;
+                if slot == 0 || weeks.is_empty() {
+                    weeks.push(Default::default());
+                }
+                let of_day: Vec<usize> = marked
+                    .iter()
+                    .filter(|(d, _)| *d == day)
+                    .map(|(_, n)| *n)
+                    .collect();
+                let mut marks: Vec<(&'static str, String)> = Vec::new();
+                for n in &of_day {
+                    let mark = (dispensings[*n].colour, dispensings[*n].pharmacy.clone());
+                    if !marks.contains(&mark) {
+                        marks.push(mark);
+                    }
+                }
+                if let Some(week) = weeks.last_mut() {
+                    week[slot] = Some(DayView {
+                        day: day as u8,
+                        anchor: of_day.iter().min().map(|n| format!("d{}", n + 1)),
+                        marks,
+                    });
+                }
+            }
+            MonthView {
+                title: format!("{y}年{m}月"),
+                weeks,
+            }
+        })
+        .collect()
+}
+
 /// The お薬手帳: the pharmacies' dispensings (JAHIS records), newest first, grouped by day and
 /// pharmacy, each with its prescriber and drugs.
 fn dispensings(view: &PatientView, insert_url: &str) -> Vec<DispensingView> {
@@ -534,6 +614,7 @@ pub async fn patient(
         trend_key: q.trend.clone(),
         summary: None,
         dispensings: Vec::new(),
+        dispensing_months: Vec::new(),
         empty: view.items.is_empty() && calendar.as_ref().is_none_or(|c| c.months.is_empty()),
     };
     match tab.as_str() {
@@ -628,6 +709,7 @@ pub async fn patient(
         }
         "medication" => {
             page.dispensings = dispensings(&view, &st.app.config().package_insert_url);
+            page.dispensing_months = dispensing_months(&page.dispensings);
         }
         "summary" => {
             let m = view::minimum_data(&view.items, &today);
@@ -933,6 +1015,59 @@ pub async fn map_lab_code(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dispensed(date: &str, pharmacy: &str, colour: &'static str) -> DispensingView {
+        DispensingView {
+            date: date.into(),
+            facility: 1,
+            colour,
+            pharmacy: pharmacy.into(),
+            pharmacist: String::new(),
+            prescriber_facility: String::new(),
+            doctor: String::new(),
+            department: String::new(),
+            drugs: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn dispensing_dates_fall_on_their_weekdays() {
+        // 2026-03-01 is a Sunday; 2024-02-29 a Thursday; 2000-01-01 a Saturday.
+        assert_eq!(weekday(2026, 3, 1), 0);
+        assert_eq!(weekday(2024, 2, 29), 4);
+        assert_eq!(weekday(2000, 1, 1), 6);
+        let list = [
+            dispensed("2026-03-12", "駅前薬局", "f1"),
+            dispensed("2026-03-12", "駅前薬局", "f1"),
+            dispensed("2026-03-10", "みなと薬局", "f2"),
+            dispensed("2026-01-31", "駅前薬局", "f1"),
+            dispensed("2026-02-30", "駅前薬局", "f1"),
+        ];
+        let months = dispensing_months(&list);
+        assert_eq!(
+            months.iter().map(|m| m.title.as_str()).collect::<Vec<_>>(),
+            ["2026年3月", "2026年1月"],
+            "newest first; 2月30日 is no date"
+        );
+        let march = &months[0];
+        assert_eq!(march.weeks.len(), 5);
+        let day = |w: usize, d: usize| march.weeks[w][d].as_ref();
+        assert_eq!(day(0, 0).map(|d| d.day), Some(1), "the 1st on Sunday");
+        // The 12th is a Thursday of the second week: one mark, linked to the first of its two.
+        let twelfth = day(1, 4).unwrap();
+        assert_eq!((twelfth.day, twelfth.anchor.as_deref()), (12, Some("d1")));
+        assert_eq!(twelfth.marks, [("f1", "駅前薬局".to_string())]);
+        assert_eq!(day(1, 2).unwrap().anchor.as_deref(), Some("d3"));
+        assert!(day(1, 3).unwrap().anchor.is_none());
+        // January 2026 starts on a Thursday and the 31st is a Saturday.
+        let january = &months[1];
+        assert!(january.weeks[0][3].is_none() && january.weeks[0][4].is_some());
+        assert_eq!(
+            january.weeks.last().unwrap()[6].as_ref().map(|d| d.day),
+            Some(31)
+        );
+    }
 
     #[test]
     fn cda_documents_read_as_text() {

@@ -711,10 +711,28 @@ pub struct ViewerPage {
     pub trend_key: String,
     pub summary: Option<SummaryView>,
     pub dispensings: Vec<DispensingView>,
+    /// The dispensing dates as month calendars, newest month first.
+    pub dispensing_months: Vec<MonthView>,
     pub empty: bool,
 }
 
 /// One dispensing in the お薬手帳.
+/// One month of the お薬手帳 calendar: weeks from Sunday, each day with the anchors of its
+/// dispensings.
+pub struct MonthView {
+    /// `2026年3月`.
+    pub title: String,
+    pub weeks: Vec<[Option<DayView>; 7]>,
+}
+
+pub struct DayView {
+    pub day: u8,
+    /// The first dispensing of the day (`d3`), when there is one.
+    pub anchor: Option<String>,
+    /// The pharmacies of the day's dispensings, with their colours.
+    pub marks: Vec<(&'static str, String)>,
+}
+
 pub struct DispensingView {
     pub date: String,
     pub facility: i64,
