@@ -6,6 +6,8 @@
 //! dates and a JSON detail. The original bytes are kept by the store beside the items, so a better
 //! mapping can be replayed later.
 
+pub mod fhir;
+pub mod fhir_search;
 pub mod jahis;
 pub mod jlac10;
 mod map;
