@@ -20,12 +20,40 @@ pub const ASSERTION_MAX_SECONDS: i64 = 300;
 /// Clock skew tolerated on assertion times.
 const LEEWAY_SECONDS: i64 = 60;
 
-/// The scopes a client can be given: SMART v2 (`.rs` = read and search) and v1 (`.read`).
+/// The resource types a scope can name (besides `*`).
+pub const SCOPE_TYPES: &[&str] = &[
+    "Patient",
+    "Encounter",
+    "Condition",
+    "AllergyIntolerance",
+    "MedicationRequest",
+    "MedicationAdministration",
+    "MedicationDispense",
+    "Observation",
+    "DiagnosticReport",
+    "Procedure",
+    "ImagingStudy",
+    "DocumentReference",
+    "Binary",
+    "Organization",
+];
+
+/// Whether a scope can be given: `system/<type or *>.<permissions>`, with SMART v2
+/// permissions (`r` read, `s` search; `rs`) or v1's `read`. Writing is not offered yet.
+pub fn known_scope(scope: &str) -> bool {
+    let Some((kind, permissions)) = scope
+        .strip_prefix("system/")
+        .and_then(|r| r.split_once('.'))
+    else {
+        return false;
+    };
+    (kind == "*" || SCOPE_TYPES.contains(&kind)) && matches!(permissions, "r" | "s" | "rs" | "read")
+}
+
+/// Examples of scopes, for messages.
 pub const KNOWN_SCOPES: &[&str] = &[
     "system/Patient.rs",
-    "system/Patient.r",
-    "system/Patient.s",
-    "system/Patient.read",
+    "system/Observation.rs",
     "system/*.rs",
     "system/*.read",
 ];
@@ -127,6 +155,8 @@ pub struct ClientInput {
     /// Space-separated, from [`KNOWN_SCOPES`].
     pub scopes: String,
     pub cross_facility: bool,
+    /// The profession the client reads as (`doctor`, `pharmacist`, …; empty is `clerk`).
+    pub profession: String,
 }
 
 impl App {
@@ -164,10 +194,21 @@ impl App {
         if scopes.is_empty() {
             return Err(AppError::Invalid("スコープを指定してください".into()));
         }
-        if let Some(unknown) = scopes.iter().find(|s| !KNOWN_SCOPES.contains(s)) {
+        if let Some(unknown) = scopes.iter().find(|s| !known_scope(s)) {
             return Err(AppError::Invalid(format!(
-                "スコープ「{unknown}」は使えません（使えるもの: {}）",
+                "スコープ「{unknown}」は使えません（system/<リソース型または*>.rs の形で。例: {}）",
                 KNOWN_SCOPES.join(" ")
+            )));
+        }
+        let profession = input.profession.trim();
+        let profession = if profession.is_empty() {
+            "clerk"
+        } else {
+            profession
+        };
+        if renkei_core::user::Profession::from_key(profession).is_none() {
+            return Err(AppError::Invalid(format!(
+                "職種「{profession}」は使えません"
             )));
         }
         self.store.facility(input.facility_id).await?;
@@ -187,6 +228,7 @@ impl App {
                     jwks: input.jwks.clone(),
                     scopes: scopes.join(" "),
                     cross_facility: input.cross_facility,
+                    profession: profession.to_string(),
                 },
                 self.now().0,
                 event,
@@ -453,7 +495,7 @@ fn client_actor(client: &ApiClient, peer: &str) -> Actor {
         login_id: format!("client:{}", client.client_id),
         name: client.name.clone(),
         facility_id: Some(client.facility_id),
-        profession: None,
+        profession: Some(client.profession.clone()),
         role: Role::Staff,
         emergency: false,
         client: peer.to_string(),

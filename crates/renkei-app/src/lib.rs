@@ -10,6 +10,7 @@ pub mod auth;
 pub mod consent;
 pub mod directory;
 mod error;
+pub mod fhir;
 pub mod identity;
 pub mod intake;
 pub mod interop;

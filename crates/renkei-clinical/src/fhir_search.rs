@@ -599,7 +599,12 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 }
 
 fn day_text(seconds: i64) -> String {
-    let (y, m, d) = civil_from_days(seconds.div_euclid(86_400));
+    day_of(seconds.div_euclid(86_400))
+}
+
+/// `YYYY-MM-DD` of a day number of [`date_range`]'s calendar (days since 0000-03-01).
+pub fn day_of(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

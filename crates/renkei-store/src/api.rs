@@ -21,6 +21,8 @@ pub struct ApiClient {
     pub cross_facility: bool,
     pub active: bool,
     pub created_at: i64,
+    /// The profession whose rights the client reads the record with (`clerk` by default).
+    pub profession: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -31,6 +33,7 @@ pub struct NewApiClient {
     pub jwks: String,
     pub scopes: String,
     pub cross_facility: bool,
+    pub profession: String,
 }
 
 /// A valid access token: who holds it and what it grants.
@@ -41,8 +44,7 @@ pub struct ApiToken {
     pub expires_at: i64,
 }
 
-const CLIENT: &str =
-    "id, client_id, name, facility_id, jwks, scopes, cross_facility, active, created_at";
+const CLIENT: &str = "id, client_id, name, facility_id, jwks, scopes, cross_facility, active, created_at, profession";
 
 impl Store {
     pub async fn create_api_client(
@@ -53,7 +55,7 @@ impl Store {
     ) -> Result<ApiClient> {
         let mut tx = self.begin().await?;
         let id: (i64,) = with_tx!(&mut tx, |conn| {
-            sqlx::query_as("INSERT INTO api_clients (client_id, name, facility_id, jwks, scopes, cross_facility, active, created_at) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7) RETURNING id")
+            sqlx::query_as("INSERT INTO api_clients (client_id, name, facility_id, jwks, scopes, cross_facility, active, created_at, profession) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8) RETURNING id")
                 .bind(&c.client_id)
                 .bind(&c.name)
                 .bind(c.facility_id)
@@ -61,6 +63,7 @@ impl Store {
                 .bind(&c.scopes)
                 .bind(c.cross_facility)
                 .bind(at)
+                .bind(&c.profession)
                 .fetch_one(&mut *conn)
                 .await
         })

@@ -307,6 +307,19 @@ impl Store {
         Ok((patient, items))
     }
 
+    /// Whose an active item is: (facility, local patient ID), by the item's id.
+    pub async fn item_owner(&self, item_id: i64) -> Result<Option<(i64, String)>> {
+        with_db!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT facility_id, patient_local_id FROM clinical_items WHERE id = $1 AND active = TRUE",
+            )
+            .bind(item_id)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(StoreError::from)
+    }
+
     /// The local patient IDs of a facility that have records.
     pub async fn clinical_patients(&self, facility_id: i64) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = with_db!(&self.db, |pool| {
@@ -967,6 +980,10 @@ impl Store {
         (since, until): (Option<&str>, Option<&str>),
         codes: Option<&[String]>,
     ) -> Result<Vec<StoredItem>> {
+        if categories.is_empty() || codes.is_some_and(<[String]>::is_empty) {
+            // Nothing asked for (and `IN ()` is not SQL).
+            return Ok(Vec::new());
+        }
         // Placeholders for the lists: $5… for categories, then codes.
         let mut binds: Vec<&str> = categories.to_vec();
         let category_list = (0..categories.len())

@@ -68,6 +68,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../migrations/sqlite/0012_webhooks.sql"),
     ),
+    (
+        13,
+        "api client profession",
+        include_str!("../migrations/sqlite/0013_api_client_profession.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -129,6 +134,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         12,
         "webhooks",
         include_str!("../migrations/postgres/0012_webhooks.sql"),
+    ),
+    (
+        13,
+        "api client profession",
+        include_str!("../migrations/postgres/0013_api_client_profession.sql"),
     ),
 ];
 

@@ -177,16 +177,44 @@ pub async fn metadata(State(st): State<WebState>) -> Response {
                         "extension": [{ "url": "token", "valueUri": "/oauth/token" }]
                     }]
                 },
-                "resource": [{
-                    "type": "Patient",
-                    "supportedProfile": [PDQM_PATIENT, JP_PATIENT],
-                    "interaction": [{ "code": "read" }, { "code": "search-type" }],
-                    "searchParam": PDQ_PARAMS.iter().map(|(name, kind)| json!({ "name": name, "type": kind })).collect::<Vec<_>>(),
-                    "operation": [{ "name": "ihe-pix", "definition": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix" }]
-                }]
+                "resource": capability_resources(),
             }]
         }),
     )
+}
+
+/// The resources of the CapabilityStatement: Patient (PDQm, PIXm, $everything), the clinical
+/// types with their search parameters and includes, Organization and Binary.
+fn capability_resources() -> Value {
+    use renkei_app::fhir::fhir_search::{Kind, includes_of, params_of};
+    let mut resources = vec![json!({
+        "type": "Patient",
+        "supportedProfile": [PDQM_PATIENT, JP_PATIENT],
+        "interaction": [{ "code": "read" }, { "code": "search-type" }],
+        "searchParam": PDQ_PARAMS.iter().map(|(name, kind)| json!({ "name": name, "type": kind })).collect::<Vec<_>>(),
+        "operation": [
+            { "name": "ihe-pix", "definition": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix" },
+            { "name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything" }
+        ]
+    })];
+    for t in renkei_app::fhir::CLINICAL_TYPES {
+        let mut params: Vec<Value> = params_of(t)
+            .iter()
+            .map(|p| {
+                json!({ "name": p.name, "type": match p.kind { Kind::Token => "token", Kind::Date => "date", Kind::Reference => "reference" } })
+            })
+            .collect();
+        params.push(json!({ "name": "_id", "type": "token" }));
+        resources.push(json!({
+            "type": t,
+            "interaction": [{ "code": "read" }, { "code": "search-type" }],
+            "searchParam": params,
+            "searchInclude": includes_of(t).iter().map(|i| i.0).collect::<Vec<_>>(),
+        }));
+    }
+    resources.push(json!({ "type": "Organization", "interaction": [{ "code": "read" }] }));
+    resources.push(json!({ "type": "Binary", "interaction": [{ "code": "read" }] }));
+    json!(resources)
 }
 
 /// The PDQm search parameters served, with their FHIR types.
@@ -497,4 +525,256 @@ pub async fn not_supported() -> Response {
         "not-supported",
         "this FHIR interaction is not supported here (see /fhir/metadata)",
     )
+}
+
+/// The FHIR base URL, for `fullUrl`s and links: `<public_url>/fhir`, or from the request.
+fn base_url(st: &WebState, headers: &HeaderMap) -> String {
+    let token = token_url(st, headers);
+    format!("{}/fhir", token.trim_end_matches("/oauth/token"))
+}
+
+fn search_error(e: &renkei_app::fhir::fhir_search::SearchError) -> Response {
+    fhir(
+        StatusCode::BAD_REQUEST,
+        json!({
+            "resourceType": "OperationOutcome",
+            "issue": [{ "severity": "error", "code": e.code, "diagnostics": e.to_string(), "expression": [e.param] }]
+        }),
+    )
+}
+
+/// A searchset Bundle of a page: the matches, then what they include, then (under lenient
+/// handling) a warning naming the ignored parameters; self/next/previous links carry only the
+/// parameters used.
+fn searchset(
+    base: &str,
+    path: &str,
+    used: &[(String, String)],
+    (count, offset): (usize, usize),
+    page: &renkei_app::fhir::FhirPage,
+    ignored: &[String],
+) -> Value {
+    let link = |offset: usize| {
+        let mut pairs = used.to_vec();
+        pairs.push(("_count".into(), count.to_string()));
+        pairs.push(("_offset".into(), offset.to_string()));
+        format!(
+            "{base}/{path}?{}",
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        )
+    };
+    let mut links = vec![json!({ "relation": "self", "url": link(offset) })];
+    if offset + count < page.total && count > 0 {
+        links.push(json!({ "relation": "next", "url": link(offset + count) }));
+    }
+    if offset > 0 {
+        links.push(json!({ "relation": "previous", "url": link(offset.saturating_sub(count)) }));
+    }
+    let full = |r: &Value| {
+        format!(
+            "{base}/{}/{}",
+            r["resourceType"].as_str().unwrap_or(""),
+            r["id"].as_str().unwrap_or("")
+        )
+    };
+    let mut entries: Vec<Value> = page
+        .matches
+        .iter()
+        .map(|r| json!({ "fullUrl": full(r), "resource": r, "search": { "mode": "match" } }))
+        .collect();
+    for p in &page.patients {
+        let r = patient_json(p);
+        entries
+            .push(json!({ "fullUrl": full(&r), "resource": r, "search": { "mode": "include" } }));
+    }
+    for o in &page.organizations {
+        entries.push(json!({ "fullUrl": full(o), "resource": o, "search": { "mode": "include" } }));
+    }
+    if !ignored.is_empty() {
+        entries.push(json!({
+            "resource": {
+                "resourceType": "OperationOutcome",
+                "issue": [{ "severity": "warning", "code": "not-supported", "diagnostics": format!("ignored search parameters: {}", ignored.join(", ")) }]
+            },
+            "search": { "mode": "outcome" }
+        }));
+    }
+    json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": page.total,
+        "link": links,
+        "entry": entries,
+    })
+}
+
+/// `GET /fhir/{type}`: a search on a clinical type.
+pub async fn search(
+    State(st): State<WebState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    Path(resource_type): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if !renkei_app::fhir::CLINICAL_TYPES.contains(&resource_type.as_str()) {
+        return not_supported().await;
+    }
+    let search =
+        match renkei_app::fhir::fhir_search::parse(&resource_type, &params(raw), lenient(&headers))
+        {
+            Ok(s) => s,
+            Err(e) => return search_error(&e),
+        };
+    match st.app.fhir_search(&caller, &search).await {
+        Ok(page) => fhir(
+            StatusCode::OK,
+            searchset(
+                &base_url(&st, &headers),
+                &resource_type,
+                &search.used,
+                (search.count, search.offset),
+                &page,
+                &search.ignored,
+            ),
+        ),
+        Err(e) => app_error(e),
+    }
+}
+
+/// `GET /fhir/{type}/{id}`.
+pub async fn read(
+    State(st): State<WebState>,
+    Caller(caller): Caller,
+    Path((resource_type, id)): Path<(String, String)>,
+) -> Response {
+    let result = match resource_type.as_str() {
+        "Organization" => st.app.fhir_organization(&caller, &id).await,
+        t if renkei_app::fhir::CLINICAL_TYPES.contains(&t) => {
+            st.app.fhir_read(&caller, t, &id).await
+        }
+        _ => return not_supported().await,
+    };
+    match result {
+        Ok(r) => fhir(StatusCode::OK, r),
+        Err(e) => app_error(e),
+    }
+}
+
+/// `GET /fhir/Binary/{id}`: a document's file, as itself.
+pub async fn binary(
+    State(st): State<WebState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Response {
+    match st.app.fhir_binary(&caller, &id).await {
+        Ok((content_type, bytes)) => {
+            let mut r = (StatusCode::OK, bytes).into_response();
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            r.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => app_error(e),
+    }
+}
+
+/// `GET /fhir/Patient/{id}/$everything` with `start`, `end`, `_type`, `_count`, `_offset`.
+pub async fn everything(
+    State(st): State<WebState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    use renkei_app::fhir::fhir_search::{DEFAULT_COUNT, MAX_COUNT, date_range};
+    let (mut start, mut end, mut types) = (None, None, Vec::new());
+    let (mut count, mut offset) = (DEFAULT_COUNT, 0usize);
+    let mut used = Vec::new();
+    let mut ignored = Vec::new();
+    for (name, value) in params(raw) {
+        match name.as_str() {
+            "start" | "end" => {
+                let Some((lo, hi)) = date_range(&value) else {
+                    return outcome(
+                        StatusCode::BAD_REQUEST,
+                        "error",
+                        "invalid",
+                        &format!("{name}: '{value}' is not a date"),
+                    );
+                };
+                let day = |s: i64| {
+                    let d = s.div_euclid(86_400);
+                    // Back to a civil date through the same calendar as date_range.
+                    renkei_app::fhir::fhir_search::day_of(d)
+                };
+                if name == "start" {
+                    start = Some(day(lo));
+                } else {
+                    end = Some(day(hi - 1));
+                }
+                used.push((name, value));
+            }
+            "_type" => {
+                types.extend(value.split(',').map(|t| t.trim().to_string()));
+                used.push((name, value));
+            }
+            "_count" | "_offset" => {
+                let Ok(n) = value.parse::<usize>() else {
+                    return outcome(
+                        StatusCode::BAD_REQUEST,
+                        "error",
+                        "invalid",
+                        &format!("{name} must be a whole number"),
+                    );
+                };
+                if name == "_count" {
+                    count = n.min(MAX_COUNT);
+                } else {
+                    offset = n;
+                }
+            }
+            "_format" => {}
+            other if lenient(&headers) => ignored.push(other.to_string()),
+            other => {
+                return outcome(
+                    StatusCode::BAD_REQUEST,
+                    "error",
+                    "not-supported",
+                    &format!(
+                        "parameter '{other}' is not supported by $everything (start, end, _type, _count, _offset); send Prefer: handling=lenient to ignore it"
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(unknown) = types
+        .iter()
+        .find(|t| !renkei_app::fhir::CLINICAL_TYPES.contains(&t.as_str()))
+    {
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "not-supported",
+            &format!("_type: '{unknown}' is not a clinical type served here"),
+        );
+    }
+    match st
+        .app
+        .fhir_everything(&caller, &id, (start, end), &types, (count, offset))
+        .await
+    {
+        Ok(page) => fhir(
+            StatusCode::OK,
+            searchset(
+                &base_url(&st, &headers),
+                &format!("Patient/{id}/$everything"),
+                &used,
+                (count, offset),
+                &page,
+                &ignored,
+            ),
+        ),
+        Err(e) => app_error(e),
+    }
 }

@@ -155,8 +155,19 @@ pub fn router(state: WebState) -> Router {
         .route("/fhir/Patient", get(fhir::patient_search))
         .route("/fhir/Patient/$ihe-pix", get(fhir::pix))
         .route("/fhir/Patient/{id}", get(fhir::patient_read))
+        .route("/fhir/Patient/{id}/$everything", get(fhir::everything))
+        .route("/fhir/Binary/{id}", get(fhir::binary))
+        .route("/fhir", get(fhir::not_supported).post(fhir::not_supported))
         .route(
-            "/fhir/{*rest}",
+            "/fhir/{resource_type}",
+            get(fhir::search).post(fhir::not_supported),
+        )
+        .route(
+            "/fhir/{resource_type}/{id}",
+            get(fhir::read).post(fhir::not_supported),
+        )
+        .route(
+            "/fhir/{resource_type}/{id}/{*rest}",
             get(fhir::not_supported).post(fhir::not_supported),
         )
         .fallback(pages::not_found)

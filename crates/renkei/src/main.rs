@@ -194,6 +194,10 @@ struct CreateClientArgs {
     /// network), not only its own facility's.
     #[arg(long)]
     cross_facility: bool,
+    /// The profession whose rights the client reads the record with (doctor, pharmacist, nurse,
+    /// …); clerk, the default, sees no clinical data unless the operator's rights allow it.
+    #[arg(long, default_value = "clerk")]
+    profession: String,
 }
 
 #[derive(Args, Debug)]
@@ -629,6 +633,7 @@ async fn admin(app: &App, cmd: &AdminCommand) -> Result<()> {
                         jwks,
                         scopes: a.scope.clone(),
                         cross_facility: a.cross_facility,
+                        profession: a.profession.clone(),
                     },
                 )
                 .await?;

@@ -128,6 +128,7 @@ async fn clients_tokens_pixm_and_pdqm(t: &TestStore) {
         jwks: key.jwks.clone(),
         scopes: "system/Patient.rs".into(),
         cross_facility: false,
+        profession: String::new(),
     };
     assert!(matches!(
         app.register_api_client(&a, &input).await,
@@ -136,6 +137,8 @@ async fn clients_tokens_pixm_and_pdqm(t: &TestStore) {
     for (jwks, scopes) in [
         ("not json", "system/Patient.rs"),
         (key.jwks.as_str(), "user/Patient.rs"),
+        (key.jwks.as_str(), "system/Secret.rs"),
+        (key.jwks.as_str(), "system/Patient.write"),
     ] {
         let bad = ClientInput {
             jwks: jwks.into(),
@@ -158,6 +161,7 @@ async fn clients_tokens_pixm_and_pdqm(t: &TestStore) {
             jwks: gateway_key.jwks.clone(),
             scopes: "system/Patient.rs system/Patient.r".into(),
             cross_facility: true,
+            profession: String::new(),
         },
     )
     .await

@@ -5,6 +5,7 @@
 
 mod api;
 mod consent;
+mod fhir;
 mod identity;
 mod intake;
 mod medication;

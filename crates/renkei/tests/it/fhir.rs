@@ -16,12 +16,22 @@ fn chuo_code() -> String {
 }
 
 async fn token(c: &reqwest::Client, base: &str, key: &ClientKey, jti: &str) -> reqwest::Response {
+    token_for(c, base, key, ("chuo-ehr", "system/Patient.rs"), jti).await
+}
+
+async fn token_for(
+    c: &reqwest::Client,
+    base: &str,
+    key: &ClientKey,
+    (client_id, scope): (&str, &str),
+    jti: &str,
+) -> reqwest::Response {
     let url = format!("{base}/oauth/token");
-    let assertion = key.assertion("k1", "chuo-ehr", &url, FIXED_UNIX as i64 + 120, jti);
+    let assertion = key.assertion("k1", client_id, &url, FIXED_UNIX as i64 + 120, jti);
     c.post(&url)
         .form(&[
             ("grant_type", "client_credentials"),
-            ("scope", "system/Patient.rs"),
+            ("scope", scope),
             ("client_assertion_type", renkei_app::api::ASSERTION_TYPE),
             ("client_assertion", assertion.as_str()),
         ])
@@ -169,4 +179,205 @@ async fn a_client_gets_a_token_and_uses_pixm_and_pdqm() {
     // A person the hospital has no link to is not there for its client.
     let (status, _, _) = json(get("/fhir/Patient/34000000000".into()).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The record over FHIR: a hospital's EHR (a client reading as a doctor) searches, reads,
+/// pages, includes, asks for `$everything` and fetches a document's file; unknown parameters are
+/// refused, or ignored with a warning under lenient handling.
+#[tokio::test]
+async fn a_client_reads_the_record_over_fhir() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--listen", "127.0.0.1:0", "--demo"]);
+    let base = server.base.clone();
+    let key = ClientKey::generate("k1");
+    let jwks = dir.path().join("chuo-records.jwks.json");
+    std::fs::write(&jwks, &key.jwks).unwrap();
+    let out = renkei(
+        dir.path(),
+        &[
+            "admin",
+            "create-client",
+            "--client-id",
+            "chuo-records",
+            "--name",
+            "中央病院 電子カルテ（診療情報）",
+            "--facility",
+            &chuo_code(),
+            "--jwks",
+            jwks.to_str().unwrap(),
+            "--scope",
+            "system/*.rs",
+            "--profession",
+            "doctor",
+        ],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let c = reqwest::Client::new();
+    let (status, _, t) =
+        json(token_for(&c, &base, &key, ("chuo-records", "system/*.rs"), "r1").await).await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    let bearer = t["access_token"].as_str().unwrap().to_string();
+    let get = |url: String, lenient: bool| {
+        let c = c.clone();
+        let bearer = bearer.clone();
+        let url = if url.starts_with("http") {
+            url
+        } else {
+            format!("{}{url}", base)
+        };
+        async move {
+            let mut r = c.get(url).bearer_auth(bearer);
+            if lenient {
+                r = r.header("prefer", "handling=lenient");
+            }
+            r.send().await.unwrap()
+        }
+    };
+    // The demo's first card-holder is the hospital's first patient.
+    let patient = "Patient/34000000018";
+    let (status, kind, bundle) = json(
+        get(
+            format!("/fhir/Observation?patient={patient}&_count=2"),
+            false,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{bundle}");
+    assert!(kind.starts_with("application/fhir+json"));
+    assert_eq!(bundle["type"], "searchset");
+    let total = bundle["total"].as_u64().unwrap();
+    assert!(total > 2, "{total} observations");
+    let entries = bundle["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    let first = &entries[0];
+    let full = first["fullUrl"].as_str().unwrap();
+    assert!(
+        full.starts_with(&format!("{base}/fhir/Observation/")),
+        "{full}"
+    );
+    assert_eq!(first["resource"]["subject"]["reference"], patient);
+    // The next page, by its link.
+    let next = bundle["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _, page2) = json(get(next, false).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(page2["entry"][0]["fullUrl"], first["fullUrl"]);
+    // Read by id.
+    let (status, _, read) = json(get(full.to_string(), false).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read, first["resource"]);
+
+    // Unknown parameters: refused, naming the parameter; or a warning when lenient.
+    let (status, _, o) = json(
+        get(
+            format!("/fhir/Observation?patient={patient}&value-quantity=gt5"),
+            false,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(o["resourceType"], "OperationOutcome");
+    assert_eq!(o["issue"][0]["expression"][0], "value-quantity");
+    let (status, _, lenient) = json(
+        get(
+            format!("/fhir/Observation?patient={patient}&value-quantity=gt5&_count=1"),
+            true,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        lenient["total"], total,
+        "the ignored filter changes nothing"
+    );
+    let own = lenient["link"][0]["url"].as_str().unwrap();
+    assert!(!own.contains("value-quantity"), "{own}");
+    let last = lenient["entry"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["search"]["mode"], "outcome");
+    let (status, _, o) = json(get("/fhir/Observation?date=2026-99".into(), false).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(o["issue"][0]["code"], "invalid");
+
+    // _include: the patient and the hospital.
+    let (_, _, inc) = json(
+        get(
+            format!("/fhir/Encounter?patient={patient}&_include=Encounter:patient&_include=Encounter:service-provider&_count=1"),
+            false,
+        )
+        .await,
+    )
+    .await;
+    let modes: Vec<(String, String)> = inc["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["search"]["mode"].as_str().unwrap().to_string(),
+                e["resource"]["resourceType"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ("match".to_string(), "Encounter".to_string()),
+            ("include".to_string(), "Patient".to_string()),
+            ("include".to_string(), "Organization".to_string())
+        ]
+    );
+
+    // $everything, and a document's file as itself.
+    let (status, _, all) =
+        json(get(format!("/fhir/{patient}/$everything?_count=1000"), false).await).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let types: std::collections::BTreeSet<&str> = all["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["resourceType"].as_str().unwrap())
+        .collect();
+    for t in [
+        "Patient",
+        "Organization",
+        "Encounter",
+        "Observation",
+        "MedicationRequest",
+        "DocumentReference",
+    ] {
+        assert!(types.contains(t), "{t} in {types:?}");
+    }
+    let doc = all["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["resource"]["resourceType"] == "DocumentReference"
+                && e["resource"]["content"][0]["attachment"]["contentType"] == "application/dicom"
+        })
+        .expect("the CT study's images")
+        .clone();
+    let url = doc["resource"]["content"][0]["attachment"]["url"]
+        .as_str()
+        .unwrap();
+    let r = get(format!("/fhir/{url}"), false).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/dicom");
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(&bytes[128..132], b"DICM");
+
+    // Unsupported types and interactions are OperationOutcomes.
+    let (status, _, o) = json(get("/fhir/Basic?patient=1".into(), false).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(o["resourceType"], "OperationOutcome");
 }

@@ -1,0 +1,428 @@
+//! The record over FHIR R4 for systems: search, read, `Patient/$everything` and Binary, each
+//! going through the same consent decision and audit trail as the portal ([`App::read_selected`]).
+//!
+//! What a caller cannot see is not there: searches run over the items the decision let
+//! through, so `_count`, paging links, `_include` and `$everything` count and return only
+//! those; a withheld item read by id is "not found", exactly like one that does not exist.
+//! Clinical searches name one patient (`patient=` or `subject=`), or ids (`_id=`).
+
+use std::collections::BTreeSet;
+
+pub use renkei_clinical::fhir::CLINICAL_TYPES;
+use renkei_clinical::fhir::{self, Entry};
+pub use renkei_clinical::fhir_search;
+use renkei_clinical::fhir_search::Search;
+use renkei_core::audit::AuditOutcome;
+use renkei_store::identity::Person;
+use serde_json::{Value, json};
+
+use crate::api::ApiCaller;
+use crate::consent::{RecordView, Selection};
+use crate::interop::PatientEntry;
+use crate::{App, AppError, Result};
+
+/// One page of a search.
+#[derive(Clone, Debug, Default)]
+pub struct FhirPage {
+    /// The page's matches, in order.
+    pub matches: Vec<Value>,
+    /// How many matched in all (of what the caller may see).
+    pub total: usize,
+    /// Patients to include (`_include` of the patient, `$everything`).
+    pub patients: Vec<PatientEntry>,
+    /// Organizations to include.
+    pub organizations: Vec<Value>,
+}
+
+/// An Organization (JP Core) for a facility of the network.
+pub fn organization_json(f: &renkei_store::Facility) -> Value {
+    let mut o = json!({
+        "resourceType": "Organization",
+        "id": f.id.to_string(),
+        "meta": { "profile": ["http://jpfhir.jp/fhir/core/StructureDefinition/JP_Organization"] },
+        "active": f.active,
+        "name": f.name,
+        "type": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": if f.facility_type == "operator" { "govt" } else { "prov" } }], "text": f.facility_type }],
+    });
+    if let Some(code) = f.code.as_deref().filter(|c| !c.is_empty()) {
+        o["identifier"] = json!([{ "system": "http://jpfhir.jp/fhir/core/IdSystem/insurance-medical-institution-no", "value": code }]);
+    }
+    if !f.address.is_empty() {
+        o["address"] = json!([{ "text": f.address, "country": "JP" }]);
+    }
+    if !f.phone.is_empty() {
+        o["telecom"] = json!([{ "system": "phone", "value": f.phone }]);
+    }
+    o
+}
+
+/// The resources of a record view of `types` (every clinical type when empty), as `patient`'s.
+fn resources(record: &RecordView, types: &[&str], patient: &str) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for v in &record.items {
+        let detail: Value = serde_json::from_str(&v.item.detail).unwrap_or(Value::Null);
+        let e = Entry {
+            id: v.item.id,
+            facility: v.facility_id,
+            category: &v.item.category,
+            code: &v.item.code,
+            code_system: &v.item.code_system,
+            display: &v.item.display,
+            effective: v
+                .item
+                .effective
+                .as_deref()
+                .or(v.item.effective_date.as_deref()),
+            end: v.item.end_at.as_deref(),
+            status: &v.item.status,
+            detail: &detail,
+        };
+        for t in fhir::types_of(&e) {
+            if (types.is_empty() || types.contains(t))
+                && let Some(r) = fhir::to_resource(t, &e, patient)
+            {
+                out.push((t.to_string(), r));
+            }
+        }
+    }
+    out
+}
+
+impl App {
+    /// The person a `Patient/<common ID>` reference names (the survivor of a merge).
+    async fn fhir_person(&self, reference: &str) -> Result<Option<Person>> {
+        let id = reference.strip_prefix("Patient/").unwrap_or(reference);
+        let Some(mut person) = self.store.person_by_common_id(id).await? else {
+            return Ok(None);
+        };
+        if let Some(survivor) = person.merged_into {
+            person = self.store.person(survivor).await?;
+        }
+        Ok(Some(person))
+    }
+
+    /// Audits a clinical read of something that is not there (or not this caller's to see).
+    async fn fhir_unknown(&self, caller: &ApiCaller, what: &str) -> Result<()> {
+        self.store
+            .append_audit(self.event(
+                &caller.actor,
+                "clinical.read",
+                "person:unknown".to_string(),
+                AuditOutcome::Denied,
+                &format!("fhir {what} no_such_resource"),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// Organizations of the facilities behind `resources`.
+    async fn organizations_of(&self, resources: &[Value], paths: &[&str]) -> Result<Vec<Value>> {
+        let mut ids = BTreeSet::new();
+        for r in resources {
+            for p in paths {
+                for reference in fhir_search::references_at(r, p) {
+                    if let Some(id) = reference
+                        .strip_prefix("Organization/")
+                        .and_then(|i| i.parse::<i64>().ok())
+                    {
+                        ids.insert(id);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(organization_json(&self.store.facility(id).await?));
+        }
+        Ok(out)
+    }
+
+    /// A search on a clinical type. The caller's scopes must allow searching the type.
+    pub async fn fhir_search(&self, caller: &ApiCaller, search: &Search) -> Result<FhirPage> {
+        let t = search.resource_type.as_str();
+        if !CLINICAL_TYPES.contains(&t) {
+            return Err(AppError::NotFound);
+        }
+        if !caller.may(t, 's') {
+            return Err(AppError::Forbidden);
+        }
+        let selection = Selection {
+            categories: Some(
+                fhir::categories_of(t)
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect(),
+            ),
+            since: search.since.clone(),
+            until: search.until.clone(),
+            codes: None,
+        };
+        // The patient's record, or the records holding the ids asked for.
+        let mut candidates: Vec<Value> = Vec::new();
+        let mut person_ids: Vec<(i64, String)> = Vec::new();
+        match (&search.patient, search.ids.is_empty()) {
+            (Some(reference), _) => match self.fhir_person(reference).await? {
+                Some(p) => person_ids.push((p.id, p.common_id)),
+                None => self.fhir_unknown(caller, t).await?,
+            },
+            (None, false) => {
+                let mut seen = BTreeSet::new();
+                for id in &search.ids {
+                    let owner = match id.parse::<i64>() {
+                        Ok(n) => self.store.item_owner(n).await?,
+                        Err(_) => None,
+                    };
+                    let person = match owner {
+                        Some((facility, local)) => {
+                            self.store.linked_person(facility, &local).await?
+                        }
+                        None => None,
+                    };
+                    match person {
+                        Some(p) => {
+                            let survivor = match p.merged_into {
+                                Some(s) => self.store.person(s).await?,
+                                None => p,
+                            };
+                            if seen.insert(survivor.id) {
+                                person_ids.push((survivor.id, survivor.common_id));
+                            }
+                        }
+                        None => self.fhir_unknown(caller, t).await?,
+                    }
+                }
+            }
+            (None, true) => {
+                return Err(AppError::Invalid(
+                    "patient (or subject) is required: name one patient, e.g. patient=Patient/34000000018".into(),
+                ));
+            }
+        }
+        for (person_id, common_id) in &person_ids {
+            let record = match self
+                .read_selected(&caller.actor, *person_id, &selection)
+                .await
+            {
+                Ok(r) => r,
+                Err(AppError::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            candidates.extend(
+                resources(&record, &[t], common_id)
+                    .into_iter()
+                    .map(|(_, r)| r)
+                    .filter(|r| fhir_search::matches(search, r)),
+            );
+        }
+        fhir_search::sort(search, &mut candidates);
+        let total = candidates.len();
+        let matches: Vec<Value> = candidates
+            .into_iter()
+            .skip(search.offset)
+            .take(search.count)
+            .collect();
+        let mut page = FhirPage {
+            total,
+            ..FhirPage::default()
+        };
+        for path in &search.includes {
+            let targets: BTreeSet<String> = matches
+                .iter()
+                .flat_map(|r| fhir_search::references_at(r, path))
+                .collect();
+            for target in targets {
+                if let Some(common_id) = target.strip_prefix("Patient/") {
+                    if caller.may("Patient", 'r')
+                        && let Ok(p) = self.pdq_read(caller, common_id).await
+                        && !page
+                            .patients
+                            .iter()
+                            .any(|q| q.person.common_id == p.person.common_id)
+                    {
+                        page.patients.push(p);
+                    }
+                } else if target.starts_with("Organization/") && caller.may("Organization", 'r') {
+                    for o in self.organizations_of(&matches, &[path]).await? {
+                        if !page.organizations.contains(&o) {
+                            page.organizations.push(o);
+                        }
+                    }
+                }
+            }
+        }
+        page.matches = matches;
+        Ok(page)
+    }
+
+    /// A clinical resource by id: not found when it does not exist, is of another type, or is
+    /// withheld from the caller (the read is audited either way).
+    pub async fn fhir_read(
+        &self,
+        caller: &ApiCaller,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Value> {
+        if !caller.may(resource_type, 'r') {
+            return Err(AppError::Forbidden);
+        }
+        let search = Search {
+            ids: vec![id.to_string()],
+            count: 1,
+            ..fhir_search::parse(resource_type, &[], false)
+                .map_err(|e| AppError::Invalid(e.to_string()))?
+        };
+        // A read is a search by id, so it sees exactly what a search would.
+        let reader = ApiCaller {
+            scopes: vec![format!("system/{resource_type}.s")],
+            ..caller.clone()
+        };
+        self.fhir_search(&reader, &search)
+            .await?
+            .matches
+            .into_iter()
+            .next()
+            .ok_or(AppError::NotFound)
+    }
+
+    /// `Patient/<id>/$everything`: the patient, every clinical resource the caller may see (of
+    /// `types` when given, between `start` and `end`), and the organizations they come from.
+    pub async fn fhir_everything(
+        &self,
+        caller: &ApiCaller,
+        common_id: &str,
+        window: (Option<String>, Option<String>),
+        types: &[String],
+        (count, offset): (usize, usize),
+    ) -> Result<FhirPage> {
+        if !caller.may("Patient", 'r') {
+            return Err(AppError::Forbidden);
+        }
+        let Some(person) = self.fhir_person(common_id).await? else {
+            self.fhir_unknown(caller, "Patient/$everything").await?;
+            return Err(AppError::NotFound);
+        };
+        let wanted: Vec<&str> = CLINICAL_TYPES
+            .iter()
+            .copied()
+            .filter(|t| types.is_empty() || types.iter().any(|x| x == t))
+            .filter(|t| caller.may(t, 'r'))
+            .collect();
+        let record = self
+            .read_selected(
+                &caller.actor,
+                person.id,
+                &Selection {
+                    // The categories of the wanted types (read by date window, too).
+                    categories: Some({
+                        let mut c: Vec<String> = wanted
+                            .iter()
+                            .flat_map(|t| fhir::categories_of(t))
+                            .map(|c| c.to_string())
+                            .collect();
+                        c.sort_unstable();
+                        c.dedup();
+                        c
+                    }),
+                    since: window.0,
+                    until: window.1,
+                    codes: None,
+                },
+            )
+            .await?;
+        let patient = self.pdq_read(caller, &person.common_id).await?;
+        let mut all: Vec<(String, Value)> = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            resources(&record, &wanted, &person.common_id)
+        };
+        // Type by type (in the order of CLINICAL_TYPES), newest first within a type.
+        all.sort_by(|(ta, a), (tb, b)| {
+            let rank = |t: &str| CLINICAL_TYPES.iter().position(|x| *x == t);
+            rank(ta).cmp(&rank(tb)).then_with(|| {
+                fhir_search::date_of(tb, b)
+                    .cmp(&fhir_search::date_of(ta, a))
+                    .then_with(|| {
+                        let id =
+                            |r: &Value| r["id"].as_str().unwrap_or("").parse::<i64>().unwrap_or(0);
+                        id(a).cmp(&id(b))
+                    })
+            })
+        });
+        let total = all.len();
+        let matches: Vec<Value> = all
+            .into_iter()
+            .skip(offset)
+            .take(count)
+            .map(|(_, r)| r)
+            .collect();
+        let organizations = if caller.may("Organization", 'r') || caller.may("*", 'r') {
+            self.organizations_of(
+                &matches,
+                &[
+                    "serviceProvider",
+                    "performer",
+                    "performer.actor",
+                    "custodian",
+                ],
+            )
+            .await?
+        } else {
+            Vec::new()
+        };
+        Ok(FhirPage {
+            matches,
+            total,
+            patients: vec![patient],
+            organizations,
+        })
+    }
+
+    /// A file of a document (`Binary/<item>-<n>`): its media type and bytes, under the same
+    /// decision as the DocumentReference that points to it.
+    pub async fn fhir_binary(
+        &self,
+        caller: &ApiCaller,
+        id: &str,
+    ) -> Result<(&'static str, Vec<u8>)> {
+        if !caller.may("Binary", 'r') {
+            return Err(AppError::Forbidden);
+        }
+        let parsed = id
+            .split_once('-')
+            .and_then(|(item, n)| Some((item.parse::<i64>().ok()?, n.parse::<usize>().ok()?)));
+        let Some((item, index)) = parsed else {
+            self.fhir_unknown(caller, "Binary").await?;
+            return Err(AppError::NotFound);
+        };
+        let person = match self.store.item_owner(item).await? {
+            Some((facility, local)) => self.store.linked_person(facility, &local).await?,
+            None => None,
+        };
+        let Some(person) = person else {
+            self.fhir_unknown(caller, "Binary").await?;
+            return Err(AppError::NotFound);
+        };
+        let person = match person.merged_into {
+            Some(s) => self.store.person(s).await?,
+            None => person,
+        };
+        let (_, name, bytes) = self
+            .document_file(&caller.actor, person.id, item, index)
+            .await?;
+        let dicom = bytes.get(128..132) == Some(b"DICM".as_slice());
+        Ok((fhir::content_type(&name, dicom), bytes))
+    }
+
+    /// An Organization (a facility of the network: public directory data).
+    pub async fn fhir_organization(&self, caller: &ApiCaller, id: &str) -> Result<Value> {
+        if !caller.may("Organization", 'r') {
+            return Err(AppError::Forbidden);
+        }
+        let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+        match self.store.facility(id).await {
+            Ok(f) => Ok(organization_json(&f)),
+            Err(renkei_store::StoreError::NotFound) => Err(AppError::NotFound),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

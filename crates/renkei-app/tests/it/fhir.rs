@@ -1,0 +1,446 @@
+//! FHIR for systems on SQLite and PostgreSQL: search, read, `$everything` and paging see exactly
+//! what the consent lets through, and nothing of what it withholds — not by count, not by id,
+//! not by `_include` or a later page; each look is audited.
+
+use std::sync::Arc;
+
+use renkei_app::api::{ApiCaller, ClientInput};
+use renkei_app::consent::ConsentInput;
+use renkei_app::directory::{FacilityInput, UserInput};
+use renkei_app::fhir::fhir_search::{self, Search};
+use renkei_app::identity::{CardKind, PersonDetails};
+use renkei_app::testing::{ClientKey, token_request};
+use renkei_app::{Actor, App, AppConfig, AppError};
+use renkei_core::time::{FixedClock, Timestamp};
+use renkei_store::on_both_backends;
+use renkei_store::testing::TestStore;
+use serde_json::Value;
+
+const START: i64 = 1_795_219_200; // 2026-11-21
+const TOKEN_URL: &str = "https://renkei.example.jp/oauth/token";
+const HOSPITAL: &str = "3411234564";
+
+async fn facility(app: &App, kind: &str, code: &str, name: &str) -> i64 {
+    app.create_facility(
+        &Actor::system("test"),
+        &FacilityInput {
+            code: code.into(),
+            facility_type: kind.into(),
+            name: name.into(),
+            max_accounts: "10".into(),
+            discloses: kind == "hospital",
+            issues_hm_card: kind == "hospital",
+            active: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .0
+    .id
+}
+
+async fn user(app: &App, facility_id: i64, login: &str, profession: &str) -> Actor {
+    let u = app
+        .create_user_with_password(
+            &Actor::system("test"),
+            &UserInput {
+                facility_id,
+                login_id: login.into(),
+                name: login.into(),
+                profession: profession.into(),
+                role: "facility_admin".into(),
+                active: true,
+                ..Default::default()
+            },
+            "Password-2026!",
+            false,
+        )
+        .await
+        .unwrap();
+    Actor {
+        user_id: Some(u.id),
+        login_id: login.into(),
+        name: login.into(),
+        facility_id: Some(facility_id),
+        profession: Some(profession.into()),
+        role: renkei_core::user::Role::FacilityAdmin,
+        emergency: false,
+        client: "127.0.0.1".into(),
+    }
+}
+
+/// A glucose result and a diagnosis of hypertension on `date` for the hospital's patient.
+async fn records(app: &App, pid: &str, date: &str) {
+    let msh = |control: &str, kind: &str| {
+        format!(
+            "MSH|^~\\&|HIS|{HOSPITAL}|RENKEI|RENKEI|20261121090000||{kind}|{control}|P|2.5||||||UNICODE UTF-8\r"
+        )
+    };
+    let lab = format!(
+        "{}PID|0001||{pid}^^^^PI||高橋^太郎\rSPM|1|||023^血清^JC10\rOBX|1|NM|3D010000001926101^グルコース^JC10||105|mg/dL|73-109||||F|||{date}0930\r",
+        msh(&format!("L{pid}{date}"), "OUL^R22^OUL_R22")
+    );
+    assert_eq!(app.receive_hl7(lab.as_bytes()).await.outcome, "stored");
+    let dx = format!(
+        "{}EVN||{date}0900\rPID|0001||{pid}^^^^PI||高橋^太郎\rPRB|AD|{date}|20061617^高血圧症^MDCDX2|{pid}001|||{date}||||I109^^I10^O^外来時^JHSD0004\r",
+        msh(&format!("D{pid}{date}"), "PPR^ZD1^PPR_ZD1")
+    );
+    assert_eq!(app.receive_hl7(dx.as_bytes()).await.outcome, "stored");
+}
+
+async fn client(
+    app: &App,
+    facility_id: i64,
+    client_id: &str,
+    scopes: &str,
+    profession: &str,
+) -> ApiCaller {
+    let key = ClientKey::generate("k1");
+    app.register_api_client(
+        &Actor::system("test"),
+        &ClientInput {
+            client_id: client_id.into(),
+            name: client_id.into(),
+            facility_id,
+            jwks: key.jwks.clone(),
+            scopes: scopes.into(),
+            cross_facility: false,
+            profession: profession.into(),
+        },
+    )
+    .await
+    .unwrap();
+    let token = app
+        .issue_token(
+            &token_request(
+                key.assertion("k1", client_id, TOKEN_URL, START + 120, client_id),
+                scopes,
+            ),
+            TOKEN_URL,
+            "10.0.0.1",
+        )
+        .await
+        .unwrap();
+    app.api_caller(&token.access_token, "10.0.0.1")
+        .await
+        .unwrap()
+}
+
+fn search(resource_type: &str, pairs: &[(&str, &str)]) -> Search {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    fhir_search::parse(resource_type, &pairs, false).unwrap()
+}
+
+fn ids(resources: &[Value]) -> Vec<String> {
+    resources
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn found(app: &App, ehr: &ApiCaller, patient: &str, pairs: &[(&str, &str)]) -> Vec<String> {
+    let mut all = vec![("patient", patient)];
+    all.extend_from_slice(pairs);
+    ids(&app
+        .fhir_search(ehr, &search("Observation", &all))
+        .await
+        .unwrap()
+        .matches)
+}
+
+async fn reads_audited(app: &App) -> usize {
+    app.search_audit(
+        &Actor::system("test"),
+        &renkei_app::audit::AuditSearch {
+            action: "clinical.read".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .1 as usize
+}
+
+async fn fhir_sees_only_what_consent_lets_through(t: &TestStore) {
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(START)));
+    let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
+    facility(&app, "operator", "", "事務局").await;
+    let hospital = facility(&app, "hospital", HOSPITAL, "登呂病院").await;
+    let clinic = facility(&app, "clinic", "", "みどり内科").await;
+    let stranger_clinic = facility(&app, "clinic", "", "かわせ整形外科").await;
+    let h_admin = user(&app, hospital, "h.admin", "clerk").await;
+    let c_dr = user(&app, clinic, "c.dr", "doctor").await;
+    for date in ["20240510", "20250601", "20260115", "20261101"] {
+        records(&app, "A-1", date).await;
+    }
+    let card = app
+        .issue_card(
+            &h_admin,
+            "A-1",
+            CardKind::Hm,
+            Some(&PersonDetails {
+                kanji_name: "高橋 太郎".into(),
+                kana_name: "タカハシ タロウ".into(),
+                birth_date: "1948-04-05".into(),
+                sex: "M".into(),
+                ..PersonDetails::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let patient = format!("Patient/{}", card.common_id.digits());
+    app.read_card(&c_dr, &card.payload, "C-9").await.unwrap();
+    // Labs only (diagnoses withheld), from 2025 on (the 2024 result withheld).
+    app.create_consent(
+        &h_admin,
+        "A-1",
+        &ConsentInput {
+            target_mode: "all".into(),
+            categories: vec!["lab".into()],
+            data_from: "2025-01-01".into(),
+            ..ConsentInput::default()
+        },
+    )
+    .await
+    .unwrap();
+    let ehr = client(&app, clinic, "midori-ehr", "system/*.rs", "doctor").await;
+    let stranger = client(&app, stranger_clinic, "kawase-ehr", "system/*.rs", "doctor").await;
+    let narrow = client(&app, clinic, "midori-mpi", "system/Patient.rs", "doctor").await;
+
+    // What the hospital holds, withheld or not: the items' ids.
+    let (_, items) = t.store.patient_record(hospital, "A-1").await.unwrap();
+    let id_of = |category: &str, date: &str| {
+        items
+            .iter()
+            .find(|i| i.category == category && i.effective_date.as_deref() == Some(date))
+            .map(|i| i.id.to_string())
+            .unwrap()
+    };
+    let withheld_lab = id_of("lab_result", "2024-05-10");
+    let withheld_dx = id_of("diagnosis", "2026-11-01");
+    let visible: Vec<String> = ["2026-11-01", "2026-01-15", "2025-06-01"]
+        .iter()
+        .map(|d| id_of("lab_result", d))
+        .collect();
+
+    let audited = reads_audited(&app).await;
+    // Search: the visible results, newest first, counted without the withheld one.
+    let page = app
+        .fhir_search(&ehr, &search("Observation", &[("patient", &patient)]))
+        .await
+        .unwrap();
+    assert_eq!(ids(&page.matches), visible);
+    assert_eq!(page.total, 3);
+    let r = &page.matches[0];
+    assert_eq!(
+        r["meta"]["profile"][0],
+        "http://jpfhir.jp/fhir/core/StructureDefinition/JP_Observation_LabResult"
+    );
+    assert_eq!(r["code"]["coding"][0]["code"], "3D010000001926101");
+    assert_eq!(r["effectiveDateTime"], "2026-11-01T09:30:00+09:00");
+    assert_eq!(r["valueQuantity"]["value"], 105.0);
+    // Filters.
+    assert_eq!(
+        found(&app, &ehr, &patient, &[("date", "ge2026-01-01")]).await,
+        visible[..2]
+    );
+    assert_eq!(
+        found(&app, &ehr, &patient, &[("date", "2026-01")]).await,
+        visible[1..2]
+    );
+    assert_eq!(
+        found(&app, &ehr, &patient, &[("date", "lt2025-01-01")]).await,
+        Vec::<String>::new(),
+        "the withheld 2024 result is not there, even when asked for by date"
+    );
+    assert_eq!(
+        found(
+            &app,
+            &ehr,
+            &patient,
+            &[(
+                "code",
+                "http://medis.or.jp/CodeSystem/master-JLAC10-17digits|3D010000001926101"
+            )]
+        )
+        .await,
+        visible
+    );
+    assert_eq!(
+        found(&app, &ehr, &patient, &[("code", "http://loinc.org|2345-7")]).await,
+        Vec::<String>::new()
+    );
+    // Diagnoses are withheld: an empty searchset, as for a patient without any.
+    let page = app
+        .fhir_search(&ehr, &search("Condition", &[("patient", &patient)]))
+        .await
+        .unwrap();
+    assert_eq!((page.matches.len(), page.total), (0, 0));
+
+    // By id: withheld is not found, like a resource that does not exist.
+    for (t, id) in [
+        ("Observation", withheld_lab.as_str()),
+        ("Condition", withheld_dx.as_str()),
+        ("Observation", "99999999"),
+        ("Observation", withheld_dx.as_str()),
+        ("Observation", "x"),
+    ] {
+        assert!(
+            matches!(app.fhir_read(&ehr, t, id).await, Err(AppError::NotFound)),
+            "{t}/{id}"
+        );
+        let page = app
+            .fhir_search(&ehr, &search(t, &[("_id", id)]))
+            .await
+            .unwrap();
+        assert_eq!(page.total, 0, "{t}?_id={id}");
+    }
+    let read = app
+        .fhir_read(&ehr, "Observation", &visible[0])
+        .await
+        .unwrap();
+    assert_eq!(read["id"], visible[0].as_str());
+
+    // Paging: one at a time, three pages, never the withheld one; past the end, nothing.
+    let mut paged = Vec::new();
+    for offset in 0..4 {
+        let offset = offset.to_string();
+        let page = app
+            .fhir_search(
+                &ehr,
+                &search(
+                    "Observation",
+                    &[("patient", &patient), ("_count", "1"), ("_offset", &offset)],
+                ),
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.total, 3);
+        paged.extend(ids(&page.matches));
+    }
+    assert_eq!(paged, visible);
+
+    // _include brings the patient and the hospital, nothing clinical.
+    let page = app
+        .fhir_search(
+            &ehr,
+            &search(
+                "Observation",
+                &[
+                    ("patient", &patient),
+                    ("_include", "Observation:patient"),
+                    ("_include", "Observation:performer"),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.matches.len(), 3);
+    assert_eq!(page.patients.len(), 1);
+    assert_eq!(
+        ids(&page.organizations),
+        [hospital.to_string()],
+        "the hospital's Organization"
+    );
+
+    // $everything: the three visible results, the patient and the hospital; no diagnosis.
+    let all = app
+        .fhir_everything(&ehr, &card.common_id.digits(), (None, None), &[], (100, 0))
+        .await
+        .unwrap();
+    assert_eq!(all.total, 3);
+    assert!(
+        all.matches
+            .iter()
+            .all(|r| r["resourceType"] == "Observation")
+    );
+    assert_eq!(ids(&all.matches), visible);
+    assert_eq!(all.patients.len(), 1);
+    let none = app
+        .fhir_everything(
+            &ehr,
+            &card.common_id.digits(),
+            (None, None),
+            &["Condition".to_string()],
+            (100, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(none.total, 0);
+    let windowed = app
+        .fhir_everything(
+            &ehr,
+            &card.common_id.digits(),
+            (Some("2026-01-01".into()), None),
+            &[],
+            (1, 1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (windowed.total, ids(&windowed.matches)),
+        (2, vec![visible[1].clone()])
+    );
+
+    // A clinic that never read the card: the same answers as for a patient that does not exist.
+    let page = app
+        .fhir_search(&stranger, &search("Observation", &[("patient", &patient)]))
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0);
+    let page = app
+        .fhir_search(
+            &stranger,
+            &search("Observation", &[("patient", "Patient/34999999990")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0);
+    assert!(matches!(
+        app.fhir_read(&stranger, "Observation", &visible[0]).await,
+        Err(AppError::NotFound)
+    ));
+    assert!(matches!(
+        app.fhir_everything(
+            &stranger,
+            &card.common_id.digits(),
+            (None, None),
+            &[],
+            (10, 0)
+        )
+        .await,
+        Err(AppError::NotFound)
+    ));
+    assert!(matches!(
+        app.fhir_everything(&stranger, "34999999990", (None, None), &[], (10, 0))
+            .await,
+        Err(AppError::NotFound)
+    ));
+
+    // Scopes limit the types.
+    assert!(matches!(
+        app.fhir_search(&narrow, &search("Observation", &[("patient", &patient)]))
+            .await,
+        Err(AppError::Forbidden)
+    ));
+    // A clinical search names its patient.
+    assert!(matches!(
+        app.fhir_search(&ehr, &search("Observation", &[("code", "x")]))
+            .await,
+        Err(AppError::Invalid(_))
+    ));
+
+    // Every clinical look above was audited, the refused and the empty ones too.
+    let after = reads_audited(&app).await;
+    assert!(
+        after - audited >= 30,
+        "{} clinical reads audited",
+        after - audited
+    );
+}
+
+on_both_backends!(fhir_sees_only_what_consent_lets_through);
