@@ -116,6 +116,11 @@ pub fn system_uri(system: &str, facility: i64) -> String {
         "LN" => "http://loinc.org".into(),
         "UCUM" => "http://unitsofmeasure.org".into(),
         "JAMISDP01" => "http://jami.jp/CodeSystem/MedicationUsage".into(),
+        "MR9P" => "http://jpfhir.jp/fhir/core/mhlw/CodeSystem/MedicationUnitMERIT9Code".into(),
+        // HL7 v2 tables (HL70162 route, HL70078 interpretation, …).
+        t if t.len() == 7 && t.starts_with("HL7") && t[3..].bytes().all(|b| b.is_ascii_digit()) => {
+            format!("http://terminology.hl7.org/CodeSystem/v2-{}", &t[3..])
+        }
         // A facility's own codes: only that facility's, so the system names it.
         "" => format!("urn:renkei:facility:{facility}:local"),
         other => format!("urn:renkei:facility:{facility}:{}", other.replace(' ', "_")),
@@ -761,6 +766,24 @@ mod tests {
         let study = to_resource("ImagingStudy", &entry("exam_result", &exam), "p").unwrap();
         assert_eq!(study["identifier"][0]["value"], "urn:oid:1.2.3");
         assert_eq!(study["modality"][0]["code"], "CT");
+    }
+
+    #[test]
+    fn code_systems_are_named_by_uri() {
+        assert_eq!(
+            system_uri("HL70162", 3),
+            "http://terminology.hl7.org/CodeSystem/v2-0162"
+        );
+        assert_eq!(system_uri("HL7016", 3), "urn:renkei:facility:3:HL7016");
+        assert_eq!(
+            system_uri("HL7０１６", 3),
+            "urn:renkei:facility:3:HL7０１６"
+        );
+        assert_eq!(
+            system_uri("HOT9", 3),
+            "http://medis.or.jp/CodeSystem/master-HOT9"
+        );
+        assert_eq!(system_uri("", 3), "urn:renkei:facility:3:local");
     }
 
     #[test]

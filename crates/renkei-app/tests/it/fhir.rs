@@ -444,3 +444,115 @@ async fn fhir_sees_only_what_consent_lets_through(t: &TestStore) {
 }
 
 on_both_backends!(fhir_sees_only_what_consent_lets_through);
+
+fn check_golden(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots/fhir")
+        .join(name);
+    if std::env::var("RENKEI_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden file {} (RENKEI_BLESS=1 writes it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{name} differs from its golden file (RENKEI_BLESS=1 rewrites it after review)\n{actual}"
+    );
+}
+
+/// The NHO sample storage, imported and read back over FHIR by the hospital's own EHR: one
+/// golden file per resource type (`tests/snapshots/fhir/<Type>.json`), the same on both
+/// backends.
+async fn golden_resources_from_the_nho_sample(t: &TestStore) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/nho-ssmix2-testing-tool/sampleData");
+    if !root.exists() {
+        return;
+    }
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(START)));
+    let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
+    facility(&app, "operator", "", "事務局").await;
+    let hospital = facility(&app, "hospital", HOSPITAL, "登呂病院").await;
+    let h_admin = user(&app, hospital, "h.admin", "clerk").await;
+    let mut files = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(renkei_app::intake::SourceFile {
+                    relative_path: p
+                        .strip_prefix(&root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                    bytes: std::fs::read(&p).unwrap(),
+                });
+            }
+        }
+    }
+    files.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
+    let mut report = renkei_app::intake::ImportReport::default();
+    app.import_ssmix2_batch(&Actor::system("test"), hospital, &files, &mut report)
+        .await
+        .unwrap();
+    let ehr = client(&app, hospital, "toro-ehr", "system/*.rs", "doctor").await;
+    let mut by_type: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for (pid, name) in [("0000001", "見本 一郎"), ("9999013", "見本 花子")] {
+        let card = app
+            .issue_card(
+                &h_admin,
+                pid,
+                CardKind::Hm,
+                Some(&PersonDetails {
+                    kanji_name: name.into(),
+                    birth_date: "1950-01-01".into(),
+                    sex: "F".into(),
+                    ..PersonDetails::default()
+                }),
+            )
+            .await
+            .unwrap();
+        let all = app
+            .fhir_everything(&ehr, &card.common_id.digits(), (None, None), &[], (1000, 0))
+            .await
+            .unwrap();
+        for r in all.matches.into_iter().chain(all.organizations) {
+            by_type
+                .entry(r["resourceType"].as_str().unwrap().to_string())
+                .or_default()
+                .push(r);
+        }
+    }
+    for t in [
+        "Encounter",
+        "Condition",
+        "AllergyIntolerance",
+        "MedicationRequest",
+        "MedicationAdministration",
+        "Observation",
+        "DiagnosticReport",
+        "Procedure",
+        "Organization",
+    ] {
+        let resources = by_type.get(t).cloned().unwrap_or_default();
+        assert!(!resources.is_empty(), "the sample has no {t}");
+        let mut resources = resources;
+        resources.sort_by_key(|r| r["id"].as_str().unwrap().parse::<i64>().unwrap_or(0));
+        resources.dedup();
+        check_golden(
+            &format!("{t}.json"),
+            &(serde_json::to_string_pretty(&resources).unwrap() + "\n"),
+        );
+    }
+}
+
+on_both_backends!(golden_resources_from_the_nho_sample);
