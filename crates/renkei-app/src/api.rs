@@ -39,7 +39,8 @@ pub const SCOPE_TYPES: &[&str] = &[
 ];
 
 /// Whether a scope can be given: `system/<type or *>.<permissions>`, with SMART v2
-/// permissions (`r` read, `s` search; `rs`) or v1's `read`. Writing is not offered yet.
+/// permissions (`c` create, `r` read, `s` search; `rs`, `crs`) or v1's `read`. Creating is
+/// what a facility's system needs to submit its records over FHIR.
 pub fn known_scope(scope: &str) -> bool {
     let Some((kind, permissions)) = scope
         .strip_prefix("system/")
@@ -47,7 +48,16 @@ pub fn known_scope(scope: &str) -> bool {
     else {
         return false;
     };
-    (kind == "*" || SCOPE_TYPES.contains(&kind)) && matches!(permissions, "r" | "s" | "rs" | "read")
+    let smart_v2 = !permissions.is_empty()
+        && permissions.len() <= 5
+        // Letters of "cruds", each once, in that order ("rs", "crs", "cruds").
+        && permissions
+            .chars()
+            .try_fold(0usize, |at, c| {
+                "cruds"[at..].find(c).map(|i| at + i + 1)
+            })
+            .is_some();
+    (kind == "*" || SCOPE_TYPES.contains(&kind)) && (smart_v2 || permissions == "read")
 }
 
 /// Examples of scopes, for messages.

@@ -426,3 +426,212 @@ impl App {
         }
     }
 }
+
+/// One resource written: its type, the logical id it is served under, and whether it was new.
+#[derive(Clone, Debug)]
+pub struct Written {
+    pub resource_type: String,
+    pub id: String,
+    /// `true`: stored now; `false`: the same resource was already there (re-sent), or an
+    /// earlier version with its identifier was replaced.
+    pub created: bool,
+    pub resource: Value,
+}
+
+/// Why nothing was written: each problem with its element.
+pub type WriteProblems = Vec<renkei_clinical::fhir_write::WriteError>;
+
+pub use renkei_clinical::fhir_write::{self, WRITABLE_TYPES};
+
+impl App {
+    /// Writes resources submitted by a facility's system (a create, or the entries of a
+    /// transaction Bundle): every entry is checked first, and either all are stored, in one
+    /// transaction, or none (`Ok(Err(problems))`). A resource re-sent with the same content or
+    /// identifier is not stored twice. The caller's scopes must allow creating each type.
+    pub async fn fhir_write(
+        &self,
+        caller: &ApiCaller,
+        entries: &[(String, Value)],
+    ) -> Result<std::result::Result<Vec<Written>, WriteProblems>> {
+        use renkei_clinical::fhir_write::{self, PatientRef, WriteError};
+        use renkei_store::clinical::{Condition, IncomingMessage, IngestOutcome, NewItem};
+        use sha2::{Digest, Sha256};
+
+        let facility = self.store.facility(caller.client.facility_id).await?;
+        let systems: Vec<String> = {
+            let mut s = vec![self.facility_patient_system(&facility)];
+            if let Some(code) = facility.code.as_deref().filter(|c| !c.is_empty()) {
+                s.push(format!("urn:oid:1.2.392.100495.20.3.51.1{code}"));
+            }
+            s
+        };
+        let mut problems: WriteProblems = Vec::new();
+        let mut batch: Vec<IncomingMessage> = Vec::new();
+        let mut persons: BTreeSet<i64> = BTreeSet::new();
+        let now = self.now().0;
+        for (path, resource) in entries {
+            let submitted = match fhir_write::read(resource, path) {
+                Ok(s) => s,
+                Err(e) => {
+                    problems.push(e);
+                    continue;
+                }
+            };
+            let path = if path.is_empty() {
+                submitted.resource_type.clone()
+            } else {
+                path.clone()
+            };
+            if !caller.may(&submitted.resource_type, 'c') {
+                return Err(AppError::Forbidden);
+            }
+            let subject = if submitted.resource_type == "AllergyIntolerance" {
+                "patient"
+            } else {
+                "subject"
+            };
+            let local = match &submitted.patient {
+                PatientRef::Common(id) => {
+                    let mut found = None;
+                    if let Some(person) = self.fhir_person(id).await? {
+                        found = self
+                            .store
+                            .links_of(person.id)
+                            .await?
+                            .into_iter()
+                            .find(|l| l.active && l.facility_id == facility.id)
+                            .map(|l| (person.id, l.patient_local_id));
+                    }
+                    found
+                }
+                PatientRef::Local { system, value } => {
+                    if systems.contains(system) {
+                        let person = self.store.linked_person(facility.id, value).await?;
+                        Some((person.map(|p| p.id).unwrap_or(0), value.clone()))
+                    } else {
+                        problems.push(WriteError {
+                            expression: format!("{path}.{subject}.identifier.system"),
+                            message: format!(
+                                "must be this facility's patient ID system ({})",
+                                systems.join(" or ")
+                            ),
+                        });
+                        continue;
+                    }
+                }
+            };
+            let Some((person, local)) = local else {
+                // The same words whether the person does not exist or is not this facility's.
+                problems.push(WriteError {
+                    expression: format!("{path}.{subject}.reference"),
+                    message: "not a patient of this facility (link the patient by reading the HM card, or use subject.identifier with the facility's patient ID)".into(),
+                });
+                continue;
+            };
+            if person > 0 {
+                persons.insert(person);
+            }
+            let canonical = resource.to_string();
+            let hash = hex::encode(Sha256::digest(canonical.as_bytes()));
+            let key = match &submitted.identifier {
+                Some(i) => format!("fhir|{}|{i}", submitted.resource_type),
+                None => format!("fhir|{}|{hash}", submitted.resource_type),
+            };
+            let date = submitted.effective.as_deref().map(fhir_write::date_of);
+            batch.push(IncomingMessage {
+                source: "fhir".into(),
+                source_key: key.clone(),
+                order_key: key,
+                data_kind: submitted.resource_type.clone(),
+                condition: Condition::Current,
+                occurred_at: format!("{now:020}"),
+                content_hash: hash.clone(),
+                raw: canonical.into_bytes(),
+                message_type: "FHIR".into(),
+                control_id: submitted.identifier.clone().unwrap_or(hash),
+                patient_local_id: local,
+                warnings: String::new(),
+                items: vec![NewItem {
+                    category: submitted.category.clone(),
+                    code: submitted.code.clone(),
+                    code_system: submitted.code_system.clone(),
+                    display: submitted.display.clone(),
+                    effective: submitted.effective.clone(),
+                    effective_date: date,
+                    end_at: submitted.end.clone(),
+                    status: submitted.status.clone(),
+                    detail: submitted.detail.to_string(),
+                }],
+                demographics: None,
+                attachments: Vec::new(),
+            });
+        }
+        if !problems.is_empty() {
+            self.store
+                .append_audit(self.event(
+                    &caller.actor,
+                    "clinical.write",
+                    format!("facility:{}", facility.id),
+                    AuditOutcome::Failure,
+                    &format!("fhir entries={} problems={}", entries.len(), problems.len()),
+                ))
+                .await?;
+            return Ok(Err(problems));
+        }
+        let outcomes = self.store.ingest(facility.id, now, &batch).await?;
+        let mut written = Vec::with_capacity(batch.len());
+        for (message, outcome) in batch.iter().zip(outcomes) {
+            let id = self
+                .store
+                .item_ids_of_source(facility.id, "fhir", &message.source_key)
+                .await?
+                .first()
+                .copied()
+                .unwrap_or(0);
+            let item = &message.items[0];
+            let detail: Value = serde_json::from_str(&item.detail).unwrap_or(Value::Null);
+            let person = match self
+                .store
+                .linked_person(facility.id, &message.patient_local_id)
+                .await?
+            {
+                Some(p) => p.common_id,
+                None => String::new(),
+            };
+            let entry = Entry {
+                id,
+                facility: facility.id,
+                category: &item.category,
+                code: &item.code,
+                code_system: &item.code_system,
+                display: &item.display,
+                effective: item.effective.as_deref(),
+                end: item.end_at.as_deref(),
+                status: &item.status,
+                detail: &detail,
+            };
+            let resource =
+                fhir::to_resource(&message.data_kind, &entry, &person).unwrap_or(Value::Null);
+            written.push(Written {
+                resource_type: message.data_kind.clone(),
+                id: id.to_string(),
+                created: matches!(outcome, IngestOutcome::Stored),
+                resource,
+            });
+        }
+        let stored = written.iter().filter(|w| w.created).count();
+        self.store
+            .append_audit(self.event(
+                &caller.actor,
+                "clinical.write",
+                match persons.iter().next() {
+                    Some(p) if persons.len() == 1 => format!("person:{p}"),
+                    _ => format!("facility:{}", facility.id),
+                },
+                AuditOutcome::Success,
+                &format!("fhir entries={} stored={stored}", entries.len()),
+            ))
+            .await?;
+        Ok(Ok(written))
+    }
+}

@@ -121,6 +121,13 @@ pub fn system_uri(system: &str, facility: i64) -> String {
         t if t.len() == 7 && t.starts_with("HL7") && t[3..].bytes().all(|b| b.is_ascii_digit()) => {
             format!("http://terminology.hl7.org/CodeSystem/v2-{}", &t[3..])
         }
+        // Already a URI (a resource submitted over FHIR).
+        uri if uri.starts_with("http://")
+            || uri.starts_with("https://")
+            || uri.starts_with("urn:") =>
+        {
+            uri.to_string()
+        }
         // A facility's own codes: only that facility's, so the system names it.
         "" => format!("urn:renkei:facility:{facility}:local"),
         other => format!("urn:renkei:facility:{facility}:{}", other.replace(' ', "_")),

@@ -8,6 +8,7 @@
 
 pub mod fhir;
 pub mod fhir_search;
+pub mod fhir_write;
 pub mod jahis;
 pub mod jlac10;
 mod map;

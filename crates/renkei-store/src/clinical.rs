@@ -307,6 +307,27 @@ impl Store {
         Ok((patient, items))
     }
 
+    /// The active items of a facility's message, by the message's source key.
+    pub async fn item_ids_of_source(
+        &self,
+        facility_id: i64,
+        source: &str,
+        source_key: &str,
+    ) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = with_db!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT i.id FROM clinical_items i JOIN clinical_messages m ON m.id = i.message_id
+                 WHERE m.facility_id = $1 AND m.source = $2 AND m.source_key = $3 AND i.active = TRUE ORDER BY i.id",
+            )
+            .bind(facility_id)
+            .bind(source)
+            .bind(source_key)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
     /// Whose an active item is: (facility, local patient ID), by the item's id.
     pub async fn item_owner(&self, item_id: i64) -> Result<Option<(i64, String)>> {
         with_db!(&self.db, |pool| {

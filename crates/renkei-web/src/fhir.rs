@@ -178,6 +178,7 @@ pub async fn metadata(State(st): State<WebState>) -> Response {
                     }]
                 },
                 "resource": capability_resources(),
+                "interaction": [{ "code": "transaction" }],
             }]
         }),
     )
@@ -205,9 +206,13 @@ fn capability_resources() -> Value {
             })
             .collect();
         params.push(json!({ "name": "_id", "type": "token" }));
+        let mut interactions = vec![json!({ "code": "read" }), json!({ "code": "search-type" })];
+        if renkei_app::fhir::WRITABLE_TYPES.contains(t) {
+            interactions.push(json!({ "code": "create" }));
+        }
         resources.push(json!({
             "type": t,
-            "interaction": [{ "code": "read" }, { "code": "search-type" }],
+            "interaction": interactions,
             "searchParam": params,
             "searchInclude": includes_of(t).iter().map(|i| i.0).collect::<Vec<_>>(),
         }));
@@ -775,6 +780,188 @@ pub async fn everything(
                 &ignored,
             ),
         ),
+        Err(e) => app_error(e),
+    }
+}
+
+fn problems_outcome(problems: &[renkei_app::fhir::fhir_search::SearchError]) -> Value {
+    json!({
+        "resourceType": "OperationOutcome",
+        "issue": problems.iter().map(|p| json!({ "severity": "error", "code": p.code, "diagnostics": p.message, "expression": [p.param] })).collect::<Vec<_>>()
+    })
+}
+
+fn write_problems(problems: &renkei_app::fhir::WriteProblems) -> Response {
+    fhir(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({
+            "resourceType": "OperationOutcome",
+            "issue": problems.iter().map(|p| json!({
+                "severity": "error",
+                "code": if p.message.starts_with("not a patient") { "not-found" } else { "invalid" },
+                "diagnostics": format!("{}: {}", p.expression, p.message),
+                "expression": [p.expression],
+            })).collect::<Vec<_>>()
+        }),
+    )
+}
+
+fn json_body(bytes: &[u8]) -> Result<Value, Box<Response>> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Box::new(outcome(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "structure",
+            &format!(
+                "the body is not JSON (line {}, column {}): {}",
+                e.line(),
+                e.column(),
+                match e.classify() {
+                    serde_json::error::Category::Eof => "it ends too early",
+                    serde_json::error::Category::Syntax => "a syntax error",
+                    _ => "unreadable",
+                }
+            ),
+        ))
+    })
+}
+
+/// `POST /fhir/{type}`: a facility's system submits one resource of its record.
+pub async fn create(
+    State(st): State<WebState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    Path(resource_type): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if !renkei_app::fhir::WRITABLE_TYPES.contains(&resource_type.as_str()) {
+        return outcome(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "error",
+            "not-supported",
+            &format!(
+                "{resource_type} cannot be created here (create {})",
+                renkei_app::fhir::WRITABLE_TYPES.join(", ")
+            ),
+        );
+    }
+    let resource = match json_body(&body) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    if resource.get("resourceType").and_then(Value::as_str) != Some(resource_type.as_str()) {
+        return fhir(
+            StatusCode::BAD_REQUEST,
+            problems_outcome(&[renkei_app::fhir::fhir_search::SearchError {
+                param: format!("{resource_type}.resourceType"),
+                message: format!("must be {resource_type}, as in the URL"),
+                code: "invalid",
+            }]),
+        );
+    }
+    match st
+        .app
+        .fhir_write(&caller, &[(String::new(), resource)])
+        .await
+    {
+        Ok(Ok(written)) => {
+            let Some(w) = written.into_iter().next() else {
+                return app_error(AppError::NotFound);
+            };
+            let location = format!("{}/{}/{}", base_url(&st, &headers), w.resource_type, w.id);
+            let mut r = fhir(
+                if w.created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                },
+                w.resource,
+            );
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(axum::http::header::LOCATION, v);
+            }
+            r
+        }
+        Ok(Err(problems)) => write_problems(&problems),
+        Err(e) => app_error(e),
+    }
+}
+
+/// `POST /fhir`: a transaction Bundle of creates, stored all together or not at all.
+pub async fn transaction(
+    State(st): State<WebState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let bundle = match json_body(&body) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let bad = |expression: &str, message: &str| {
+        write_problems(&vec![renkei_app::fhir::fhir_write::WriteError {
+            expression: expression.into(),
+            message: message.into(),
+        }])
+    };
+    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+        return bad("Bundle.resourceType", "must be Bundle");
+    }
+    if bundle.get("type").and_then(Value::as_str) != Some("transaction") {
+        return bad(
+            "Bundle.type",
+            "must be transaction (all entries stored together, or none)",
+        );
+    }
+    let Some(items) = bundle.get("entry").and_then(Value::as_array) else {
+        return bad("Bundle.entry", "is required");
+    };
+    if items.len() > 1000 {
+        return bad("Bundle.entry", "at most 1000 entries per transaction");
+    }
+    let mut entries = Vec::with_capacity(items.len());
+    for (i, e) in items.iter().enumerate() {
+        let resource = e.get("resource").cloned().unwrap_or(Value::Null);
+        let t = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let method = e
+            .get("request")
+            .and_then(|r| r.get("method"))
+            .and_then(Value::as_str);
+        let url = e
+            .get("request")
+            .and_then(|r| r.get("url"))
+            .and_then(Value::as_str);
+        if method != Some("POST") || url != Some(t) {
+            return bad(
+                &format!("Bundle.entry[{i}].request"),
+                "each entry must be a create: request.method POST and request.url the resource type",
+            );
+        }
+        entries.push((format!("Bundle.entry[{i}].resource"), resource));
+    }
+    match st.app.fhir_write(&caller, &entries).await {
+        Ok(Ok(written)) => {
+            let base = base_url(&st, &headers);
+            fhir(
+                StatusCode::OK,
+                json!({
+                    "resourceType": "Bundle",
+                    "type": "transaction-response",
+                    "entry": written.iter().map(|w| json!({
+                        "fullUrl": format!("{base}/{}/{}", w.resource_type, w.id),
+                        "resource": w.resource,
+                        "response": {
+                            "status": if w.created { "201 Created" } else { "200 OK" },
+                            "location": format!("{}/{}", w.resource_type, w.id),
+                        }
+                    })).collect::<Vec<_>>(),
+                }),
+            )
+        }
+        Ok(Err(problems)) => write_problems(&problems),
         Err(e) => app_error(e),
     }
 }

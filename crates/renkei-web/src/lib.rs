@@ -152,15 +152,18 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/oauth/token", post(fhir::token))
         .route("/fhir/metadata", get(fhir::metadata))
-        .route("/fhir/Patient", get(fhir::patient_search))
+        .route(
+            "/fhir/Patient",
+            get(fhir::patient_search).post(fhir::not_supported),
+        )
         .route("/fhir/Patient/$ihe-pix", get(fhir::pix))
         .route("/fhir/Patient/{id}", get(fhir::patient_read))
         .route("/fhir/Patient/{id}/$everything", get(fhir::everything))
         .route("/fhir/Binary/{id}", get(fhir::binary))
-        .route("/fhir", get(fhir::not_supported).post(fhir::not_supported))
+        .route("/fhir", get(fhir::not_supported).post(fhir::transaction))
         .route(
             "/fhir/{resource_type}",
-            get(fhir::search).post(fhir::not_supported),
+            get(fhir::search).post(fhir::create),
         )
         .route(
             "/fhir/{resource_type}/{id}",

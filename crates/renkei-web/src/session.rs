@@ -157,6 +157,7 @@ pub async fn csrf_guard(State(state): State<WebState>, request: Request, next: N
     let path = request.uri().path();
     if request.method() != Method::POST
         || path == "/oauth/token"
+        || path == "/fhir"
         || path.starts_with("/fhir/")
         || path.starts_with("/api/")
     {

@@ -556,3 +556,231 @@ async fn golden_resources_from_the_nho_sample(t: &TestStore) {
 }
 
 on_both_backends!(golden_resources_from_the_nho_sample);
+
+/// A facility's system submits its records over FHIR: checked entry by entry with the element
+/// named, stored all together or not at all, never twice, and then served like any other record
+/// (under consent to other facilities).
+async fn a_facility_submits_records_over_fhir(t: &TestStore) {
+    use serde_json::json;
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(START)));
+    let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
+    facility(&app, "operator", "", "事務局").await;
+    let hospital = facility(&app, "hospital", HOSPITAL, "登呂病院").await;
+    let clinic = facility(&app, "clinic", "", "みどり内科").await;
+    let h_admin = user(&app, hospital, "h.admin", "clerk").await;
+    let c_dr = user(&app, clinic, "c.dr", "doctor").await;
+    records(&app, "A-1", "20261101").await;
+    let card = app
+        .issue_card(
+            &h_admin,
+            "A-1",
+            CardKind::Hm,
+            Some(&PersonDetails {
+                kanji_name: "高橋 太郎".into(),
+                birth_date: "1948-04-05".into(),
+                sex: "M".into(),
+                ..PersonDetails::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let common = card.common_id.digits();
+    let writer = client(&app, hospital, "toro-gw", "system/*.crs", "doctor").await;
+    let reader_only = client(&app, hospital, "toro-ro", "system/*.rs", "doctor").await;
+    let clinic_ehr = client(&app, clinic, "midori-ehr", "system/*.rs", "doctor").await;
+    let local_system = format!("urn:oid:1.2.392.100495.20.3.51.1{HOSPITAL}");
+    let hba1c = |id: &str, value: f64, subject: Value| {
+        json!({
+            "resourceType": "Observation",
+            "identifier": [{ "system": "urn:oid:1.2.392.200284.34.3411234564.lab", "value": id }],
+            "status": "final",
+            "category": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory" }] }],
+            "code": { "coding": [{ "system": "http://medis.or.jp/CodeSystem/master-JLAC10-17digits", "code": "3D046000001906202", "display": "HbA1c" }] },
+            "subject": subject,
+            "effectiveDateTime": "2026-11-20T10:15:00+09:00",
+            "valueQuantity": { "value": value, "unit": "%" },
+        })
+    };
+    let by_common = json!({ "reference": format!("Patient/{common}") });
+    let by_local = json!({ "identifier": { "system": local_system, "value": "A-1" } });
+
+    // Scopes: reading is not creating.
+    assert!(matches!(
+        app.fhir_write(
+            &reader_only,
+            &[(String::new(), hba1c("H-1", 6.1, by_common.clone()))]
+        )
+        .await,
+        Err(AppError::Forbidden)
+    ));
+    // Created, by the common ID; the same again is not stored twice.
+    let first = app
+        .fhir_write(
+            &writer,
+            &[(String::new(), hba1c("H-1", 6.1, by_common.clone()))],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first[0].created);
+    assert_eq!(first[0].resource["valueQuantity"]["value"], 6.1);
+    assert_eq!(
+        first[0].resource["subject"]["reference"],
+        format!("Patient/{common}")
+    );
+    let again = app
+        .fhir_write(
+            &writer,
+            &[(String::new(), hba1c("H-1", 6.1, by_common.clone()))],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!again[0].created);
+    assert_eq!(again[0].id, first[0].id);
+    // A corrected value under the same identifier replaces the first.
+    clock.advance_seconds(60);
+    let corrected = app
+        .fhir_write(
+            &writer,
+            &[(String::new(), hba1c("H-1", 6.3, by_local.clone()))],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let read = app
+        .fhir_read(&writer, "Observation", &corrected[0].id)
+        .await
+        .unwrap();
+    assert_eq!(read["valueQuantity"]["value"], 6.3);
+    let all = app
+        .fhir_search(
+            &writer,
+            &search(
+                "Observation",
+                &[
+                    ("patient", &format!("Patient/{common}")),
+                    ("code", "3D046000001906202"),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.total, 1, "replaced, not added");
+
+    // A transaction with one bad entry stores nothing, and names each problem.
+    let mut bad = hba1c("H-3", 5.9, by_common.clone());
+    bad.as_object_mut().unwrap().remove("code");
+    let problems = app
+        .fhir_write(
+            &writer,
+            &[
+                (
+                    "Bundle.entry[0].resource".into(),
+                    hba1c("H-2", 6.0, by_common.clone()),
+                ),
+                ("Bundle.entry[1].resource".into(), bad),
+                (
+                    "Bundle.entry[2].resource".into(),
+                    hba1c("H-4", 6.0, json!({ "reference": "Patient/34999999990" })),
+                ),
+                (
+                    "Bundle.entry[3].resource".into(),
+                    hba1c(
+                        "H-5",
+                        6.0,
+                        json!({ "identifier": { "system": "urn:oid:9.9", "value": "A-1" } }),
+                    ),
+                ),
+            ],
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
+    let expressions: Vec<&str> = problems.iter().map(|p| p.expression.as_str()).collect();
+    assert_eq!(
+        expressions,
+        [
+            "Bundle.entry[1].resource.code",
+            "Bundle.entry[2].resource.subject.reference",
+            "Bundle.entry[3].resource.subject.identifier.system",
+        ]
+    );
+    let all = app
+        .fhir_search(
+            &writer,
+            &search("Observation", &[("patient", &format!("Patient/{common}"))]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        all.total, 2,
+        "the glucose and the HbA1c; H-2 was not stored"
+    );
+    // A whole transaction: a diagnosis and an allergy stored together.
+    let done = app
+        .fhir_write(
+            &writer,
+            &[
+                (
+                    "Bundle.entry[0].resource".into(),
+                    json!({ "resourceType": "Condition", "subject": by_common,
+                        "code": { "coding": [{ "system": "http://medis.or.jp/CodeSystem/master-disease-exCode", "code": "20054174", "display": "胃炎" }] },
+                        "clinicalStatus": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active" }] },
+                        "onsetDateTime": "2026-11-19" }),
+                ),
+                (
+                    "Bundle.entry[1].resource".into(),
+                    json!({ "resourceType": "AllergyIntolerance", "patient": by_local,
+                        "category": ["medication"], "criticality": "high",
+                        "code": { "text": "ペニシリン系抗菌薬" }, "onsetDateTime": "2026-11-19" }),
+                ),
+            ],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.len(), 2);
+    assert_eq!(
+        done[1].resource["criticality"], "high",
+        "a contraindication"
+    );
+
+    // The clinic that read the card sees the new result under the hospital's consent (labs).
+    app.read_card(&c_dr, &card.payload, "C-9").await.unwrap();
+    app.create_consent(
+        &h_admin,
+        "A-1",
+        &ConsentInput {
+            target_mode: "all".into(),
+            categories: vec!["lab".into()],
+            ..ConsentInput::default()
+        },
+    )
+    .await
+    .unwrap();
+    let seen = app
+        .fhir_search(
+            &clinic_ehr,
+            &search(
+                "Observation",
+                &[
+                    ("patient", &format!("Patient/{common}")),
+                    ("code", "3D046000001906202"),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen.total, 1);
+    let withheld = app
+        .fhir_search(
+            &clinic_ehr,
+            &search("Condition", &[("patient", &format!("Patient/{common}"))]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(withheld.total, 0, "diagnoses are not consented");
+}
+
+on_both_backends!(a_facility_submits_records_over_fhir);

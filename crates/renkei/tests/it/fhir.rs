@@ -376,6 +376,129 @@ async fn a_client_reads_the_record_over_fhir() {
     let bytes = r.bytes().await.unwrap();
     assert_eq!(&bytes[128..132], b"DICM");
 
+    // The hospital's gateway submits a result: 201 with its Location, then served like any
+    // other; the same again is 200; a bad one is 422 naming the element; a transaction stores
+    // all its entries or none.
+    let gw_key = ClientKey::generate("k1");
+    let gw_jwks = dir.path().join("chuo-gw.jwks.json");
+    std::fs::write(&gw_jwks, &gw_key.jwks).unwrap();
+    let out = renkei(
+        dir.path(),
+        &[
+            "admin",
+            "create-client",
+            "--client-id",
+            "chuo-gw",
+            "--name",
+            "中央病院 連携ゲートウェイ",
+            "--facility",
+            &chuo_code(),
+            "--jwks",
+            gw_jwks.to_str().unwrap(),
+            "--scope",
+            "system/*.crs",
+            "--profession",
+            "doctor",
+        ],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let (_, _, t) =
+        json(token_for(&c, &base, &gw_key, ("chuo-gw", "system/*.crs"), "g1").await).await;
+    let gw = t["access_token"].as_str().unwrap().to_string();
+    let post = |path: &str, body: Value| {
+        let c = c.clone();
+        let gw = gw.clone();
+        let url = format!("{base}{path}");
+        async move {
+            c.post(url)
+                .bearer_auth(gw)
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let obs = serde_json::json!({
+        "resourceType": "Observation",
+        "identifier": [{ "system": "urn:example:chuo-lab", "value": "R-20261121-1" }],
+        "status": "final",
+        "code": { "coding": [{ "system": "http://medis.or.jp/CodeSystem/master-JLAC10-17digits", "code": "3D046000001906202", "display": "HbA1c" }] },
+        "subject": { "reference": patient },
+        "effectiveDateTime": "2026-11-21T09:00:00+09:00",
+        "valueQuantity": { "value": 6.4, "unit": "%" },
+    });
+    let r = post("/fhir/Observation", obs.clone()).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("{base}/fhir/Observation/")),
+        "{location}"
+    );
+    let (status, _, created) = json(get(location.clone(), false).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(created["valueQuantity"]["value"], 6.4);
+    assert_eq!(
+        post("/fhir/Observation", obs.clone()).await.status(),
+        StatusCode::OK
+    );
+    let mut bad = obs.clone();
+    bad["effectiveDateTime"] = serde_json::json!("yesterday");
+    let (status, _, o) = json(post("/fhir/Observation", bad).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        o["issue"][0]["expression"][0],
+        "Observation.effectiveDateTime"
+    );
+    let (status, _, o) = json(
+        c.post(format!("{base}/fhir/Observation"))
+            .bearer_auth(&gw)
+            .body("{ not json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(o["issue"][0]["code"], "structure");
+    // Reading is not writing.
+    let r = c
+        .post(format!("{base}/fhir/Observation"))
+        .bearer_auth(&bearer)
+        .body(obs.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let mut second = obs.clone();
+    second["identifier"][0]["value"] = serde_json::json!("R-20261121-2");
+    let mut broken = obs.clone();
+    broken["identifier"][0]["value"] = serde_json::json!("R-20261121-3");
+    broken["status"] = serde_json::json!("done");
+    let tx = |entries: Vec<Value>| serde_json::json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries.into_iter().map(|r| serde_json::json!({ "resource": r, "request": { "method": "POST", "url": "Observation" } })).collect::<Vec<_>>() });
+    let count = |b: Value| b["total"].as_u64().unwrap();
+    let hba1c = format!("/fhir/Observation?patient={patient}&code=3D046000001906202");
+    let (_, _, before) = json(get(hba1c.clone(), false).await).await;
+    let before = count(before);
+    let (status, _, o) = json(post("/fhir", tx(vec![second.clone(), broken])).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        o["issue"][0]["expression"][0],
+        "Bundle.entry[1].resource.status"
+    );
+    let (_, _, now) = json(get(hba1c.clone(), false).await).await;
+    assert_eq!(
+        count(now),
+        before,
+        "nothing of the refused transaction was stored"
+    );
+    let (status, _, answer) = json(post("/fhir", tx(vec![second])).await).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["type"], "transaction-response");
+    assert_eq!(answer["entry"][0]["response"]["status"], "201 Created");
+    let (_, _, after) = json(get(hba1c, false).await).await;
+    assert_eq!(count(after), before + 1);
+
     // Unsupported types and interactions are OperationOutcomes.
     let (status, _, o) = json(get("/fhir/Basic?patient=1".into(), false).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
