@@ -2,6 +2,7 @@
 //! at any facility (名寄せ), re-issue, revocation and the card-holding check.
 
 use renkei_core::audit::AuditOutcome;
+pub use renkei_identity::synthetic;
 use renkei_identity::{CardPayload, CommonId, normalize_address, normalize_kana, normalize_name};
 use renkei_store::identity::{CandidateKeys, NewPerson, Person, PersonKeys, PersonSearch};
 pub use renkei_store::identity::{Card, Person as PersonRow, PersonLink};

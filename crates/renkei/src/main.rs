@@ -2,6 +2,7 @@
 
 mod config;
 mod demo;
+mod fhir_bench;
 mod generate;
 mod import;
 mod intake;
@@ -74,6 +75,22 @@ enum DevCommand {
         /// The same seed gives the same storage.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Seed the FHIR benchmark (benches/fhir/run.sh): a hospital, card-holders with lab results
+    /// (stored through the FHIR write path), an API client "bench" with the given public keys,
+    /// and the same data as FHIR transaction Bundles for the peer server.
+    SeedFhirBench {
+        #[arg(long, default_value_t = 10_000)]
+        patients: usize,
+        /// Lab results per patient.
+        #[arg(long, default_value_t = 10)]
+        per_patient: usize,
+        /// The client's public keys (a JWK Set).
+        #[arg(long)]
+        jwks: PathBuf,
+        /// Where the patient list and the peer's Bundles go.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -493,6 +510,21 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Dev(DevCommand::SeedFhirBench {
+            patients,
+            per_patient,
+            jwks,
+            out,
+        }) => {
+            let jwks = std::fs::read_to_string(jwks)
+                .with_context(|| format!("公開鍵ファイル {} を読めません", jwks.display()))?;
+            let settings = settings(&cli, None)?;
+            let app = open(&settings).await?;
+            let result = fhir_bench::seed(&app, *patients, *per_patient, &jwks, out).await;
+            app.shutdown().await;
+            result?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Dev(DevCommand::GenerateSsmix2 {
             out,
