@@ -36,6 +36,10 @@ pub const SCOPE_TYPES: &[&str] = &[
     "DocumentReference",
     "Binary",
     "Organization",
+    "Practitioner",
+    "PractitionerRole",
+    "Consent",
+    "AuditEvent",
 ];
 
 /// Whether a scope can be given: `system/<type or *>.<permissions>`, with SMART v2

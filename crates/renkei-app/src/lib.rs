@@ -11,6 +11,7 @@ pub mod consent;
 pub mod directory;
 mod error;
 pub mod fhir;
+pub mod fhir_directory;
 pub mod identity;
 pub mod intake;
 pub mod interop;

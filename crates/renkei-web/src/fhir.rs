@@ -217,7 +217,18 @@ fn capability_resources() -> Value {
             "searchInclude": includes_of(t).iter().map(|i| i.0).collect::<Vec<_>>(),
         }));
     }
-    resources.push(json!({ "type": "Organization", "interaction": [{ "code": "read" }] }));
+    for t in renkei_app::fhir_directory::DIRECTORY_TYPES {
+        let mut interactions = vec![json!({ "code": "search-type" })];
+        if matches!(*t, "Practitioner" | "PractitionerRole" | "Organization") {
+            interactions.push(json!({ "code": "read" }));
+        }
+        let mut params: Vec<Value> = renkei_app::fhir_directory::directory_params(t)
+            .iter()
+            .map(|p| json!({ "name": p, "type": if *p == "name" { "string" } else if *p == "identifier" { "token" } else { "reference" } }))
+            .collect();
+        params.push(json!({ "name": "_id", "type": "token" }));
+        resources.push(json!({ "type": t, "interaction": interactions, "searchParam": params }));
+    }
     resources.push(json!({ "type": "Binary", "interaction": [{ "code": "read" }] }));
     json!(resources)
 }
@@ -621,6 +632,9 @@ pub async fn search(
     Path(resource_type): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
+    if renkei_app::fhir_directory::DIRECTORY_TYPES.contains(&resource_type.as_str()) {
+        return directory_search(&st, &caller, &headers, &resource_type, params(raw)).await;
+    }
     if !renkei_app::fhir::CLINICAL_TYPES.contains(&resource_type.as_str()) {
         return not_supported().await;
     }
@@ -654,6 +668,20 @@ pub async fn read(
 ) -> Response {
     let result = match resource_type.as_str() {
         "Organization" => st.app.fhir_organization(&caller, &id).await,
+        "Practitioner" | "PractitionerRole" => {
+            let q = renkei_app::fhir_directory::DirectoryQuery {
+                id: Some(id.clone()),
+                ..Default::default()
+            };
+            match st
+                .app
+                .fhir_directory(&caller, &resource_type, &q, (1, 0))
+                .await
+            {
+                Ok((found, _)) => found.into_iter().next().ok_or(AppError::NotFound),
+                Err(e) => Err(e),
+            }
+        }
         t if renkei_app::fhir::CLINICAL_TYPES.contains(&t) => {
             st.app.fhir_read(&caller, t, &id).await
         }
@@ -962,6 +990,95 @@ pub async fn transaction(
             )
         }
         Ok(Err(problems)) => write_problems(&problems),
+        Err(e) => app_error(e),
+    }
+}
+
+/// A search on a directory type (Practitioner, PractitionerRole, Organization, Consent,
+/// AuditEvent): its few parameters, strictly or leniently.
+async fn directory_search(
+    st: &WebState,
+    caller: &ApiCaller,
+    headers: &HeaderMap,
+    resource_type: &str,
+    given: Vec<(String, String)>,
+) -> Response {
+    use renkei_app::fhir::fhir_search::{DEFAULT_COUNT, MAX_COUNT};
+    use renkei_app::fhir_directory::{DirectoryQuery, directory_params};
+    let lenient = lenient(headers);
+    let mut q = DirectoryQuery::default();
+    let (mut count, mut offset) = (DEFAULT_COUNT, 0usize);
+    let mut used = Vec::new();
+    let mut ignored = Vec::new();
+    for (name, value) in given {
+        let slot = match name.as_str() {
+            "_id" => &mut q.id,
+            "_count" | "_offset" => {
+                let Ok(n) = value.parse::<usize>() else {
+                    return outcome(
+                        StatusCode::BAD_REQUEST,
+                        "error",
+                        "invalid",
+                        &format!("{name} must be a whole number"),
+                    );
+                };
+                if name == "_count" {
+                    count = n.min(MAX_COUNT);
+                } else {
+                    offset = n;
+                }
+                continue;
+            }
+            "_format" => continue,
+            n if directory_params(resource_type).contains(&n) => match n {
+                "name" => &mut q.name,
+                "identifier" => &mut q.identifier,
+                "organization" => &mut q.organization,
+                "practitioner" => &mut q.practitioner,
+                _ => &mut q.patient,
+            },
+            other if lenient => {
+                ignored.push(other.to_string());
+                continue;
+            }
+            other => {
+                return fhir(
+                    StatusCode::BAD_REQUEST,
+                    json!({
+                        "resourceType": "OperationOutcome",
+                        "issue": [{ "severity": "error", "code": "not-supported",
+                            "diagnostics": format!("{other}: not a supported search parameter of {resource_type} (supported: _id, _count, _offset, {}); send Prefer: handling=lenient to ignore it", directory_params(resource_type).join(", ")),
+                            "expression": [other] }]
+                    }),
+                );
+            }
+        };
+        *slot = Some(value.clone());
+        used.push((name, value));
+    }
+    match st
+        .app
+        .fhir_directory(caller, resource_type, &q, (count, offset))
+        .await
+    {
+        Ok((matches, total)) => {
+            let page = renkei_app::fhir::FhirPage {
+                matches,
+                total,
+                ..Default::default()
+            };
+            fhir(
+                StatusCode::OK,
+                searchset(
+                    &base_url(st, headers),
+                    resource_type,
+                    &used,
+                    (count, offset),
+                    &page,
+                    &ignored,
+                ),
+            )
+        }
         Err(e) => app_error(e),
     }
 }

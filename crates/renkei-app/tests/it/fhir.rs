@@ -441,6 +441,92 @@ async fn fhir_sees_only_what_consent_lets_through(t: &TestStore) {
         "{} clinical reads audited",
         after - audited
     );
+
+    // The directory and the record-keeping: staff as Practitioners (own facility only), the
+    // consent for the hospital that recorded it, the access history for the hospital whose
+    // records were read; nothing of either for the clinic.
+    use renkei_app::fhir_directory::DirectoryQuery;
+    let h_ehr = client(&app, hospital, "toro-ehr", "system/*.rs", "doctor").await;
+    let (staff, _) = app
+        .fhir_directory(&ehr, "Practitioner", &DirectoryQuery::default(), (50, 0))
+        .await
+        .unwrap();
+    assert_eq!(staff.len(), 1, "the clinic's own doctor: {staff:?}");
+    assert_eq!(
+        staff[0]["qualification"][0]["code"]["coding"][0]["code"],
+        "doctor"
+    );
+    let (roles, _) = app
+        .fhir_directory(
+            &ehr,
+            "PractitionerRole",
+            &DirectoryQuery {
+                organization: Some(format!("Organization/{clinic}")),
+                ..Default::default()
+            },
+            (50, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        roles[0]["organization"]["reference"],
+        format!("Organization/{clinic}")
+    );
+    let by_patient = DirectoryQuery {
+        patient: Some(patient.clone()),
+        ..Default::default()
+    };
+    let (consents, _) = app
+        .fhir_directory(&h_ehr, "Consent", &by_patient, (50, 0))
+        .await
+        .unwrap();
+    assert_eq!(consents.len(), 1);
+    assert_eq!(consents[0]["status"], "active");
+    assert_eq!(
+        consents[0]["provision"]["dataPeriod"]["start"],
+        "2025-01-01"
+    );
+    assert_eq!(
+        consents[0]["provision"]["code"][0]["coding"][0]["code"],
+        "lab"
+    );
+    let (none, _) = app
+        .fhir_directory(&ehr, "Consent", &by_patient, (50, 0))
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "the clinic did not record it");
+    let (history, total) = app
+        .fhir_directory(&h_ehr, "AuditEvent", &by_patient, (1000, 0))
+        .await
+        .unwrap();
+    assert!(total >= 30, "{total}");
+    assert!(
+        history
+            .iter()
+            .any(|e| e["subtype"][0]["code"] == "clinical.read"
+                && e["agent"][0]["who"]["identifier"]["value"] == "client:midori-ehr")
+    );
+    let (none, _) = app
+        .fhir_directory(&ehr, "AuditEvent", &by_patient, (50, 0))
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "the clinic's records were not read");
+    let (orgs, total) = app
+        .fhir_directory(
+            &ehr,
+            "Organization",
+            &DirectoryQuery {
+                identifier: Some(HOSPITAL.into()),
+                ..Default::default()
+            },
+            (50, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (total, orgs[0]["id"].as_str()),
+        (1, Some(hospital.to_string().as_str()))
+    );
 }
 
 on_both_backends!(fhir_sees_only_what_consent_lets_through);

@@ -499,6 +499,32 @@ async fn a_client_reads_the_record_over_fhir() {
     let (_, _, after) = json(get(hba1c, false).await).await;
     assert_eq!(count(after), before + 1);
 
+    // The directory: the hospital's staff, strict parameters.
+    let (status, _, staff) = json(get("/fhir/PractitionerRole".into(), false).await).await;
+    assert_eq!(status, StatusCode::OK, "{staff}");
+    assert!(staff["total"].as_u64().unwrap() >= 1);
+    let (status, _, o) = json(get("/fhir/Practitioner?specialty=x".into(), false).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(o["issue"][0]["expression"][0], "specialty");
+    let (status, _, cap) = json(get("/fhir/metadata".into(), false).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let types: Vec<&str> = cap["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    for t in [
+        "Patient",
+        "Observation",
+        "Consent",
+        "AuditEvent",
+        "Practitioner",
+        "Binary",
+    ] {
+        assert!(types.contains(&t), "{t} in the CapabilityStatement");
+    }
+
     // Unsupported types and interactions are OperationOutcomes.
     let (status, _, o) = json(get("/fhir/Basic?patient=1".into(), false).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
