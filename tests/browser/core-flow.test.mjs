@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -28,6 +29,7 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
   let server;
   let browser;
   let hookServer;
+  let appServer;
   let passed = false;
   try {
     const operatorFacility = parseId(cli(bin, dataDir, ['admin', 'create-facility', '--type', 'operator', '--name', '広島県医師会 事務局']), 'operator facility');
@@ -187,6 +189,49 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     const prescriptions = await text(page.locator('#timeline'));
     assert.ok(prescriptions.includes('ノルバスク') && prescriptions.includes('駅前薬局'), `処方 shows the pharmacy as a source: ${prescriptions.slice(0, 300)}`);
 
+    // An app the doctor uses connects with the doctor's own rights (SMART App Launch with
+    // PKCE): the doctor approves it on the portal, the app exchanges the code for a token and
+    // reads the same consented record over FHIR.
+    const callbacks = [];
+    appServer = http.createServer((req, res) => {
+      callbacks.push(new URL(req.url, 'http://127.0.0.1'));
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<p>接続しました</p>');
+    });
+    await new Promise((resolve) => appServer.listen(0, '127.0.0.1', resolve));
+    const redirectUri = `http://127.0.0.1:${appServer.address().port}/callback`;
+    cli(bin, dataDir, ['admin', 'create-client', '--client-id', 'midori-viewer', '--name', '連携ビューアアプリ',
+      '--facility', HOSPITAL_CODE, '--scope', 'user/*.rs', '--redirect-uri', redirectUri]);
+    const verifier = crypto.randomBytes(48).toString('base64url');
+    const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');
+    const authorize = new URL(`${base}/oauth/authorize`);
+    for (const [k, v] of Object.entries({ response_type: 'code', client_id: 'midori-viewer', redirect_uri: redirectUri,
+      scope: 'launch/patient openid user/*.rs', state: 's-1', code_challenge: challenge, code_challenge_method: 'S256' })) {
+      authorize.searchParams.set(k, v);
+    }
+    await page.goto(authorize.toString());
+    await page.locator('#h-app').waitFor();
+    assert.ok((await text(page.locator('#scopes'))).includes('user/*.rs'), 'the scopes asked for are shown');
+    await shot(page, 'app-authorize');
+    await Promise.all([page.waitForURL((u) => u.toString().startsWith(redirectUri)), button(page, '許可する').click()]);
+    const back = callbacks.at(-1);
+    assert.equal(back.searchParams.get('state'), 's-1');
+    const exchanged = await fetch(`${base}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: back.searchParams.get('code'),
+        redirect_uri: redirectUri, client_id: 'midori-viewer', code_verifier: verifier }),
+    });
+    assert.equal(exchanged.status, 200, 'the code is exchanged once for a token');
+    const appToken = (await exchanged.json()).access_token;
+    const commonId = payload.split(':')[1];
+    const read = await fetch(`${base}/fhir/Observation?patient=Patient/${commonId}&_count=5`, { headers: { authorization: `Bearer ${appToken}` } });
+    assert.equal(read.status, 200);
+    const bundle = await read.json();
+    assert.ok(bundle.total > 0, 'the doctor\'s consented lab results');
+    const withheld = await fetch(`${base}/fhir/MedicationRequest?patient=Patient/${commonId}`, { headers: { authorization: `Bearer ${appToken}` } });
+    const oral = ((await withheld.json()).entry ?? []).filter((e) => e.resource.meta.profile[0].endsWith('/JP_MedicationRequest'));
+    assert.equal(oral.length, 0, 'prescriptions the patient withheld stay withheld for the app too (injections were consented)');
+
     // The operator sees each read in the person's access history.
     const operator = await newPage(browser);
     await login(operator, base, 'admin', 'Renkei-Operator-2026');
@@ -199,6 +244,7 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
   } finally {
     if (browser) await browser.close().catch(() => {});
     if (hookServer) hookServer.close();
+    if (appServer) appServer.close();
     if (server) await stopServer(server.child);
     if (passed) fs.rmSync(dataDir, { recursive: true, force: true });
     else if (server) console.error(server.stderr());

@@ -48,6 +48,7 @@ pub const SCOPE_TYPES: &[&str] = &[
 pub fn known_scope(scope: &str) -> bool {
     let Some((kind, permissions)) = scope
         .strip_prefix("system/")
+        .or_else(|| scope.strip_prefix("user/"))
         .and_then(|r| r.split_once('.'))
     else {
         return false;
@@ -85,6 +86,15 @@ pub struct TokenRequest {
     pub client_assertion_type: String,
     #[serde(default)]
     pub client_assertion: String,
+    /// Authorization code grant (an app acting for a portal user).
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub redirect_uri: String,
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default)]
+    pub code_verifier: String,
 }
 
 /// The token endpoint's answer (RFC 6749 §5.1).
@@ -133,7 +143,12 @@ impl ApiCaller {
 }
 
 fn scope_allows(scope: &str, resource: &str, interaction: char) -> bool {
-    let Some(rest) = scope.strip_prefix("system/") else {
+    // `system/` for a system acting for its facility, `user/` for an app acting for a person:
+    // either way the record is decided for the actor the token carries.
+    let Some(rest) = scope
+        .strip_prefix("system/")
+        .or_else(|| scope.strip_prefix("user/"))
+    else {
         return false;
     };
     let Some((kind, permissions)) = rest.split_once('.') else {
@@ -171,6 +186,9 @@ pub struct ClientInput {
     pub cross_facility: bool,
     /// The profession the client reads as (`doctor`, `pharmacist`, …; empty is `clerk`).
     pub profession: String,
+    /// For an app used by portal users (authorization code with PKCE): where it receives codes,
+    /// space-separated HTTPS URLs (HTTP only on loopback). Such an app needs no keys.
+    pub redirect_uris: String,
 }
 
 impl App {
@@ -193,9 +211,25 @@ impl App {
                 "クライアントIDは英数字と - . _ で 64 文字以内にしてください".into(),
             ));
         }
-        let set: JwkSet = serde_json::from_str(&input.jwks)
-            .map_err(|e| AppError::Invalid(format!("公開鍵（JWK Set）を読めません: {e}")))?;
-        if set.keys.is_empty() {
+        let redirects: Vec<&str> = input.redirect_uris.split_whitespace().collect();
+        for r in &redirects {
+            let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+                .iter()
+                .any(|p| r.starts_with(p));
+            if !(r.starts_with("https://") || loopback) || r.len() > 500 || r.contains('#') {
+                return Err(AppError::Invalid(format!(
+                    "リダイレクト URI「{r}」は https:// で始めてください（# は使えません）"
+                )));
+            }
+        }
+        let set: JwkSet = if input.jwks.trim().is_empty() && !redirects.is_empty() {
+            // A public app (PKCE): no keys.
+            JwkSet { keys: Vec::new() }
+        } else {
+            serde_json::from_str(&input.jwks)
+                .map_err(|e| AppError::Invalid(format!("公開鍵（JWK Set）を読めません: {e}")))?
+        };
+        if set.keys.is_empty() && redirects.is_empty() {
             return Err(AppError::Invalid(
                 "公開鍵（JWK Set）に鍵がありません".into(),
             ));
@@ -243,6 +277,7 @@ impl App {
                     scopes: scopes.join(" "),
                     cross_facility: input.cross_facility,
                     profession: profession.to_string(),
+                    redirect_uris: redirects.join(" "),
                 },
                 self.now().0,
                 event,
@@ -289,10 +324,13 @@ impl App {
         peer: &str,
     ) -> std::result::Result<TokenResponse, OAuthError> {
         let refused = |why: &str| OAuthError::new("invalid_client", why);
+        if request.grant_type == "authorization_code" {
+            return self.exchange_code(request, peer).await;
+        }
         if request.grant_type != "client_credentials" {
             return Err(OAuthError::new(
                 "unsupported_grant_type",
-                "grant_type must be client_credentials",
+                "grant_type must be client_credentials or authorization_code",
             ));
         }
         if request.client_assertion_type != ASSERTION_TYPE || request.client_assertion.is_empty() {
@@ -402,7 +440,7 @@ impl App {
         self.store
             .store_api_token(
                 &digest(&access_token),
-                client.id,
+                (client.id, None),
                 &scope,
                 (issued_at, issued_at + TOKEN_SECONDS * 1_000_000),
                 event,
@@ -490,8 +528,21 @@ impl App {
             .api_token(&digest(bearer.trim()), self.now().0)
             .await?
             .ok_or(AppError::Unauthenticated)?;
+        let actor = match found.user_id {
+            // An app acting for a person: the person's own facility, profession and rights.
+            Some(user) => {
+                let u = self.store.user(user).await?;
+                if !u.active {
+                    return Err(AppError::Unauthenticated);
+                }
+                let mut a = self.actor_of(&u, peer);
+                a.login_id = format!("{} via client:{}", u.login_id, found.client.client_id);
+                a
+            }
+            None => client_actor(&found.client, peer),
+        };
         Ok(ApiCaller {
-            actor: client_actor(&found.client, peer),
+            actor,
             scopes: found
                 .scopes
                 .split_whitespace()
@@ -532,4 +583,265 @@ mod tests {
         assert!(!scope_allows("system/Patient.", "Patient", 'r'));
         assert!(!scope_allows("system/Patient.rx", "Patient", 'r'));
     }
+}
+
+/// What an app asks for at `/oauth/authorize` (SMART App Launch, standalone).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct AuthorizeRequest {
+    #[serde(default)]
+    pub response_type: String,
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default)]
+    pub redirect_uri: String,
+    #[serde(default)]
+    pub scope: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub code_challenge: String,
+    #[serde(default)]
+    pub code_challenge_method: String,
+}
+
+/// What the approval screen shows.
+#[derive(Clone, Debug)]
+pub struct AuthorizeView {
+    pub client_name: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub redirect_uri: String,
+}
+
+/// How long an authorization code lives.
+pub const CODE_SECONDS: i64 = 60;
+
+/// base64url (no padding) of SHA-256: the PKCE S256 challenge of a verifier.
+pub fn pkce_challenge(verifier: &str) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+impl App {
+    /// Checks an authorization request from an app before a logged-in user approves it.
+    /// Errors are for the user's screen (the redirect URI is not trusted until checked).
+    pub async fn authorize_request(
+        &self,
+        actor: &Actor,
+        r: &AuthorizeRequest,
+    ) -> Result<AuthorizeView> {
+        actor.user_id.ok_or(AppError::Forbidden)?;
+        let client = match self.store.api_client(r.client_id.trim()).await? {
+            Some(c) if c.active && !c.redirect_uris.is_empty() => c,
+            _ => {
+                return Err(AppError::Invalid(
+                    "このアプリは登録されていません（client_id を確認してください）".into(),
+                ));
+            }
+        };
+        if !client
+            .redirect_uris
+            .split_whitespace()
+            .any(|u| u == r.redirect_uri)
+        {
+            return Err(AppError::Invalid(
+                "リダイレクト URI がアプリの登録と一致しません".into(),
+            ));
+        }
+        if r.response_type != "code" {
+            return Err(AppError::Invalid(
+                "response_type は code にしてください".into(),
+            ));
+        }
+        if r.code_challenge_method != "S256"
+            || !(43..=128).contains(&r.code_challenge.len())
+            || !r
+                .code_challenge
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(AppError::Invalid(
+                "PKCE（code_challenge と code_challenge_method=S256）が必要です".into(),
+            ));
+        }
+        if r.state.len() > 500 {
+            return Err(AppError::Invalid("state が長すぎます".into()));
+        }
+        let allowed: Vec<&str> = client.scopes.split_whitespace().collect();
+        let mut scopes: Vec<String> = r
+            .scope
+            .split_whitespace()
+            // SMART launch scopes (openid, launch/patient …) are not offered: only data scopes.
+            .filter(|s| s.starts_with("user/"))
+            .map(str::to_string)
+            .collect();
+        if scopes.is_empty() {
+            scopes = allowed
+                .iter()
+                .filter(|s| s.starts_with("user/"))
+                .map(|s| s.to_string())
+                .collect();
+        }
+        if scopes.is_empty() || scopes.iter().any(|s| !allowed.contains(&s.as_str())) {
+            return Err(AppError::Invalid(
+                "このアプリに許可されていない範囲（scope）が求められています".into(),
+            ));
+        }
+        Ok(AuthorizeView {
+            client_name: client.name,
+            client_id: client.client_id,
+            scopes,
+            redirect_uri: r.redirect_uri.clone(),
+        })
+    }
+
+    /// The user approves (or refuses) the app: the URL to send the browser back to, with a
+    /// single-use code valid for [`CODE_SECONDS`] (or `error=access_denied`). Audited.
+    pub async fn authorize_decision(
+        &self,
+        actor: &Actor,
+        r: &AuthorizeRequest,
+        approve: bool,
+    ) -> Result<String> {
+        let view = self.authorize_request(actor, r).await?;
+        let user = actor.user_id.ok_or(AppError::Forbidden)?;
+        let client = self
+            .store
+            .api_client(&view.client_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let sep = if r.redirect_uri.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let state = if r.state.is_empty() {
+            String::new()
+        } else {
+            format!("&state={}", url_encode(&r.state))
+        };
+        if !approve {
+            self.store
+                .append_audit(self.event(
+                    actor,
+                    "api.authorize",
+                    format!("client:{}", client.client_id),
+                    AuditOutcome::Denied,
+                    "refused by the user",
+                ))
+                .await?;
+            return Ok(format!("{}{sep}error=access_denied{state}", r.redirect_uri));
+        }
+        let code = token()?;
+        let event = self.event(
+            actor,
+            "api.authorize",
+            format!("client:{}", client.client_id),
+            AuditOutcome::Success,
+            &view.scopes.join(" "),
+        );
+        self.store
+            .store_oauth_code(
+                &digest(&code),
+                &renkei_store::api::OAuthCode {
+                    client_id: client.id,
+                    user_id: user,
+                    scopes: view.scopes.join(" "),
+                    redirect_uri: r.redirect_uri.clone(),
+                    challenge: r.code_challenge.clone(),
+                    expires_at: self.now().0 + CODE_SECONDS * 1_000_000,
+                },
+                event,
+            )
+            .await?;
+        Ok(format!("{}{sep}code={code}{state}", r.redirect_uri))
+    }
+
+    /// The token endpoint's authorization-code grant: the code once, from the app it was
+    /// issued to, at the same redirect URI, with the PKCE verifier.
+    async fn exchange_code(
+        &self,
+        request: &TokenRequest,
+        peer: &str,
+    ) -> std::result::Result<TokenResponse, OAuthError> {
+        let grant = |why: &str| OAuthError::new("invalid_grant", why);
+        let code = match self
+            .store
+            .take_oauth_code(&digest(request.code.trim()), self.now().0)
+            .await
+        {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                self.audit_token_refusal(&request.client_id, peer, "unknown, used or expired code")
+                    .await;
+                return Err(grant("the code is unknown, used or expired"));
+            }
+            Err(_) => return Err(OAuthError::new("server_error", "try again later")),
+        };
+        let client = match self.store.api_client(request.client_id.trim()).await {
+            Ok(Some(c)) if c.active && c.id == code.client_id => c,
+            Ok(_) => {
+                self.audit_token_refusal(&request.client_id, peer, "code of another client")
+                    .await;
+                return Err(grant("the code was not issued to this client"));
+            }
+            Err(_) => return Err(OAuthError::new("server_error", "try again later")),
+        };
+        if request.redirect_uri != code.redirect_uri {
+            self.audit_token_refusal(&client.client_id, peer, "redirect_uri differs")
+                .await;
+            return Err(grant("redirect_uri differs from the authorization request"));
+        }
+        if pkce_challenge(request.code_verifier.trim()) != code.challenge {
+            self.audit_token_refusal(&client.client_id, peer, "PKCE verifier does not match")
+                .await;
+            return Err(grant("code_verifier does not match the code_challenge"));
+        }
+        let user = match self.store.user(code.user_id).await {
+            Ok(u) if u.active => u,
+            _ => return Err(grant("the user can no longer sign in")),
+        };
+        let access_token =
+            token().map_err(|_| OAuthError::new("server_error", "try again later"))?;
+        let mut actor = self.actor_of(&user, peer);
+        actor.login_id = format!("{} via client:{}", user.login_id, client.client_id);
+        let event = self.event(
+            &actor,
+            "api.token.issue",
+            format!("client:{}", client.client_id),
+            AuditOutcome::Success,
+            &code.scopes,
+        );
+        let issued_at = self.now().0;
+        self.store
+            .store_api_token(
+                &digest(&access_token),
+                (client.id, Some(user.id)),
+                &code.scopes,
+                (issued_at, issued_at + TOKEN_SECONDS * 1_000_000),
+                event,
+            )
+            .await
+            .map_err(|_| OAuthError::new("server_error", "try again later"))?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "bearer",
+            expires_in: TOKEN_SECONDS,
+            scope: code.scopes,
+        })
+    }
+}
+
+/// Percent-encodes a query value.
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -68,7 +68,7 @@ impl App {
             .map_err(|e| AppError::Internal(format!("TOTP: {e}")))
     }
 
-    fn actor_of(&self, user: &User, client: &str) -> Actor {
+    pub(crate) fn actor_of(&self, user: &User, client: &str) -> Actor {
         Actor {
             user_id: Some(user.id),
             login_id: user.login_id.clone(),

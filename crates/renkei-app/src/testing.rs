@@ -57,5 +57,6 @@ pub fn token_request(assertion: String, scope: &str) -> TokenRequest {
         scope: scope.into(),
         client_assertion_type: ASSERTION_TYPE.into(),
         client_assertion: assertion,
+        ..TokenRequest::default()
     }
 }

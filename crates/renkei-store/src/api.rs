@@ -23,6 +23,9 @@ pub struct ApiClient {
     pub created_at: i64,
     /// The profession whose rights the client reads the record with (`clerk` by default).
     pub profession: String,
+    /// Where an app acting for portal users receives authorization codes (space-separated);
+    /// empty for a system client.
+    pub redirect_uris: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -34,6 +37,7 @@ pub struct NewApiClient {
     pub scopes: String,
     pub cross_facility: bool,
     pub profession: String,
+    pub redirect_uris: String,
 }
 
 /// A valid access token: who holds it and what it grants.
@@ -42,9 +46,22 @@ pub struct ApiToken {
     pub client: ApiClient,
     pub scopes: String,
     pub expires_at: i64,
+    /// The portal user the token acts for (an app used by a person), if any.
+    pub user_id: Option<i64>,
 }
 
-const CLIENT: &str = "id, client_id, name, facility_id, jwks, scopes, cross_facility, active, created_at, profession";
+/// An authorization code being redeemed.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct OAuthCode {
+    pub client_id: i64,
+    pub user_id: i64,
+    pub scopes: String,
+    pub redirect_uri: String,
+    pub challenge: String,
+    pub expires_at: i64,
+}
+
+const CLIENT: &str = "id, client_id, name, facility_id, jwks, scopes, cross_facility, active, created_at, profession, redirect_uris";
 
 impl Store {
     pub async fn create_api_client(
@@ -55,7 +72,7 @@ impl Store {
     ) -> Result<ApiClient> {
         let mut tx = self.begin().await?;
         let id: (i64,) = with_tx!(&mut tx, |conn| {
-            sqlx::query_as("INSERT INTO api_clients (client_id, name, facility_id, jwks, scopes, cross_facility, active, created_at, profession) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8) RETURNING id")
+            sqlx::query_as("INSERT INTO api_clients (client_id, name, facility_id, jwks, scopes, cross_facility, active, created_at, profession, redirect_uris) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $9) RETURNING id")
                 .bind(&c.client_id)
                 .bind(&c.name)
                 .bind(c.facility_id)
@@ -64,6 +81,7 @@ impl Store {
                 .bind(c.cross_facility)
                 .bind(at)
                 .bind(&c.profession)
+                .bind(&c.redirect_uris)
                 .fetch_one(&mut *conn)
                 .await
         })
@@ -159,7 +177,7 @@ impl Store {
     pub async fn store_api_token(
         &self,
         token_hash: &str,
-        client: i64,
+        (client, user): (i64, Option<i64>),
         scopes: &str,
         (issued_at, expires_at): (i64, i64),
         audit: AuditEvent,
@@ -172,12 +190,13 @@ impl Store {
                 .await
         })?;
         exec_tx!(&mut tx, |c| {
-            sqlx::query("INSERT INTO api_tokens (token_hash, client_id, scopes, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query("INSERT INTO api_tokens (token_hash, client_id, scopes, issued_at, expires_at, user_id) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(token_hash)
                 .bind(client)
                 .bind(scopes)
                 .bind(issued_at)
                 .bind(expires_at)
+                .bind(user)
                 .execute(&mut *c)
                 .await
         })?;
@@ -187,14 +206,14 @@ impl Store {
 
     /// The token with this hash, if it is unexpired and its client active.
     pub async fn api_token(&self, token_hash: &str, now: i64) -> Result<Option<ApiToken>> {
-        let row: Option<(i64, String, i64)> = with_db!(&self.db, |pool| {
-            sqlx::query_as("SELECT t.client_id, t.scopes, t.expires_at FROM api_tokens t JOIN api_clients c ON c.id = t.client_id WHERE t.token_hash = $1 AND t.expires_at > $2 AND c.active = TRUE")
+        let row: Option<(i64, String, i64, Option<i64>)> = with_db!(&self.db, |pool| {
+            sqlx::query_as("SELECT t.client_id, t.scopes, t.expires_at, t.user_id FROM api_tokens t JOIN api_clients c ON c.id = t.client_id WHERE t.token_hash = $1 AND t.expires_at > $2 AND c.active = TRUE")
                 .bind(token_hash)
                 .bind(now)
                 .fetch_optional(pool)
                 .await
         })?;
-        let Some((client, scopes, expires_at)) = row else {
+        let Some((client, scopes, expires_at, user_id)) = row else {
             return Ok(None);
         };
         let client: ApiClient = self
@@ -207,6 +226,62 @@ impl Store {
             client,
             scopes,
             expires_at,
+            user_id,
         }))
+    }
+
+    /// Stores an authorization code (its hash) for a user's approval, with its audit event.
+    pub async fn store_oauth_code(
+        &self,
+        code_hash: &str,
+        code: &OAuthCode,
+        audit: AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        exec_tx!(&mut tx, |c| {
+            sqlx::query("DELETE FROM oauth_codes WHERE expires_at < $1")
+                .bind(code.expires_at - 3600 * 1_000_000)
+                .execute(&mut *c)
+                .await
+        })?;
+        exec_tx!(&mut tx, |c| {
+            sqlx::query("INSERT INTO oauth_codes (code_hash, client_id, user_id, scopes, redirect_uri, challenge, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(code_hash)
+                .bind(code.client_id)
+                .bind(code.user_id)
+                .bind(&code.scopes)
+                .bind(&code.redirect_uri)
+                .bind(&code.challenge)
+                .bind(code.expires_at)
+                .execute(&mut *c)
+                .await
+        })?;
+        self.append_audit_in(&mut tx, audit).await?;
+        tx.commit().await
+    }
+
+    /// Takes an authorization code once: the code if it was unused and unexpired (it is used
+    /// from now on), otherwise `None`.
+    pub async fn take_oauth_code(&self, code_hash: &str, now: i64) -> Result<Option<OAuthCode>> {
+        let mut tx = self.begin().await?;
+        let n = exec_tx!(&mut tx, |c| {
+            sqlx::query("UPDATE oauth_codes SET used = TRUE WHERE code_hash = $1 AND used = FALSE AND expires_at > $2")
+                .bind(code_hash)
+                .bind(now)
+                .execute(&mut *c)
+                .await
+        })?;
+        if n == 0 {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let code: OAuthCode = with_tx!(&mut tx, |c| {
+            sqlx::query_as("SELECT client_id, user_id, scopes, redirect_uri, challenge, expires_at FROM oauth_codes WHERE code_hash = $1")
+                .bind(code_hash)
+                .fetch_one(&mut *c)
+                .await
+        })?;
+        tx.commit().await?;
+        Ok(Some(code))
     }
 }

@@ -73,6 +73,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "api client profession",
         include_str!("../migrations/sqlite/0013_api_client_profession.sql"),
     ),
+    (
+        14,
+        "user tokens",
+        include_str!("../migrations/sqlite/0014_user_tokens.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -139,6 +144,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         13,
         "api client profession",
         include_str!("../migrations/postgres/0013_api_client_profession.sql"),
+    ),
+    (
+        14,
+        "user tokens",
+        include_str!("../migrations/postgres/0014_user_tokens.sql"),
     ),
 ];
 

@@ -1082,3 +1082,148 @@ async fn directory_search(
         Err(e) => app_error(e),
     }
 }
+
+/// The cookie that brings the browser back to an app's authorization after logging in.
+pub const NEXT_COOKIE: &str = "renkei_next";
+
+fn scope_meaning(scope: &str) -> String {
+    let (kind, perms) = scope
+        .trim_start_matches("user/")
+        .split_once('.')
+        .unwrap_or(("", ""));
+    let what = if kind == "*" {
+        "すべての情報".to_string()
+    } else {
+        kind.to_string()
+    };
+    let how = match perms {
+        "c" | "cr" | "crs" | "cruds" => "の登録と参照",
+        _ => "の参照",
+    };
+    format!("{what}{how}")
+}
+
+/// `GET /oauth/authorize`: a logged-in user approves an app that will act for them (SMART App
+/// Launch, authorization code with PKCE).
+pub async fn authorize_form(
+    State(st): State<WebState>,
+    user: Result<crate::session::CurrentUser, crate::session::Rejection>,
+    jar: axum_extra::extract::CookieJar,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let raw = raw.unwrap_or_default();
+    let request: renkei_app::api::AuthorizeRequest =
+        serde_urlencoded::from_str(&raw).unwrap_or_default();
+    let user = match user {
+        Ok(u) => u,
+        Err(crate::session::Rejection::Login) => {
+            let here = format!("/oauth/authorize?{raw}");
+            if !raw.contains("_hop=1") {
+                // Arrived from the app's site: step once within this site, with the cookie.
+                return crate::views::render(&crate::views::HopPage {
+                    url: format!("{here}&_hop=1"),
+                });
+            }
+            let cookie = axum_extra::extract::cookie::Cookie::build((NEXT_COOKIE, here))
+                .http_only(true)
+                .same_site(axum_extra::extract::cookie::SameSite::Lax)
+                .path("/")
+                .secure(st.secure_cookies)
+                .build();
+            return (jar.add(cookie), axum::response::Redirect::to("/login")).into_response();
+        }
+        Err(crate::session::Rejection::Page(r)) => return r,
+    };
+    match st.app.authorize_request(&user.view.actor, &request).await {
+        Ok(view) => {
+            let params: Vec<(String, String)> = [
+                ("response_type", &request.response_type),
+                ("client_id", &request.client_id),
+                ("redirect_uri", &request.redirect_uri),
+                ("scope", &view.scopes.join(" ")),
+                ("state", &request.state),
+                ("code_challenge", &request.code_challenge),
+                ("code_challenge_method", &request.code_challenge_method),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            let host = view
+                .redirect_uri
+                .split("://")
+                .nth(1)
+                .and_then(|r| r.split('/').next())
+                .unwrap_or("")
+                .to_string();
+            let actor = &user.view.actor;
+            // The decision's redirect leaves for the app: the form may go there, and only there.
+            let origin: String = view
+                .redirect_uri
+                .splitn(4, '/')
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("/")
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || ".:/-[]".contains(*c))
+                .collect();
+            let policy = crate::session::PAGE_POLICY.replace(
+                "form-action 'self'",
+                &format!("form-action 'self' {origin}"),
+            );
+            let mut page = crate::views::render(&crate::views::AuthorizePage {
+                layout: user.layout(&st.app, "アプリの接続の確認"),
+                client_name: view.client_name,
+                who: format!(
+                    "{}・{}",
+                    actor.name,
+                    actor
+                        .profession
+                        .as_deref()
+                        .and_then(profession_label)
+                        .unwrap_or("")
+                ),
+                scopes: view
+                    .scopes
+                    .iter()
+                    .map(|s| (s.clone(), scope_meaning(s)))
+                    .collect(),
+                redirect_host: host,
+                params,
+            });
+            if let Ok(v) = HeaderValue::from_str(&policy) {
+                page.headers_mut()
+                    .insert(axum::http::header::CONTENT_SECURITY_POLICY, v);
+            }
+            page
+        }
+        Err(e) => crate::views::error_page(&st.app, e),
+    }
+}
+
+fn profession_label(key: &str) -> Option<&'static str> {
+    renkei_core::user::Profession::from_key(key).map(|p| p.label())
+}
+
+#[derive(serde::Deserialize)]
+pub struct AuthorizeDecision {
+    #[serde(flatten)]
+    request: renkei_app::api::AuthorizeRequest,
+    #[serde(default)]
+    decision: String,
+}
+
+/// `POST /oauth/authorize`: the user's decision; back to the app with a code, or refused.
+pub async fn authorize(
+    State(st): State<WebState>,
+    user: crate::session::CurrentUser,
+    Form(f): Form<AuthorizeDecision>,
+) -> Response {
+    match st
+        .app
+        .authorize_decision(&user.view.actor, &f.request, f.decision == "approve")
+        .await
+    {
+        Ok(url) => axum::response::Redirect::to(&url).into_response(),
+        Err(e) => crate::views::error_page(&st.app, e),
+    }
+}

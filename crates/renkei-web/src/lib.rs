@@ -151,6 +151,10 @@ pub fn router(state: WebState) -> Router {
             get(viewer::lab_codes).post(viewer::map_lab_code),
         )
         .route("/oauth/token", post(fhir::token))
+        .route(
+            "/oauth/authorize",
+            get(fhir::authorize_form).post(fhir::authorize),
+        )
         .route("/fhir/metadata", get(fhir::metadata))
         .route(
             "/fhir/Patient",

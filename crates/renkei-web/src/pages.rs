@@ -163,11 +163,20 @@ pub async fn totp(
         .login_second_factor(&token, &f.code, &peer.ip().to_string())
         .await
     {
-        Ok(Some(new_token)) => (
-            jar.add(session::session_cookie(new_token, st.secure_cookies)),
-            Redirect::to("/"),
-        )
-            .into_response(),
+        Ok(Some(new_token)) => {
+            // Back to an app's authorization the user was asked to log in for.
+            let next = jar
+                .get(crate::fhir::NEXT_COOKIE)
+                .map(|c| c.value().to_string())
+                .filter(|n| n.starts_with("/oauth/authorize?"))
+                .unwrap_or_else(|| "/".to_string());
+            (
+                jar.add(session::session_cookie(new_token, st.secure_cookies))
+                    .remove(session::removal(crate::fhir::NEXT_COOKIE)),
+                Redirect::to(&next),
+            )
+                .into_response()
+        }
         Ok(None) => render(&TotpPage {
             layout: Layout::anonymous(&st.app, "二要素認証", csrf)
                 .with_error(Some("確認コードが正しくありません".into())),

@@ -805,3 +805,24 @@ pub struct MedicationCodePage {
     pub code: String,
     pub expires: String,
 }
+
+#[derive(Template)]
+#[template(path = "authorize.html")]
+pub struct AuthorizePage {
+    pub layout: Layout,
+    pub client_name: String,
+    pub who: String,
+    /// (scope, what it means)
+    pub scopes: Vec<(String, String)>,
+    pub redirect_host: String,
+    /// The request, carried to the decision.
+    pub params: Vec<(String, String)>,
+}
+
+/// A same-site step: a browser that arrived from another site did not send the session cookie
+/// (SameSite=Strict); this page's own navigation does.
+#[derive(Template)]
+#[template(path = "hop.html")]
+pub struct HopPage {
+    pub url: String,
+}

@@ -139,6 +139,7 @@ pub async fn seed(
                 scopes: "system/*.crs".into(),
                 cross_facility: false,
                 profession: "doctor".into(),
+                redirect_uris: String::new(),
             },
         )
         .await?;

@@ -201,9 +201,14 @@ struct CreateClientArgs {
     /// The 10-digit code of the facility the client acts for.
     #[arg(long)]
     facility: String,
-    /// A file holding the client's public keys as a JWK Set (RS384 or ES384 keys).
+    /// A file holding the client's public keys as a JWK Set (RS384 or ES384 keys). Not needed
+    /// for an app used by portal users (--redirect-uri), which proves itself with PKCE.
     #[arg(long)]
-    jwks: PathBuf,
+    jwks: Option<PathBuf>,
+    /// For an app that acts for logged-in portal users (SMART App Launch): where it receives
+    /// authorization codes; give it once per URI. Its scopes are then user/… scopes.
+    #[arg(long = "redirect-uri")]
+    redirect_uri: Vec<String>,
     /// Space-separated scopes, e.g. "system/Patient.rs".
     #[arg(long, default_value = "system/Patient.rs")]
     scope: String,
@@ -652,8 +657,11 @@ async fn admin(app: &App, cmd: &AdminCommand) -> Result<()> {
             println!("お薬手帳アプリ {app_id} を連携しました");
         }
         AdminCommand::CreateClient(a) => {
-            let jwks = std::fs::read_to_string(&a.jwks)
-                .with_context(|| format!("公開鍵ファイル {} を読めません", a.jwks.display()))?;
+            let jwks = match &a.jwks {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("公開鍵ファイル {} を読めません", path.display()))?,
+                None => String::new(),
+            };
             let facility_id = app.facility_id_by_code(&actor, &a.facility).await?;
             let client = app
                 .register_api_client(
@@ -666,6 +674,7 @@ async fn admin(app: &App, cmd: &AdminCommand) -> Result<()> {
                         scopes: a.scope.clone(),
                         cross_facility: a.cross_facility,
                         profession: a.profession.clone(),
+                        redirect_uris: a.redirect_uri.join(" "),
                     },
                 )
                 .await?;

@@ -129,6 +129,7 @@ async fn clients_tokens_pixm_and_pdqm(t: &TestStore) {
         scopes: "system/Patient.rs".into(),
         cross_facility: false,
         profession: String::new(),
+        redirect_uris: String::new(),
     };
     assert!(matches!(
         app.register_api_client(&a, &input).await,
@@ -162,6 +163,7 @@ async fn clients_tokens_pixm_and_pdqm(t: &TestStore) {
             scopes: "system/Patient.rs system/Patient.r".into(),
             cross_facility: true,
             profession: String::new(),
+            redirect_uris: String::new(),
         },
     )
     .await

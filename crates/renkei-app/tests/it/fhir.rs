@@ -107,6 +107,7 @@ async fn client(
             scopes: scopes.into(),
             cross_facility: false,
             profession: profession.into(),
+            redirect_uris: String::new(),
         },
     )
     .await
@@ -527,6 +528,143 @@ async fn fhir_sees_only_what_consent_lets_through(t: &TestStore) {
         (total, orgs[0]["id"].as_str()),
         (1, Some(hospital.to_string().as_str()))
     );
+
+    // An app acting for a logged-in person (SMART App Launch with PKCE): the doctor approves,
+    // the app exchanges the code once, and its token reads with the doctor's own rights.
+    use renkei_app::api::{AuthorizeRequest, TokenRequest, pkce_challenge};
+    app.register_api_client(
+        &Actor::system("test"),
+        &ClientInput {
+            client_id: "viewer-app".into(),
+            name: "連携ビューアアプリ".into(),
+            facility_id: clinic,
+            jwks: String::new(),
+            scopes: "user/*.rs".into(),
+            cross_facility: false,
+            profession: String::new(),
+            redirect_uris: "https://app.example.jp/callback".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-renkei-test";
+    let request = AuthorizeRequest {
+        response_type: "code".into(),
+        client_id: "viewer-app".into(),
+        redirect_uri: "https://app.example.jp/callback".into(),
+        scope: "launch/patient openid user/*.rs".into(),
+        state: "xyz 1".into(),
+        code_challenge: pkce_challenge(verifier),
+        code_challenge_method: "S256".into(),
+    };
+    let view = app.authorize_request(&c_dr, &request).await.unwrap();
+    assert_eq!(view.scopes, ["user/*.rs"]);
+    for bad in [
+        AuthorizeRequest {
+            redirect_uri: "https://evil.example/cb".into(),
+            ..request.clone()
+        },
+        AuthorizeRequest {
+            code_challenge_method: "plain".into(),
+            ..request.clone()
+        },
+        AuthorizeRequest {
+            scope: "user/*.crs".into(),
+            ..request.clone()
+        },
+        AuthorizeRequest {
+            client_id: "midori-ehr".into(),
+            ..request.clone()
+        },
+    ] {
+        assert!(
+            matches!(
+                app.authorize_request(&c_dr, &bad).await,
+                Err(AppError::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    let denied = app
+        .authorize_decision(&c_dr, &request, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        denied,
+        "https://app.example.jp/callback?error=access_denied&state=xyz%201"
+    );
+    let code_of = |url: &str| {
+        url.split(['?', '&'])
+            .find_map(|p| p.strip_prefix("code="))
+            .unwrap()
+            .to_string()
+    };
+    let exchange = |code: String, verifier: &str| TokenRequest {
+        grant_type: "authorization_code".into(),
+        code,
+        redirect_uri: "https://app.example.jp/callback".into(),
+        client_id: "viewer-app".into(),
+        code_verifier: verifier.into(),
+        ..TokenRequest::default()
+    };
+    let url = app.authorize_decision(&c_dr, &request, true).await.unwrap();
+    assert!(
+        url.starts_with("https://app.example.jp/callback?code=") && url.ends_with("&state=xyz%201")
+    );
+    let wrong = app
+        .issue_token(
+            &exchange(code_of(&url), "not-the-verifier-at-all-not-the-verifier"),
+            TOKEN_URL,
+            "10.0.0.2",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.error, "invalid_grant");
+    let url = app.authorize_decision(&c_dr, &request, true).await.unwrap();
+    let token = app
+        .issue_token(&exchange(code_of(&url), verifier), TOKEN_URL, "10.0.0.2")
+        .await
+        .unwrap();
+    assert_eq!(token.scope, "user/*.rs");
+    let again = app
+        .issue_token(&exchange(code_of(&url), verifier), TOKEN_URL, "10.0.0.2")
+        .await
+        .unwrap_err();
+    assert_eq!(again.error, "invalid_grant", "a code works once");
+    let as_doctor = app
+        .api_caller(&token.access_token, "10.0.0.2")
+        .await
+        .unwrap();
+    assert_eq!(as_doctor.actor.user_id, c_dr.user_id);
+    assert_eq!(as_doctor.actor.profession.as_deref(), Some("doctor"));
+    let page = app
+        .fhir_search(&as_doctor, &search("Observation", &[("patient", &patient)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&page.matches),
+        visible,
+        "the doctor's own view, consent applied"
+    );
+    // The same app for the clinic's clerk reads with a clerk's rights: no lab results.
+    let c_clerk = user(&app, clinic, "c.clerk", "clerk").await;
+    let url = app
+        .authorize_decision(&c_clerk, &request, true)
+        .await
+        .unwrap();
+    let token = app
+        .issue_token(&exchange(code_of(&url), verifier), TOKEN_URL, "10.0.0.2")
+        .await
+        .unwrap();
+    let as_clerk = app
+        .api_caller(&token.access_token, "10.0.0.2")
+        .await
+        .unwrap();
+    let page = app
+        .fhir_search(&as_clerk, &search("Observation", &[("patient", &patient)]))
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0, "a clerk's rights");
 }
 
 on_both_backends!(fhir_sees_only_what_consent_lets_through);
