@@ -248,6 +248,23 @@ impl App {
                 KNOWN_SCOPES.join(" ")
             )));
         }
+        // A system acts for its facility (system/ scopes, client credentials); an app acts for a
+        // logged-in person (user/ scopes, authorization code): never both.
+        let prefix = if redirects.is_empty() {
+            "system/"
+        } else {
+            "user/"
+        };
+        if let Some(other) = scopes.iter().find(|s| !s.starts_with(prefix)) {
+            return Err(AppError::Invalid(format!(
+                "スコープ「{other}」は使えません（{}は {prefix} のスコープだけです）",
+                if redirects.is_empty() {
+                    "システム連携"
+                } else {
+                    "利用者が使うアプリ"
+                }
+            )));
+        }
         let profession = input.profession.trim();
         let profession = if profession.is_empty() {
             "clerk"
@@ -579,7 +596,8 @@ mod tests {
         assert!(scope_allows("system/Patient.read", "Patient", 's'));
         assert!(scope_allows("system/*.rs", "Observation", 's'));
         assert!(!scope_allows("system/Observation.rs", "Patient", 'r'));
-        assert!(!scope_allows("user/Patient.rs", "Patient", 'r'));
+        assert!(scope_allows("user/Patient.rs", "Patient", 'r'));
+        assert!(!scope_allows("patient/Patient.rs", "Patient", 'r'));
         assert!(!scope_allows("system/Patient.", "Patient", 'r'));
         assert!(!scope_allows("system/Patient.rx", "Patient", 'r'));
     }
