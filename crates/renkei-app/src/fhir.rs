@@ -635,3 +635,132 @@ impl App {
         Ok(Ok(written))
     }
 }
+
+/// A fresh random (version 4) UUID.
+fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        // No randomness: a time-based fallback keeps the bundle well-formed.
+        let t = std::time::SystemTime::UNIX_EPOCH
+            .elapsed()
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        b = t.to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+impl App {
+    /// The JP-CLINS send bundle of one resource type (Condition, AllergyIntolerance,
+    /// Observation) for one of the caller's facility's patients: its own records only, as the
+    /// 電子カルテ情報共有サービス receives them. The insured-person id and the report id come
+    /// from the caller (the facility's receipt system knows the insurance). Audited as a read.
+    pub async fn fhir_clins_bundle(
+        &self,
+        caller: &ApiCaller,
+        common_id: &str,
+        resource_type: &str,
+        (insured, report_id): (&str, &str),
+    ) -> Result<Value> {
+        if !caller.may("Patient", 'r') || !caller.may(resource_type, 'r') {
+            return Err(AppError::Forbidden);
+        }
+        let facility = self.store.facility(caller.client.facility_id).await?;
+        let Some(person) = self.fhir_person(common_id).await? else {
+            self.fhir_unknown(caller, "$jp-clins-bundle").await?;
+            return Err(AppError::NotFound);
+        };
+        let Some(local) = self
+            .store
+            .links_of(person.id)
+            .await?
+            .into_iter()
+            .find(|l| l.active && l.facility_id == facility.id)
+            .map(|l| l.patient_local_id)
+        else {
+            self.fhir_unknown(caller, "$jp-clins-bundle").await?;
+            return Err(AppError::NotFound);
+        };
+        let record = self
+            .read_selected(
+                &caller.actor,
+                person.id,
+                &Selection {
+                    categories: Some(
+                        fhir::categories_of(resource_type)
+                            .iter()
+                            .map(|c| c.to_string())
+                            .collect(),
+                    ),
+                    ..Selection::default()
+                },
+            )
+            .await?;
+        let details: Vec<(usize, Value)> = record
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.facility_id == facility.id)
+            .map(|(i, v)| {
+                (
+                    i,
+                    serde_json::from_str(&v.item.detail).unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        let entries: Vec<Entry> = details
+            .iter()
+            .map(|(i, detail)| {
+                let v = &record.items[*i];
+                Entry {
+                    id: v.item.id,
+                    facility: v.facility_id,
+                    category: &v.item.category,
+                    code: &v.item.code,
+                    code_system: &v.item.code_system,
+                    display: &v.item.display,
+                    effective: v
+                        .item
+                        .effective
+                        .as_deref()
+                        .or(v.item.effective_date.as_deref()),
+                    end: v.item.end_at.as_deref(),
+                    status: &v.item.status,
+                    detail,
+                }
+            })
+            .collect();
+        let now = self.now();
+        let patient = renkei_clinical::clins::ClinsPatient {
+            local_id: local,
+            kanji_name: person.kanji_name.clone(),
+            kana_name: person.kana_name.clone(),
+            birth_date: person.birth_date.clone(),
+            sex: person.sex.clone(),
+        };
+        renkei_clinical::clins::bundle(
+            &renkei_clinical::clins::ClinsInput {
+                resource_type,
+                institution: facility.code.as_deref().unwrap_or(""),
+                insured: insured.trim(),
+                report_id: report_id.trim(),
+                patient: &patient,
+                entries: &entries,
+                today: &now.jst_date(),
+                now: &now.rfc3339(),
+            },
+            &mut uuid_v4,
+        )
+        .map_err(|e| AppError::Invalid(e.to_string()))
+    }
+}

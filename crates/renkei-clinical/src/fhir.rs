@@ -489,12 +489,20 @@ pub fn to_resource(resource_type: &str, e: &Entry, patient: &str) -> Option<Valu
                     }
                     r["valueQuantity"] = q;
                 }
-                None => {
-                    let v = text(d, "value");
-                    if !v.is_empty() {
-                        r["valueString"] = json!(v);
+                None => match d.get("value") {
+                    // A coded result (CWE: a blood type, a culture's organism).
+                    Some(v @ Value::Object(_)) => {
+                        if let Some(c) = detail_concept(Some(v), f) {
+                            r["valueCodeableConcept"] = c;
+                        }
                     }
-                }
+                    _ => {
+                        let v = text(d, "value");
+                        if !v.is_empty() {
+                            r["valueString"] = json!(v);
+                        }
+                    }
+                },
             }
             let abnormal = text(d, "abnormal");
             if matches!(abnormal.as_str(), "H" | "L" | "HH" | "LL" | "A" | "N") {

@@ -6,6 +6,7 @@
 //! dates and a JSON detail. The original bytes are kept by the store beside the items, so a better
 //! mapping can be replayed later.
 
+pub mod clins;
 pub mod fhir;
 pub mod fhir_search;
 pub mod fhir_write;

@@ -195,7 +195,8 @@ fn capability_resources() -> Value {
         "searchParam": PDQ_PARAMS.iter().map(|(name, kind)| json!({ "name": name, "type": kind })).collect::<Vec<_>>(),
         "operation": [
             { "name": "ihe-pix", "definition": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix" },
-            { "name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything" }
+            { "name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything" },
+            { "name": "jp-clins-bundle", "definition": "http://jpfhir.jp/fhir/clins/StructureDefinition/JP_Bundle_CLINS" }
         ]
     })];
     for t in renkei_app::fhir::CLINICAL_TYPES {
@@ -1225,5 +1226,33 @@ pub async fn authorize(
     {
         Ok(url) => axum::response::Redirect::to(&url).into_response(),
         Err(e) => crate::views::error_page(&st.app, e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct ClinsQuery {
+    #[serde(default)]
+    resource: String,
+    #[serde(default)]
+    insured: String,
+    #[serde(default)]
+    report: String,
+}
+
+/// `GET /fhir/Patient/{id}/$jp-clins-bundle?resource=…&insured=…&report=…`: the facility's
+/// JP-CLINS send bundle for its patient.
+pub async fn clins_bundle(
+    State(st): State<WebState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ClinsQuery>,
+) -> Response {
+    match st
+        .app
+        .fhir_clins_bundle(&caller, &id, &q.resource, (&q.insured, &q.report))
+        .await
+    {
+        Ok(bundle) => fhir(StatusCode::OK, bundle),
+        Err(e) => app_error(e),
     }
 }

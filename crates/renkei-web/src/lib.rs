@@ -163,6 +163,10 @@ pub fn router(state: WebState) -> Router {
         .route("/fhir/Patient/$ihe-pix", get(fhir::pix))
         .route("/fhir/Patient/{id}", get(fhir::patient_read))
         .route("/fhir/Patient/{id}/$everything", get(fhir::everything))
+        .route(
+            "/fhir/Patient/{id}/$jp-clins-bundle",
+            get(fhir::clins_bundle),
+        )
         .route("/fhir/Binary/{id}", get(fhir::binary))
         .route("/fhir", get(fhir::not_supported).post(fhir::transaction))
         .route(

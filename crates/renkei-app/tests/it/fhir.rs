@@ -730,6 +730,7 @@ async fn golden_resources_from_the_nho_sample(t: &TestStore) {
         .unwrap();
     let ehr = client(&app, hospital, "toro-ehr", "system/*.rs", "doctor").await;
     let mut by_type: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    let mut clins_patient = String::new();
     for (pid, name) in [("0000001", "見本 一郎"), ("9999013", "見本 花子")] {
         let card = app
             .issue_card(
@@ -745,6 +746,7 @@ async fn golden_resources_from_the_nho_sample(t: &TestStore) {
             )
             .await
             .unwrap();
+        clins_patient = card.common_id.digits();
         let all = app
             .fhir_everything(&ehr, &card.common_id.digits(), (None, None), &[], (1000, 0))
             .await
@@ -775,6 +777,160 @@ async fn golden_resources_from_the_nho_sample(t: &TestStore) {
         check_golden(
             &format!("{t}.json"),
             &(serde_json::to_string_pretty(&resources).unwrap() + "\n"),
+        );
+    }
+
+    // JP-CLINS send bundles of the same patient, checked against the IG's examples' structure
+    // and kept as golden files (fresh UUIDs numbered in order).
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/jp-clins-examples/ExampleJson");
+    let example = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(examples.join(name)).unwrap()).unwrap()
+    };
+    let reference = example("Bundle-Bundle-CLINS-Observations-Example-01.json");
+    // The sample's one diagnosis ended in 2011; the hospital's system adds a current one.
+    let writer = client(&app, hospital, "toro-gw", "system/*.crs", "doctor").await;
+    app.fhir_write(
+        &writer,
+        &[(
+            String::new(),
+            serde_json::json!({ "resourceType": "Condition",
+                "subject": { "reference": format!("Patient/{clins_patient}") },
+                "code": { "coding": [{ "system": "http://medis.or.jp/CodeSystem/master-disease-exCode", "code": "20061617", "display": "高血圧症" }] },
+                "clinicalStatus": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active" }] },
+                "onsetDateTime": "2026-10-01" }),
+        )],
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    for (t, example_resource) in [
+        ("Observation", reference["entry"][1]["resource"].clone()),
+        (
+            "Condition",
+            example("Condition-Example-JP-Condition-eCS-01.json"),
+        ),
+        (
+            "AllergyIntolerance",
+            example("AllergyIntolerance-Example-JP-AllergyIntolerance-eCS-01.json"),
+        ),
+    ] {
+        let mut bundle = app
+            .fhir_clins_bundle(
+                &ehr,
+                &clins_patient,
+                t,
+                ("00012345:あいう:１８７:05", "R-2026-1"),
+            )
+            .await
+            .unwrap();
+        // The Bundle as the example has it.
+        for path in [
+            ["resourceType", ""],
+            ["type", ""],
+            ["identifier", "system"],
+            ["language", ""],
+        ] {
+            let (a, b) = if path[1].is_empty() {
+                (&bundle[path[0]], &reference[path[0]])
+            } else {
+                (&bundle[path[0]][path[1]], &reference[path[0]][path[1]])
+            };
+            assert_eq!(a, b, "{t}: Bundle.{}", path.join("."));
+        }
+        assert_eq!(bundle["meta"]["profile"], reference["meta"]["profile"]);
+        assert_eq!(
+            bundle["meta"]["tag"][0]["system"],
+            reference["meta"]["tag"][0]["system"]
+        );
+        assert_eq!(bundle["meta"]["tag"][0]["code"], t);
+        let value = bundle["identifier"]["value"].as_str().unwrap();
+        assert_eq!(
+            value,
+            format!("{HOSPITAL}^00012345:あいう:１８７:05^R-2026-1")
+        );
+        let entries = bundle["entry"].as_array().unwrap().clone();
+        assert_eq!(entries[0]["resource"]["resourceType"], "Patient");
+        assert_eq!(
+            entries[0]["resource"]["meta"]["profile"],
+            reference["entry"][0]["resource"]["meta"]["profile"]
+        );
+        assert!(entries.len() > 1, "{t}: the sample has some");
+        for e in &entries[1..] {
+            let r = &e["resource"];
+            assert_eq!(r["resourceType"], t);
+            assert!(e["fullUrl"].as_str().unwrap().starts_with("urn:uuid:"));
+            let subject = if t == "AllergyIntolerance" {
+                &r["patient"]
+            } else {
+                &r["subject"]
+            };
+            assert_eq!(
+                subject["reference"], entries[0]["fullUrl"],
+                "{t} refers to the bundle's Patient"
+            );
+            // Every element the IG's example of this type carries (but contained resources and
+            // narrative, which are optional), we carry too, with the same profile and systems.
+            for key in example_resource.as_object().unwrap().keys() {
+                if [
+                    "contained",
+                    "encounter",
+                    "text",
+                    "note",
+                    "id",
+                    "performer",
+                    "specimen",
+                    "issued",
+                ]
+                .contains(&key.as_str())
+                {
+                    continue;
+                }
+                let present = if key.starts_with("value") {
+                    // value[x]: a quantity, a string or a code, whichever the result is.
+                    r.as_object()
+                        .unwrap()
+                        .keys()
+                        .any(|k| k.starts_with("value"))
+                } else {
+                    r.get(key).is_some()
+                };
+                assert!(present, "{t}.{key} (in the IG example) is missing: {r}");
+            }
+            assert_eq!(
+                r["meta"]["profile"][0].as_str().unwrap().split('|').next(),
+                example_resource["meta"]["profile"][0]
+                    .as_str()
+                    .unwrap()
+                    .split('|')
+                    .next(),
+            );
+            assert_eq!(
+                r["extension"][0]["url"],
+                example_resource["extension"][0]["url"]
+            );
+            assert_eq!(
+                r["identifier"][0]["system"],
+                example_resource["identifier"][0]["system"]
+            );
+        }
+        if t == "Condition" {
+            // 胃炎 ended in 2011: more than five years ago, so not sent.
+            assert!(
+                entries
+                    .iter()
+                    .all(|e| e["resource"]["code"]["text"] != "胃炎")
+            );
+        }
+        // Golden file with the UUIDs numbered.
+        let mut text = bundle.to_string();
+        for (n, e) in entries.iter().enumerate() {
+            text = text.replace(e["fullUrl"].as_str().unwrap(), &format!("urn:uuid:{n}"));
+        }
+        bundle = serde_json::from_str(&text).unwrap();
+        check_golden(
+            &format!("clins-{t}.json"),
+            &(serde_json::to_string_pretty(&bundle).unwrap() + "\n"),
         );
     }
 }
