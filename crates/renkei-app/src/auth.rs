@@ -111,29 +111,27 @@ impl App {
             // Spend the same time as for a real account, then refuse.
             secrets::verify_password(password.to_string(), DUMMY_HASH.to_string()).await;
             let actor = self.anonymous(login_id, client);
-            self.store
-                .append_audit(self.event(
-                    &actor,
-                    "auth.login",
-                    "user:unknown".into(),
-                    AuditOutcome::Failure,
-                    "unknown_user",
-                ))
-                .await?;
+            self.append_audit(self.event(
+                &actor,
+                "auth.login",
+                "user:unknown".into(),
+                AuditOutcome::Failure,
+                "unknown_user",
+            ))
+            .await?;
             return Ok(PasswordOutcome::Refused);
         };
         let actor = self.actor_of(&user, client);
         let target = format!("user:{}", user.id);
         if user.locked_until.is_some_and(|t| t > now.0) {
-            self.store
-                .append_audit(self.event(
-                    &actor,
-                    "auth.login",
-                    target,
-                    AuditOutcome::Denied,
-                    "locked",
-                ))
-                .await?;
+            self.append_audit(self.event(
+                &actor,
+                "auth.login",
+                target,
+                AuditOutcome::Denied,
+                "locked",
+            ))
+            .await?;
             return Ok(PasswordOutcome::Locked);
         }
         let facility_active = self
@@ -149,15 +147,14 @@ impl App {
             return Ok(PasswordOutcome::Refused);
         }
         if !user.active || !facility_active {
-            self.store
-                .append_audit(self.event(
-                    &actor,
-                    "auth.login",
-                    target,
-                    AuditOutcome::Denied,
-                    "inactive",
-                ))
-                .await?;
+            self.append_audit(self.event(
+                &actor,
+                "auth.login",
+                target,
+                AuditOutcome::Denied,
+                "inactive",
+            ))
+            .await?;
             return Ok(PasswordOutcome::Refused);
         }
         let stage = if user.totp_enabled {
@@ -245,15 +242,14 @@ impl App {
         let now = self.now();
         if user.locked_until.is_some_and(|t| t > now.0) {
             self.store.delete_session(&session.token_hash).await?;
-            self.store
-                .append_audit(self.event(
-                    &actor,
-                    "auth.login",
-                    format!("user:{}", user.id),
-                    AuditOutcome::Denied,
-                    "locked",
-                ))
-                .await?;
+            self.append_audit(self.event(
+                &actor,
+                "auth.login",
+                format!("user:{}", user.id),
+                AuditOutcome::Denied,
+                "locked",
+            ))
+            .await?;
             return Err(AppError::Unauthenticated);
         }
         let code = secrets::normalise_code(code);
@@ -355,15 +351,14 @@ impl App {
         let totp = self.totp_for(secret, &user.login_id)?;
         let code = secrets::normalise_code(code);
         let Some(step) = totp.check(&code, u64::try_from(now.unix_seconds()).unwrap_or(0)) else {
-            self.store
-                .append_audit(self.event(
-                    &actor,
-                    "auth.totp.enrol",
-                    format!("user:{}", user.id),
-                    AuditOutcome::Failure,
-                    "bad_code",
-                ))
-                .await?;
+            self.append_audit(self.event(
+                &actor,
+                "auth.totp.enrol",
+                format!("user:{}", user.id),
+                AuditOutcome::Failure,
+                "bad_code",
+            ))
+            .await?;
             return Ok(None);
         };
         let (codes, hashes) = recovery_codes()?;
@@ -428,8 +423,7 @@ impl App {
             .user_id
             .map(|id| format!("user:{id}"))
             .unwrap_or_default();
-        self.store
-            .append_audit(self.event(actor, "auth.logout", target, AuditOutcome::Success, ""))
+        self.append_audit(self.event(actor, "auth.logout", target, AuditOutcome::Success, ""))
             .await?;
         Ok(())
     }
@@ -455,15 +449,14 @@ impl App {
         let user = self.store.user(user_id).await?;
         let target = format!("user:{user_id}");
         if !secrets::verify_password(current.to_string(), user.password_hash.clone()).await {
-            self.store
-                .append_audit(self.event(
-                    actor,
-                    "auth.password.change",
-                    target,
-                    AuditOutcome::Failure,
-                    "bad_current",
-                ))
-                .await?;
+            self.append_audit(self.event(
+                actor,
+                "auth.password.change",
+                target,
+                AuditOutcome::Failure,
+                "bad_current",
+            ))
+            .await?;
             return Err(AppError::Invalid(
                 "現在のパスワードが正しくありません".into(),
             ));
@@ -537,15 +530,14 @@ impl App {
             return Ok(());
         }
         let path: String = path.chars().take(200).collect();
-        self.store
-            .append_audit(self.event(
-                actor,
-                "emergency.use",
-                format!("path:{path}"),
-                AuditOutcome::Success,
-                method,
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "emergency.use",
+            format!("path:{path}"),
+            AuditOutcome::Success,
+            method,
+        ))
+        .await?;
         Ok(())
     }
 }

@@ -564,15 +564,14 @@ impl App {
         if actor.facility_id != Some(consent.facility_id) && !actor.is_operator() {
             return Err(AppError::NotFound);
         }
-        self.store
-            .append_audit(self.event(
-                actor,
-                "consent.scan.read",
-                format!("person:{}", consent.person_id),
-                AuditOutcome::Success,
-                &format!("scan:{scan_id}"),
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "consent.scan.read",
+            format!("person:{}", consent.person_id),
+            AuditOutcome::Success,
+            &format!("scan:{scan_id}"),
+        ))
+        .await?;
         Ok((info.file_name, info.content_type, bytes))
     }
 
@@ -700,15 +699,14 @@ impl App {
                 hidden: r.hidden,
             });
         }
-        self.store
-            .append_audit(self.event(
-                actor,
-                "consent.patient_list",
-                format!("facility:{facility}"),
-                AuditOutcome::Success,
-                &format!("rows={}", out.len()),
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "consent.patient_list",
+            format!("facility:{facility}"),
+            AuditOutcome::Success,
+            &format!("rows={}", out.len()),
+        ))
+        .await?;
         Ok(out)
     }
 
@@ -833,15 +831,14 @@ impl App {
             profession,
         };
         let unknown = |detail: String| async move {
-            self.store
-                .append_audit(self.event(
-                    actor,
-                    "clinical.read",
-                    format!("person:{person_id}"),
-                    AuditOutcome::Denied,
-                    &detail,
-                ))
-                .await?;
+            self.append_audit(self.event(
+                actor,
+                "clinical.read",
+                format!("person:{person_id}"),
+                AuditOutcome::Denied,
+                &detail,
+            ))
+            .await?;
             Err::<OpenRead, AppError>(AppError::NotFound)
         };
         let person = match self.store.person(person_id).await {
@@ -908,7 +905,7 @@ impl App {
             ),
         );
         event.emergency |= t.emergency;
-        self.store.append_audit(event).await?;
+        self.append_audit(event).await?;
         Ok(())
     }
 
@@ -1122,15 +1119,14 @@ impl App {
             .store
             .audit_by_target(&format!("person:{person_id}"), 500)
             .await?;
-        self.store
-            .append_audit(self.event(
-                actor,
-                "consent.access_history",
-                format!("person:{person_id}"),
-                AuditOutcome::Success,
-                &format!("events={}", events.len()),
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "consent.access_history",
+            format!("person:{person_id}"),
+            AuditOutcome::Success,
+            &format!("events={}", events.len()),
+        ))
+        .await?;
         Ok(events)
     }
 }

@@ -427,15 +427,14 @@ impl App {
     ) -> Result<()> {
         let detail = format!("imported={imported};rejected={rejected}");
         let source: String = source.chars().take(100).collect();
-        self.store
-            .append_audit(self.event(
-                actor,
-                "directory.institutions.import",
-                format!("file:{source}"),
-                AuditOutcome::Success,
-                &detail,
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "directory.institutions.import",
+            format!("file:{source}"),
+            AuditOutcome::Success,
+            &detail,
+        ))
+        .await?;
         Ok(())
     }
 

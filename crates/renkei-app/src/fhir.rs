@@ -103,15 +103,14 @@ impl App {
 
     /// Audits a clinical read of something that is not there (or not this caller's to see).
     async fn fhir_unknown(&self, caller: &ApiCaller, what: &str) -> Result<()> {
-        self.store
-            .append_audit(self.event(
-                &caller.actor,
-                "clinical.read",
-                "person:unknown".to_string(),
-                AuditOutcome::Denied,
-                &format!("fhir {what} no_such_resource"),
-            ))
-            .await?;
+        self.append_audit(self.event(
+            &caller.actor,
+            "clinical.read",
+            "person:unknown".to_string(),
+            AuditOutcome::Denied,
+            &format!("fhir {what} no_such_resource"),
+        ))
+        .await?;
         Ok(())
     }
 
@@ -567,15 +566,14 @@ impl App {
             });
         }
         if !problems.is_empty() {
-            self.store
-                .append_audit(self.event(
-                    &caller.actor,
-                    "clinical.write",
-                    format!("facility:{}", facility.id),
-                    AuditOutcome::Failure,
-                    &format!("fhir entries={} problems={}", entries.len(), problems.len()),
-                ))
-                .await?;
+            self.append_audit(self.event(
+                &caller.actor,
+                "clinical.write",
+                format!("facility:{}", facility.id),
+                AuditOutcome::Failure,
+                &format!("fhir entries={} problems={}", entries.len(), problems.len()),
+            ))
+            .await?;
             return Ok(Err(problems));
         }
         let outcomes = self.store.ingest(facility.id, now, &batch).await?;
@@ -620,18 +618,17 @@ impl App {
             });
         }
         let stored = written.iter().filter(|w| w.created).count();
-        self.store
-            .append_audit(self.event(
-                &caller.actor,
-                "clinical.write",
-                match persons.iter().next() {
-                    Some(p) if persons.len() == 1 => format!("person:{p}"),
-                    _ => format!("facility:{}", facility.id),
-                },
-                AuditOutcome::Success,
-                &format!("fhir entries={} stored={stored}", entries.len()),
-            ))
-            .await?;
+        self.append_audit(self.event(
+            &caller.actor,
+            "clinical.write",
+            match persons.iter().next() {
+                Some(p) if persons.len() == 1 => format!("person:{p}"),
+                _ => format!("facility:{}", facility.id),
+            },
+            AuditOutcome::Success,
+            &format!("fhir entries={} stored={stored}", entries.len()),
+        ))
+        .await?;
         Ok(Ok(written))
     }
 }

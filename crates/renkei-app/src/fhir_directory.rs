@@ -321,26 +321,25 @@ impl App {
                 .collect(),
             _ => Vec::new(),
         };
-        self.store
-            .append_audit(self.event(
-                &caller.actor,
-                if resource_type == "Consent" {
-                    "consent.read"
-                } else {
-                    "audit.read"
-                },
-                match &person {
-                    Some(p) => format!("person:{}", p.id),
-                    None => "person:unknown".into(),
-                },
-                if out.is_empty() && !(discloses && linked) {
-                    AuditOutcome::Denied
-                } else {
-                    AuditOutcome::Success
-                },
-                &format!("fhir {resource_type} results={}", out.len()),
-            ))
-            .await?;
+        self.append_audit(self.event(
+            &caller.actor,
+            if resource_type == "Consent" {
+                "consent.read"
+            } else {
+                "audit.read"
+            },
+            match &person {
+                Some(p) => format!("person:{}", p.id),
+                None => "person:unknown".into(),
+            },
+            if out.is_empty() && !(discloses && linked) {
+                AuditOutcome::Denied
+            } else {
+                AuditOutcome::Success
+            },
+            &format!("fhir {resource_type} results={}", out.len()),
+        ))
+        .await?;
         Ok(out)
     }
 }

@@ -241,15 +241,14 @@ impl App {
         let payload = CardPayload::parse(scanned).map_err(|e| AppError::Invalid(e.to_string()))?;
         let id = payload.id.digits();
         let refuse = |detail: &'static str| async move {
-            self.store
-                .append_audit(self.event(
-                    actor,
-                    "identity.card.read",
-                    format!("common_id:{id}"),
-                    AuditOutcome::Denied,
-                    detail,
-                ))
-                .await?;
+            self.append_audit(self.event(
+                actor,
+                "identity.card.read",
+                format!("common_id:{id}"),
+                AuditOutcome::Denied,
+                detail,
+            ))
+            .await?;
             Err::<Person, AppError>(AppError::Invalid(
                 "このカードは使用できません。発行施設または事務局にお問い合わせください".into(),
             ))
@@ -374,15 +373,14 @@ impl App {
             })
             .collect();
         let detail = if found.is_empty() { "none" } else { "found" };
-        self.store
-            .append_audit(self.event(
-                actor,
-                "identity.card.holding_check",
-                "persons".into(),
-                AuditOutcome::Success,
-                detail,
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "identity.card.holding_check",
+            "persons".into(),
+            AuditOutcome::Success,
+            detail,
+        ))
+        .await?;
         Ok(found)
     }
 
@@ -424,15 +422,14 @@ impl App {
         let person = self.store.person(card.person_id).await?;
         let issuer_name = self.store.facility(card.issuer_facility).await?.name;
         let issued = self.issued(person, card)?;
-        self.store
-            .append_audit(self.event(
-                actor,
-                "identity.card.print",
-                format!("person:{}/card:{card_id}", issued.person.id),
-                AuditOutcome::Success,
-                "",
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "identity.card.print",
+            format!("person:{}/card:{card_id}", issued.person.id),
+            AuditOutcome::Success,
+            "",
+        ))
+        .await?;
         Ok(PrintableCard {
             person: issued.person,
             card: issued.card,
@@ -509,15 +506,14 @@ impl App {
         found.sort_by(|a, b| b.score.total_cmp(&a.score));
         found.truncate(10);
         let detail = format!("candidates={}", found.len());
-        self.store
-            .append_audit(self.event(
-                actor,
-                "identity.mpi.suggest",
-                format!("facility:{facility_id}"),
-                AuditOutcome::Success,
-                &detail,
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "identity.mpi.suggest",
+            format!("facility:{facility_id}"),
+            AuditOutcome::Success,
+            &detail,
+        ))
+        .await?;
         Ok(found)
     }
 
@@ -739,15 +735,14 @@ impl App {
             .store
             .search_persons(&search, SEARCH_LIMIT as i64)
             .await?;
-        self.store
-            .append_audit(self.event(
-                actor,
-                "identity.person.search",
-                "persons".into(),
-                AuditOutcome::Success,
-                &format!("found={}", found.len()),
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "identity.person.search",
+            "persons".into(),
+            AuditOutcome::Success,
+            &format!("found={}", found.len()),
+        ))
+        .await?;
         Ok(found)
     }
 
@@ -757,15 +752,14 @@ impl App {
         let person = self.store.person(person_id).await?;
         let cards = self.store.cards_of(person_id).await?;
         let links = self.store.links_of(person_id).await?;
-        self.store
-            .append_audit(self.event(
-                actor,
-                "identity.person.read",
-                format!("person:{person_id}"),
-                AuditOutcome::Success,
-                "",
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "identity.person.read",
+            format!("person:{person_id}"),
+            AuditOutcome::Success,
+            "",
+        ))
+        .await?;
         Ok(PersonDetail {
             person,
             cards,

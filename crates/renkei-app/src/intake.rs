@@ -429,15 +429,14 @@ impl App {
         } else {
             AuditOutcome::Failure
         };
-        self.store
-            .append_audit(self.event(
-                actor,
-                "clinical.import",
-                format!("facility:{facility_id}"),
-                outcome,
-                &detail,
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "clinical.import",
+            format!("facility:{facility_id}"),
+            outcome,
+            &detail,
+        ))
+        .await?;
         Ok(())
     }
 
@@ -457,8 +456,7 @@ impl App {
         // The audit trail names whose record was read (it is the access log the guideline asks for).
         let target = format!("facility:{facility_id}/patient:{patient_local_id}");
         if !actor.is_operator() {
-            self.store
-                .append_audit(self.event(actor, "clinical.read", target, AuditOutcome::Denied, ""))
+            self.append_audit(self.event(actor, "clinical.read", target, AuditOutcome::Denied, ""))
                 .await?;
             return Err(AppError::Forbidden);
         }
@@ -466,8 +464,7 @@ impl App {
             .store
             .patient_record(facility_id, patient_local_id)
             .await?;
-        self.store
-            .append_audit(self.event(actor, "clinical.read", target, AuditOutcome::Success, ""))
+        self.append_audit(self.event(actor, "clinical.read", target, AuditOutcome::Success, ""))
             .await?;
         Ok(record)
     }
@@ -480,15 +477,14 @@ impl App {
     ) -> Result<Vec<String>> {
         actor.require_operator()?;
         let ids = self.store.clinical_patients(facility_id).await?;
-        self.store
-            .append_audit(self.event(
-                actor,
-                "clinical.list",
-                format!("facility:{facility_id}"),
-                AuditOutcome::Success,
-                "",
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "clinical.list",
+            format!("facility:{facility_id}"),
+            AuditOutcome::Success,
+            "",
+        ))
+        .await?;
         Ok(ids)
     }
 }

@@ -199,7 +199,7 @@ impl App {
         detail: &str,
     ) -> Result<()> {
         let event = self.event(&caller.actor, action, target, outcome, detail);
-        self.store.append_audit(event).await?;
+        self.append_audit(event).await?;
         Ok(())
     }
 

@@ -74,14 +74,78 @@ pub struct App {
     pub(crate) store: Store,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: Arc<AppConfig>,
+    /// Audit events waiting for the next group commit (see [`App::append_audit`]).
+    audit_queue: Arc<AuditQueue>,
+}
+
+type AuditWaiter = tokio::sync::oneshot::Sender<std::result::Result<i64, String>>;
+
+/// Audit events waiting to be written, and the lock of whoever is writing them.
+#[derive(Default)]
+struct AuditQueue {
+    pending: std::sync::Mutex<Vec<(AuditEvent, AuditWaiter)>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl AuditQueue {
+    fn push(&self, event: AuditEvent, done: AuditWaiter) {
+        match self.pending.lock() {
+            Ok(mut p) => p.push((event, done)),
+            Err(poisoned) => poisoned.into_inner().push((event, done)),
+        }
+    }
+
+    fn take(&self) -> Vec<(AuditEvent, AuditWaiter)> {
+        match self.pending.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
 }
 
 impl App {
+    /// Appends an audit event, durably, before returning. Group commit: the event joins a
+    /// queue, and whoever holds the writer lock next writes everything queued in one
+    /// transaction, so that the audit events of concurrent reads share one fsync instead of
+    /// queueing for one each. Events that must commit with a change use the store's
+    /// in-transaction append instead.
+    pub(crate) async fn append_audit(&self, event: AuditEvent) -> Result<i64> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.audit_queue.push(event, done);
+        {
+            let _writer = self.audit_queue.writer.lock().await;
+            let batch = self.audit_queue.take();
+            if !batch.is_empty() {
+                let (events, waiters): (Vec<AuditEvent>, Vec<AuditWaiter>) =
+                    batch.into_iter().unzip();
+                match self.store.append_audit_batch(events).await {
+                    Ok(seqs) => {
+                        for (waiter, seq) in waiters.into_iter().zip(seqs) {
+                            let _ = waiter.send(Ok(seq));
+                        }
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        for waiter in waiters {
+                            let _ = waiter.send(Err(message.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        match result.await {
+            Ok(Ok(seq)) => Ok(seq),
+            Ok(Err(message)) => Err(AppError::Unavailable(message)),
+            Err(_) => Err(AppError::Unavailable("audit writer stopped".into())),
+        }
+    }
+
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: AppConfig) -> Self {
         App {
             store,
             clock,
             config: Arc::new(config),
+            audit_queue: Arc::default(),
         }
     }
 

@@ -223,25 +223,24 @@ impl App {
                 }
             }
         }
-        self.store
-            .append_audit(self.event(
-                actor,
-                "clinical.medication.import",
-                format!("person:{}", person.id),
-                if report.errors.is_empty() {
-                    AuditOutcome::Success
-                } else {
-                    AuditOutcome::Failure
-                },
-                &format!(
-                    "files={} stored={} unchanged={} errors={}",
-                    files.len(),
-                    report.dispensings_stored,
-                    report.dispensings_unchanged,
-                    report.errors.len()
-                ),
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "clinical.medication.import",
+            format!("person:{}", person.id),
+            if report.errors.is_empty() {
+                AuditOutcome::Success
+            } else {
+                AuditOutcome::Failure
+            },
+            &format!(
+                "files={} stored={} unchanged={} errors={}",
+                files.len(),
+                report.dispensings_stored,
+                report.dispensings_unchanged,
+                report.errors.len()
+            ),
+        ))
+        .await?;
         Ok(report)
     }
 }
@@ -396,7 +395,6 @@ impl App {
         let caller = &app_actor;
         let refuse = |why: &'static str, error: CodeError| async move {
             let _ = self
-                .store
                 .append_audit(self.event(
                     caller,
                     "medication.code.use",
@@ -451,7 +449,6 @@ impl App {
             fhir: fhir_bundle(&combined),
         };
         let _ = self
-            .store
             .append_audit(self.event(
                 &app_actor,
                 "medication.code.use",

@@ -221,15 +221,14 @@ impl App {
     ) -> Result<Vec<(String, Vec<u8>)>> {
         let (_, message) = self.visible_document(actor, person_id, item_id).await?;
         let files = self.store.clinical_attachments(message).await?;
-        self.store
-            .append_audit(self.event(
-                actor,
-                "clinical.document.read",
-                format!("person:{person_id}"),
-                AuditOutcome::Success,
-                &format!("item:{item_id} files={}", files.len()),
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "clinical.document.read",
+            format!("person:{person_id}"),
+            AuditOutcome::Success,
+            &format!("item:{item_id} files={}", files.len()),
+        ))
+        .await?;
         Ok(files)
     }
 
@@ -248,15 +247,14 @@ impl App {
             .clinical_attachment_at(message, i64::try_from(index).unwrap_or(i64::MAX))
             .await?
             .ok_or(AppError::NotFound)?;
-        self.store
-            .append_audit(self.event(
-                actor,
-                "clinical.document.read",
-                format!("person:{person_id}"),
-                AuditOutcome::Success,
-                &format!("item:{item_id} file:{index}"),
-            ))
-            .await?;
+        self.append_audit(self.event(
+            actor,
+            "clinical.document.read",
+            format!("person:{person_id}"),
+            AuditOutcome::Success,
+            &format!("item:{item_id} file:{index}"),
+        ))
+        .await?;
         Ok((item, name, bytes))
     }
 

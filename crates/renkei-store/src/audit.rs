@@ -59,6 +59,18 @@ impl Store {
         Ok(seq)
     }
 
+    /// Appends events in order in one transaction (a group commit: one fsync for many);
+    /// returns their sequence numbers.
+    pub async fn append_audit_batch(&self, events: Vec<AuditEvent>) -> Result<Vec<i64>> {
+        let mut tx = self.begin().await?;
+        let mut seqs = Vec::with_capacity(events.len());
+        for event in events {
+            seqs.push(self.append_audit_in(&mut tx, event).await?);
+        }
+        tx.commit().await?;
+        Ok(seqs)
+    }
+
     /// Appends one event inside `tx`, so that it commits or rolls back with the change it records.
     /// The head row is locked for the rest of the transaction, which serialises appends.
     pub(crate) async fn append_audit_in(&self, tx: &mut Tx, event: AuditEvent) -> Result<i64> {

@@ -1164,3 +1164,32 @@ async fn a_facility_submits_records_over_fhir(t: &TestStore) {
 }
 
 on_both_backends!(a_facility_submits_records_over_fhir);
+
+/// Audit events of concurrent reads are group-committed: every one is written, in one intact
+/// chain, however many arrive at once.
+async fn concurrent_reads_are_all_audited_in_one_chain(t: &TestStore) {
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(START)));
+    let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
+    let clinic = facility(&app, "clinic", "", "みどり内科").await;
+    let c_dr = user(&app, clinic, "c.dr", "doctor").await;
+    let before = reads_audited(&app).await;
+    let mut tasks = Vec::new();
+    for n in 0..200 {
+        let app = app.clone();
+        let actor = c_dr.clone();
+        tasks.push(tokio::spawn(async move {
+            app.read_record(&actor, 1_000_000 + n).await
+        }));
+    }
+    for task in tasks {
+        assert!(matches!(task.await.unwrap(), Err(AppError::NotFound)));
+    }
+    assert_eq!(reads_audited(&app).await - before, 200);
+    let report = app
+        .verify_audit(renkei_store::testing::test_key(), |_| {})
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+}
+
+on_both_backends!(concurrent_reads_are_all_audited_in_one_chain);
