@@ -381,3 +381,88 @@ mod tests {
         }
     }
 }
+
+/// The largest picture decoded (each side), and the most memory a decoder may take: a hostile
+/// file cannot make the server allocate gigabytes.
+const MAX_PICTURE_SIDE: u32 = 20_000;
+const MAX_PICTURE_ALLOC: u64 = 512 * 1024 * 1024;
+
+/// An ordinary picture (JPEG, PNG, BMP, GIF, TIFF; the format is read from the bytes) as PNG,
+/// scaled down so that its longer edge is at most `max_edge` when given. Used for files sent in
+/// consultations, so that the browser only ever decodes PNG made here.
+pub fn render_picture_png(bytes: &[u8], max_edge: Option<u32>) -> Result<Vec<u8>, DicomError> {
+    let rendered = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<u8>, DicomError> {
+        let mut reader = image::ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| DicomError::Render(e.to_string()))?;
+        if reader.format().is_none() {
+            return Err(DicomError::Render(
+                "対応していない画像形式です（JPEG・PNG・BMP・GIF・TIFF・DICOM に対応）".into(),
+            ));
+        }
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(MAX_PICTURE_SIDE);
+        limits.max_image_height = Some(MAX_PICTURE_SIDE);
+        limits.max_alloc = Some(MAX_PICTURE_ALLOC);
+        reader.limits(limits);
+        let mut image = reader
+            .decode()
+            .map_err(|e| DicomError::Render(e.to_string()))?;
+        if let Some(edge) = max_edge {
+            let edge = edge.max(1);
+            if image.width().max(image.height()) > edge {
+                image = image.thumbnail(edge, edge);
+            }
+        }
+        let mut png = Vec::new();
+        image
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .map_err(|e| DicomError::Render(e.to_string()))?;
+        Ok(png)
+    }));
+    match rendered {
+        Ok(r) => r,
+        Err(_) => Err(DicomError::Render("malformed picture".into())),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::panic)]
+mod picture_tests {
+    use super::*;
+
+    fn encode(format: image::ImageFormat, w: u32, h: u32) -> Vec<u8> {
+        let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+        }));
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), format)
+            .map_err(|e| e.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        out
+    }
+
+    #[test]
+    fn every_consultation_picture_format_becomes_png() {
+        for format in [
+            image::ImageFormat::Jpeg,
+            image::ImageFormat::Png,
+            image::ImageFormat::Bmp,
+            image::ImageFormat::Gif,
+            image::ImageFormat::Tiff,
+        ] {
+            let png = render_picture_png(&encode(format, 300, 200), Some(150))
+                .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            let back = image::load_from_memory(&png).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((back.width(), back.height()), (150, 100), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(render_picture_png(b"not a picture", None).is_err());
+        let mut png = encode(image::ImageFormat::Png, 10, 10);
+        png.truncate(40);
+        assert!(render_picture_png(&png, None).is_err());
+    }
+}

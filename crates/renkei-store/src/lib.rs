@@ -15,11 +15,13 @@ pub mod clinical;
 pub mod consent;
 mod directory;
 mod error;
+pub mod files;
 pub mod identity;
 mod institutions;
 mod migrate;
 mod models;
 mod notices;
+pub mod objects;
 mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -78,6 +78,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "user tokens",
         include_str!("../migrations/sqlite/0014_user_tokens.sql"),
     ),
+    (
+        15,
+        "files",
+        include_str!("../migrations/sqlite/0015_files.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -149,6 +154,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         14,
         "user tokens",
         include_str!("../migrations/postgres/0014_user_tokens.sql"),
+    ),
+    (
+        15,
+        "files",
+        include_str!("../migrations/postgres/0015_files.sql"),
     ),
 ];
 

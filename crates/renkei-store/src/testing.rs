@@ -111,3 +111,104 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// A real S3-compatible server for tests: moto (PyPI `moto[server]`) started on a free port,
+/// stopped when dropped.
+pub struct S3Server {
+    child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl S3Server {
+    /// Starts moto, or `None` (skip) where it is not installed, unless
+    /// `RENKEI_TEST_REQUIRE_S3=1` (CI) makes that a failure.
+    pub async fn start() -> Option<S3Server> {
+        let required = std::env::var("RENKEI_TEST_REQUIRE_S3").is_ok_and(|v| v == "1");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let python = std::env::var("RENKEI_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let child = std::process::Command::new(python)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    !required,
+                    "RENKEI_TEST_REQUIRE_S3=1 but moto could not start: {e}"
+                );
+                eprintln!("moto not available: S3 variant skipped");
+                return None;
+            }
+        };
+        let mut server = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..200 {
+            if let Ok(Some(_)) = server.child.try_wait() {
+                assert!(
+                    !required,
+                    "RENKEI_TEST_REQUIRE_S3=1 but moto exited (pip install 'moto[server]')"
+                );
+                eprintln!("moto not installed: S3 variant skipped");
+                return None;
+            }
+            if server.request("GET", "/").await.is_ok() {
+                return Some(server);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("moto did not answer on {}", server.endpoint);
+    }
+
+    /// A bare HTTP request to the server (bucket creation needs no signature on moto).
+    async fn request(&self, method: &str, path: &str) -> std::io::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = self.endpoint.trim_start_matches("http://");
+        let mut s = tokio::net::TcpStream::connect(host).await?;
+        s.write_all(
+            format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        if out.starts_with("HTTP/1.1 2") || out.starts_with("HTTP/1.0 2") {
+            Ok(out)
+        } else {
+            Err(std::io::Error::other(out))
+        }
+    }
+
+    /// Creates a new bucket and returns a file-store configuration for it.
+    pub async fn bucket(&self, name: &str) -> crate::objects::ObjectStoreConfig {
+        self.request("PUT", &format!("/{name}")).await.unwrap();
+        crate::objects::ObjectStoreConfig {
+            url: format!("s3://{name}/renkei"),
+            endpoint: self.endpoint.clone(),
+            region: "ap-northeast-1".into(),
+            access_key_id: "test".into(),
+            secret_access_key: "test".into(),
+            allow_http: true,
+        }
+    }
+}

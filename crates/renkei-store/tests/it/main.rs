@@ -9,6 +9,7 @@ use renkei_core::institution::parse_master_row;
 use renkei_core::time::Timestamp;
 use renkei_store::*;
 
+mod objects;
 mod stories;
 
 pub use renkei_store::testing::TestStore as Harness;
