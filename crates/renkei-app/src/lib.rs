@@ -12,6 +12,7 @@ pub mod directory;
 mod error;
 pub mod fhir;
 pub mod fhir_directory;
+pub mod files;
 pub mod identity;
 pub mod intake;
 pub mod interop;
@@ -76,6 +77,9 @@ pub struct App {
     pub(crate) config: Arc<AppConfig>,
     /// Audit events waiting for the next group commit (see [`App::append_audit`]).
     audit_queue: Arc<AuditQueue>,
+    /// Where file bytes live (consultation cases, HM-Box); see [`App::with_objects`].
+    objects: Option<renkei_store::objects::Objects>,
+    busy_uploads: Arc<files::BusyUploads>,
 }
 
 type AuditWaiter = tokio::sync::oneshot::Sender<std::result::Result<i64, String>>;
@@ -146,6 +150,8 @@ impl App {
             clock,
             config: Arc::new(config),
             audit_queue: Arc::default(),
+            objects: None,
+            busy_uploads: Arc::default(),
         }
     }
 

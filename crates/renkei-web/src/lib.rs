@@ -10,6 +10,7 @@ mod cards;
 pub mod consent_pdf;
 mod consents;
 mod fhir;
+mod files;
 mod medication;
 mod pages;
 mod session;
@@ -21,7 +22,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, options, post};
 use renkei_app::App;
 
 /// Where Debian's `fonts-noto-cjk` puts the Japanese font used for printable cards.
@@ -125,6 +126,28 @@ pub fn router(state: WebState) -> Router {
         .route("/medication/code", post(medication::issue_code))
         .route("/medication/link", post(medication::link))
         .route("/api/medication/v1/history", post(medication::history))
+        .route("/box", get(files::hm_box))
+        .route("/box/{id}/share", post(files::share))
+        .route("/box/{id}/unshare", post(files::unshare))
+        .route("/box/{id}/delete", post(files::delete))
+        .route("/cases", get(files::cases).post(files::create_case))
+        .route("/cases/new", get(files::new_case))
+        .route("/cases/{id}", get(files::case))
+        .route("/cases/{id}/reply", post(files::reply))
+        .route("/cases/{id}/reading", post(files::reading))
+        .route("/files/{id}", get(files::download))
+        .route("/files/{id}/image", get(files::image))
+        .route(
+            "/uploads",
+            post(files::tus_create).merge(options(files::tus_options)),
+        )
+        .route(
+            "/uploads/{id}",
+            axum::routing::head(files::tus_head)
+                .patch(files::tus_patch)
+                .delete(files::tus_delete)
+                .layer(DefaultBodyLimit::disable()),
+        )
         .route("/patients", get(consents::patients))
         .route("/patients/hide", post(consents::hide))
         .route(

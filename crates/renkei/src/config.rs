@@ -49,6 +49,21 @@ pub struct FileConfig {
     /// The server's public base URL (`https://renkei.example.jp`): OAuth client assertions must
     /// name `<public_url>/oauth/token` as their audience. Unset, the request's host is used.
     pub public_url: Option<String>,
+    /// Where consultation and HM-Box files are kept: `file:///dir` (default `DATA_DIR/files`) or
+    /// `s3://bucket/prefix` for an S3-compatible service (then the `s3_*` keys, or the usual
+    /// `AWS_*` environment variables).
+    pub file_store: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    /// Allow an `http://` S3 endpoint (loopback or inside the VPN only).
+    pub s3_allow_http: Option<bool>,
+    /// Uploads in progress are kept here (default `DATA_DIR/uploads`); on local disk keep it on
+    /// the same file system as `file_store`, so that finishing an upload is a rename.
+    pub upload_dir: Option<PathBuf>,
+    /// How often expired HM-Box files and abandoned uploads are deleted (default 60 s).
+    pub file_expiry_poll_seconds: Option<u64>,
 }
 
 impl FileConfig {
@@ -87,6 +102,9 @@ pub struct Settings {
     pub webhook_poll_seconds: u64,
     pub jahis_watch: Vec<crate::jahis_watch::Watch>,
     pub jahis_watch_poll_seconds: u64,
+    pub file_store: renkei_store::objects::ObjectStoreConfig,
+    pub upload_dir: PathBuf,
+    pub file_expiry_poll_seconds: u64,
 }
 
 /// What came from flags or the environment (`None` when not given).
@@ -173,7 +191,33 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
     let card_font = file
         .card_font
         .unwrap_or_else(|| PathBuf::from(renkei_web::DEFAULT_CARD_FONT));
+    let file_store = renkei_store::objects::ObjectStoreConfig {
+        url: file
+            .file_store
+            .or_else(|| std::env::var("RENKEI_FILE_STORE").ok())
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| format!("file://{}", data_dir.join("files").display())),
+        endpoint: file
+            .s3_endpoint
+            .or_else(|| std::env::var("RENKEI_S3_ENDPOINT").ok())
+            .unwrap_or_default(),
+        region: file.s3_region.unwrap_or_default(),
+        access_key_id: file.s3_access_key_id.unwrap_or_default(),
+        secret_access_key: file.s3_secret_access_key.unwrap_or_default(),
+        allow_http: file.s3_allow_http.unwrap_or(false),
+    };
+    if let Some(endpoint) = file_store.endpoint.strip_prefix("http://")
+        && !file_store.allow_http
+    {
+        bail!(
+            "S3 のエンドポイント http://{endpoint} は平文です。VPN の内側などで平文を許す場合は s3_allow_http = true を指定してください"
+        );
+    }
+    let upload_dir = file.upload_dir.unwrap_or_else(|| data_dir.join("uploads"));
     Ok(Settings {
+        file_store,
+        upload_dir,
+        file_expiry_poll_seconds: file.file_expiry_poll_seconds.unwrap_or(60),
         data_dir,
         listen,
         database_url,

@@ -399,7 +399,10 @@ async fn open(settings: &Settings) -> Result<App> {
     let store = Store::open(&settings.database_url, key).await.map_err(|e| {
         anyhow::anyhow!("データベースを開けません（{}）: {e}。--database-url と、データベースが起動しているかを確認してください", redact(&settings.database_url))
     })?;
-    let app = App::new(store, clock()?, settings.app.clone());
+    let objects = renkei_store::objects::Objects::open(&settings.file_store, &settings.upload_dir)
+        .map_err(|e| anyhow::anyhow!("ファイルの保存先を開けません: {e}"))?;
+    tracing::info!(store = %objects.describe(), "file store");
+    let app = App::new(store, clock()?, settings.app.clone()).with_objects(objects);
     let rekeyed = app
         .refresh_person_keys()
         .await

@@ -92,6 +92,22 @@ pub async fn serve(
             Duration::from_secs(settings.jahis_watch_poll_seconds.max(1)),
         ));
     }
+    let expiry = app.clone();
+    let every = Duration::from_secs(settings.file_expiry_poll_seconds.max(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match expiry.expire_files().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired HM-Box files deleted"),
+                Err(e) => tracing::warn!(code = e.code(), "HM-Box expiry failed"),
+            }
+            if let Err(e) = expiry.expire_uploads().await {
+                tracing::warn!(code = e.code(), "abandoned uploads could not be dropped");
+            }
+        }
+    });
     let purge = app.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(300));

@@ -6,6 +6,7 @@
 mod api;
 mod consent;
 mod fhir;
+mod files;
 mod identity;
 mod intake;
 mod medication;
