@@ -6,6 +6,7 @@
 mod architecture;
 mod cli;
 mod fhir;
+mod files;
 mod jahis_watch;
 mod mllp;
 mod server;

@@ -47,7 +47,7 @@ async fn password_step(c: &reqwest::Client, base: &str, login: &str, password: &
 }
 
 /// Logs in through the forms: password, then enrolment with a TOTP code. Returns the top page.
-async fn login_and_enrol(
+pub(crate) async fn login_and_enrol(
     c: &reqwest::Client,
     base: &str,
     login: &str,

@@ -1,0 +1,320 @@
+//! File consultation and HM-Box over HTTP: tus uploads that survive a dropped connection, the
+//! CSRF header, ranged downloads with Japanese names, rendered previews, refusals.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use reqwest::StatusCode;
+use reqwest::cookie::CookieStore;
+
+use crate::server::login_and_enrol;
+use crate::*;
+
+fn jar_client(jar: &Arc<reqwest::cookie::Jar>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .unwrap()
+}
+
+fn data_csrf(html: &str) -> String {
+    let key = "data-csrf=\"";
+    let at = html
+        .find(key)
+        .unwrap_or_else(|| panic!("no data-csrf in {html}"))
+        + key.len();
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+async fn create(
+    c: &reqwest::Client,
+    base: &str,
+    csrf: &str,
+    name: &str,
+    target: &str,
+    len: usize,
+) -> reqwest::Response {
+    c.post(format!("{base}/uploads"))
+        .header("Tus-Resumable", "1.0.0")
+        .header("X-CSRF-Token", csrf)
+        .header("Upload-Length", len.to_string())
+        .header(
+            "Upload-Metadata",
+            format!("filename {},target {}", b64(name), b64(target)),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn patch(
+    c: &reqwest::Client,
+    url: &str,
+    csrf: &str,
+    offset: usize,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    c.patch(url)
+        .header("Tus-Resumable", "1.0.0")
+        .header("X-CSRF-Token", csrf)
+        .header("Upload-Offset", offset.to_string())
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn offset(c: &reqwest::Client, url: &str) -> usize {
+    let r = c
+        .head(url)
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.headers()["upload-offset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn user(data: &std::path::Path, facility: i64, login: &str) {
+    let f = facility.to_string();
+    let o = renkei(
+        data,
+        &[
+            "admin",
+            "create-user",
+            "--facility-id",
+            &f,
+            "--login-id",
+            login,
+            "--name",
+            &format!("{login} 先生"),
+            "--profession",
+            "doctor",
+            "--role",
+            "staff",
+            "--password",
+            OPERATOR_PASSWORD,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn uploads_resume_and_downloads_keep_names_and_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    bootstrap(data);
+    let hospital = id_of(&renkei(
+        data,
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "hospital",
+            "--name",
+            "広島中央病院",
+        ],
+    ));
+    let clinic = id_of(&renkei(
+        data,
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "clinic",
+            "--name",
+            "みなみクリニック",
+        ],
+    ));
+    user(data, clinic, "clinic-dr1");
+    user(data, hospital, "hosp-dr1");
+    let server = start(data, &[]);
+    let base = server.base.as_str();
+
+    let sender_jar = Arc::new(reqwest::cookie::Jar::default());
+    let sender = jar_client(&sender_jar);
+    login_and_enrol(&sender, base, "clinic-dr1", OPERATOR_PASSWORD, FIXED_UNIX).await;
+    let reader = jar_client(&Arc::new(reqwest::cookie::Jar::default()));
+    login_and_enrol(&reader, base, "hosp-dr1", OPERATOR_PASSWORD, FIXED_UNIX).await;
+
+    let page = sender
+        .get(format!("{base}/box"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("使用量") && page.contains("5.0 GB"), "{page}");
+    let csrf = data_csrf(&page);
+
+    // Without the page's token in the header, nothing is created.
+    let r = create(&sender, base, "wrong", "紹介状.pdf", "box", 10).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let body: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let r = create(&sender, base, &csrf, "紹介状 2026.pdf", "box", body.len()).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(r.headers().contains_key("upload-expires"));
+    let url = format!("{base}{}", r.headers()["location"].to_str().unwrap());
+    let r = patch(&sender, &url, &csrf, 0, body[..300_000].to_vec()).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["upload-offset"], "300000");
+    // A wrong offset is a conflict.
+    let r = patch(&sender, &url, &csrf, 0, body[..10].to_vec()).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+
+    // The connection drops after 200,000 of 700,000 bytes: what arrived is kept.
+    {
+        use tokio::io::AsyncWriteExt;
+        let cookies = sender_jar
+            .cookies(&base.parse().unwrap())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let host = base.trim_start_matches("http://");
+        let path = url.trim_start_matches(base);
+        let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+        let head = format!(
+            "PATCH {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookies}\r\nTus-Resumable: 1.0.0\r\nX-CSRF-Token: {csrf}\r\nUpload-Offset: 300000\r\nContent-Type: application/offset+octet-stream\r\nContent-Length: 700000\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&body[300_000..500_000]).await.unwrap();
+        s.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        drop(s);
+    }
+    let mut at = 0;
+    for _ in 0..100 {
+        at = offset(&sender, &url).await;
+        if at != 300_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(at, 500_000);
+    // Resume from there.
+    let r = patch(&sender, &url, &csrf, at, body[at..].to_vec()).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let file = r.headers()["x-renkei-file"].to_str().unwrap().to_string();
+
+    let r = sender.get(format!("{base}{file}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["accept-ranges"], "bytes");
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"___ 2026.pdf\"; filename*=UTF-8''%E7%B4%B9%E4%BB%8B%E7%8A%B6%202026.pdf"
+    );
+    assert!(r.bytes().await.unwrap().as_ref() == body.as_slice());
+    let r = sender
+        .get(format!("{base}{file}"))
+        .header("Range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.headers()["content-range"], "bytes 100-199/1000000");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &body[100..200]);
+    let r = sender
+        .get(format!("{base}{file}"))
+        .header("Range", "bytes=2000000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    // Not shared: the other user cannot tell it exists.
+    let r = reader.get(format!("{base}{file}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let page = sender
+        .get(format!("{base}/box"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("紹介状 2026.pdf") && page.contains("2026-11-28"),
+        "{page}"
+    );
+
+    // A consultation case for the hospital's doctor, view only.
+    let page = sender
+        .get(format!("{base}/cases/new"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form_csrf = input_value(&page, "csrf");
+    let r = sender
+        .post(format!("{base}/cases"))
+        .form(&[
+            ("csrf", form_csrf.as_str()),
+            ("title", "胸部X線の読影依頼"),
+            ("body", "ご意見ください"),
+            ("logins", "hosp-dr1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let case_path = r.url().path().to_string();
+    assert!(case_path.starts_with("/cases/"), "{case_path}");
+    let target = format!("case:{}", case_path.trim_start_matches("/cases/"));
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+        640,
+        480,
+        image::Rgb([10, 200, 30]),
+    ))
+    .write_to(
+        &mut std::io::Cursor::new(&mut png),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
+    // Too big for a case: refused before any byte, with the limit named.
+    let r = create(&sender, base, &csrf, "big.dcm", &target, 21 * 1024 * 1024).await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.text().await.unwrap().contains("20.0 MB"));
+    let r = create(&sender, base, &csrf, "胸部正面.jpg", &target, png.len()).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let url = format!("{base}{}", r.headers()["location"].to_str().unwrap());
+    let r = patch(&sender, &url, &csrf, 0, png.clone()).await;
+    let file = r.headers()["x-renkei-file"].to_str().unwrap().to_string();
+
+    let page = reader
+        .get(format!("{base}{case_path}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("胸部正面.jpg") && page.contains("ダウンロード不可"),
+        "{page}"
+    );
+    let r = reader
+        .get(format!("{base}{file}/image?size=100"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    let shown = image::load_from_memory(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!((shown.width(), shown.height()), (100, 75));
+    let r = reader.get(format!("{base}{file}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
