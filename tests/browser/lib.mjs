@@ -85,9 +85,9 @@ export function parseId(output, what) {
 }
 
 /** Spawns `renkei serve` and resolves with { child, baseUrl, stderr() } once it listens. */
-export function startServer(bin, dataDir) {
+export function startServer(bin, dataDir, extraEnv = {}) {
   const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0'], {
-    env: serverEnv(),
+    env: { ...serverEnv(), ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
