@@ -22,6 +22,7 @@ mod secrets;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod viewer;
+pub mod wopi;
 
 use std::sync::Arc;
 
@@ -52,6 +53,10 @@ pub struct AppConfig {
     pub package_insert_url: String,
     /// The first retry of a failed webhook waits this long; each next one twice as long.
     pub webhook_retry_seconds: i64,
+    /// The office server's editor URL (Collabora's `urlsrc` from its WOPI discovery, for example
+    /// `https://office.example.jp/browser/dist/cool.html?`), to which `WOPISrc=` is appended;
+    /// empty, HM-Box files are not edited in place.
+    pub office_url: String,
 }
 
 impl Default for AppConfig {
@@ -65,6 +70,7 @@ impl Default for AppConfig {
             lockout_seconds: 15 * 60,
             package_insert_url: String::new(),
             webhook_retry_seconds: 60,
+            office_url: String::new(),
         }
     }
 }

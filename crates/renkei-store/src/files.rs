@@ -401,6 +401,18 @@ impl Store {
     pub async fn delete_file(&self, id: i64, audit: AuditEvent) -> Result<()> {
         let mut tx = self.begin().await?;
         exec_tx!(&mut tx, |c| {
+            sqlx::query("DELETE FROM wopi_tokens WHERE file_id = $1")
+                .bind(id)
+                .execute(&mut *c)
+                .await
+        })?;
+        exec_tx!(&mut tx, |c| {
+            sqlx::query("DELETE FROM wopi_locks WHERE file_id = $1")
+                .bind(id)
+                .execute(&mut *c)
+                .await
+        })?;
+        exec_tx!(&mut tx, |c| {
             sqlx::query("DELETE FROM file_shares WHERE file_id = $1")
                 .bind(id)
                 .execute(&mut *c)
@@ -649,5 +661,102 @@ impl Store {
             out.extend(row);
         }
         Ok(out)
+    }
+
+    pub async fn create_wopi_token(
+        &self,
+        digest: &str,
+        (file_id, user_id, can_write): (i64, i64, bool),
+        expires_at: i64,
+        audit: AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        exec_tx!(&mut tx, |c| {
+            sqlx::query("INSERT INTO wopi_tokens (digest, file_id, user_id, can_write, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(digest)
+                .bind(file_id)
+                .bind(user_id)
+                .bind(can_write)
+                .bind(expires_at)
+                .execute(&mut *c)
+                .await
+        })?;
+        self.append_audit_in(&mut tx, audit).await?;
+        tx.commit().await
+    }
+
+    /// (file, user, may write, expiry) of a token digest.
+    pub async fn wopi_token(&self, digest: &str) -> Result<Option<(i64, i64, bool, i64)>> {
+        with_db!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT file_id, user_id, can_write, expires_at FROM wopi_tokens WHERE digest = $1",
+            )
+            .bind(digest)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// The file's lock if it has not expired at `now`.
+    pub async fn wopi_lock(&self, file_id: i64, now: i64) -> Result<Option<String>> {
+        let row: Option<(String,)> = with_db!(&self.db, |pool| {
+            sqlx::query_as("SELECT lock_id FROM wopi_locks WHERE file_id = $1 AND expires_at > $2")
+                .bind(file_id)
+                .bind(now)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(|(l,)| l))
+    }
+
+    /// Compare-and-set of a file's lock in one transaction: when the current lock (an expired
+    /// one counts as none) is acceptable to `accept`, it becomes `new` (`None`: unlocked).
+    /// Returns `Err(current)` otherwise.
+    pub async fn swap_wopi_lock(
+        &self,
+        file_id: i64,
+        now: i64,
+        accept: impl FnOnce(Option<&str>) -> bool + Send,
+        new: Option<(&str, i64)>,
+    ) -> Result<std::result::Result<(), Option<String>>> {
+        let mut tx = self.begin().await?;
+        if let Tx::Postgres(t) = &mut tx {
+            sqlx::query("SELECT id FROM files WHERE id = $1 FOR UPDATE")
+                .bind(file_id)
+                .fetch_optional(&mut **t)
+                .await?;
+        }
+        let current: Option<(String,)> = with_tx!(&mut tx, |c| {
+            sqlx::query_as("SELECT lock_id FROM wopi_locks WHERE file_id = $1 AND expires_at > $2")
+                .bind(file_id)
+                .bind(now)
+                .fetch_optional(&mut *c)
+                .await
+        })?;
+        let current = current.map(|(l,)| l);
+        if !accept(current.as_deref()) {
+            return Ok(Err(current));
+        }
+        exec_tx!(&mut tx, |c| {
+            sqlx::query("DELETE FROM wopi_locks WHERE file_id = $1")
+                .bind(file_id)
+                .execute(&mut *c)
+                .await
+        })?;
+        if let Some((lock, expires_at)) = new {
+            exec_tx!(&mut tx, |c| {
+                sqlx::query(
+                    "INSERT INTO wopi_locks (file_id, lock_id, expires_at) VALUES ($1, $2, $3)",
+                )
+                .bind(file_id)
+                .bind(lock)
+                .bind(expires_at)
+                .execute(&mut *c)
+                .await
+            })?;
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
     }
 }

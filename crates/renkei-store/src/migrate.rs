@@ -83,6 +83,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "files",
         include_str!("../migrations/sqlite/0015_files.sql"),
     ),
+    (
+        16,
+        "wopi",
+        include_str!("../migrations/sqlite/0016_wopi.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -159,6 +164,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         15,
         "files",
         include_str!("../migrations/postgres/0015_files.sql"),
+    ),
+    (
+        16,
+        "wopi",
+        include_str!("../migrations/postgres/0016_wopi.sql"),
     ),
 ];
 

@@ -112,7 +112,7 @@ impl axum::extract::FromRequestParts<WebState> for Caller {
 }
 
 /// `aud` that client assertions must name: this endpoint's public URL.
-fn token_url(st: &WebState, headers: &HeaderMap) -> String {
+pub(crate) fn token_url(st: &WebState, headers: &HeaderMap) -> String {
     match &st.public_url {
         Some(base) => format!("{}/oauth/token", base.trim_end_matches('/')),
         None => {

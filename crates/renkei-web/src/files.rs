@@ -501,6 +501,8 @@ pub struct FileRow {
     pub expires: String,
     pub owner: String,
     pub picture: bool,
+    /// An office document an office server can open (WOPI).
+    pub office: bool,
     /// (user id, label) of the users it is shared with.
     pub shares: Vec<(i64, String)>,
 }
@@ -514,6 +516,7 @@ fn file_row(f: &StoredFile) -> FileRow {
         expires: f.expires_at.map(when).unwrap_or_default(),
         owner: f.owner_name.clone(),
         picture: is_picture(f),
+        office: is_office(&f.file_name),
         shares: Vec::new(),
     }
 }
@@ -528,6 +531,31 @@ pub struct BoxPage {
     pub quota: String,
     pub percent: i64,
     pub retention_days: i64,
+    /// An office server is configured: office documents get an edit button.
+    pub can_edit: bool,
+}
+
+/// Documents Collabora Online and OnlyOffice open.
+fn is_office(name: &str) -> bool {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    matches!(
+        ext.as_str(),
+        "docx"
+            | "xlsx"
+            | "pptx"
+            | "doc"
+            | "xls"
+            | "ppt"
+            | "odt"
+            | "ods"
+            | "odp"
+            | "rtf"
+            | "csv"
+            | "txt"
+    )
 }
 
 async fn box_page(
@@ -562,6 +590,7 @@ async fn box_page(
                 0
             },
             retention_days: renkei_app::files::BOX_RETENTION_SECONDS / 86_400,
+            can_edit: !st.app.config().office_url.is_empty(),
         }),
         Err(e) => error_page(&st.app, e),
     }

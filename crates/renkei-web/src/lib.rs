@@ -16,6 +16,7 @@ mod pages;
 mod session;
 mod viewer;
 mod views;
+mod wopi;
 
 use std::net::SocketAddr;
 
@@ -130,6 +131,19 @@ pub fn router(state: WebState) -> Router {
         .route("/box/{id}/share", post(files::share))
         .route("/box/{id}/unshare", post(files::unshare))
         .route("/box/{id}/delete", post(files::delete))
+        .route("/box/{id}/edit", post(wopi::edit))
+        .route(
+            "/wopi/files/{id}",
+            get(wopi::check_file_info).post(wopi::file_operation),
+        )
+        .route(
+            "/wopi/files/{id}/contents",
+            get(wopi::get_file)
+                .post(wopi::put_file)
+                .layer(DefaultBodyLimit::max(
+                    renkei_app::wopi::MAX_SAVE_BYTES as usize + 1024,
+                )),
+        )
         .route("/cases", get(files::cases).post(files::create_case))
         .route("/cases/new", get(files::new_case))
         .route("/cases/{id}", get(files::case))

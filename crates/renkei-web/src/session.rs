@@ -187,6 +187,7 @@ pub async fn csrf_guard(State(state): State<WebState>, request: Request, next: N
         || path == "/fhir"
         || path.starts_with("/fhir/")
         || path.starts_with("/api/")
+        || path.starts_with("/wopi/")
     {
         return next.run(request).await;
     }

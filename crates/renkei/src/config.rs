@@ -64,6 +64,9 @@ pub struct FileConfig {
     pub upload_dir: Option<PathBuf>,
     /// How often expired HM-Box files and abandoned uploads are deleted (default 60 s).
     pub file_expiry_poll_seconds: Option<u64>,
+    /// The office server's editor URL for in-place editing of HM-Box files (WOPI), e.g.
+    /// Collabora's `https://office.example.jp/browser/dist/cool.html?`.
+    pub office_url: Option<String>,
 }
 
 impl FileConfig {
@@ -141,6 +144,9 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
     let mut app = AppConfig::default();
     if let Some(u) = file.package_insert_url {
         app.package_insert_url = u;
+    }
+    if let Some(u) = file.office_url {
+        app.office_url = u.trim().to_string();
     }
     if let Some(s) = file.webhook_retry_seconds {
         app.webhook_retry_seconds = s.max(1);

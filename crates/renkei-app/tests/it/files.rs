@@ -608,3 +608,95 @@ fn image_png() -> Vec<u8> {
         .unwrap();
     out
 }
+
+async fn office_locks_expire_after_thirty_minutes(t: &TestStore) {
+    use renkei_app::wopi::{LockOp, WopiOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let (app, clock) = app_with(t, local_objects(&dir));
+    let owner = staff(&app, "clinic", "みなみクリニック", "clinic-dr1").await;
+    let id = upload(
+        &app,
+        &owner,
+        UploadTarget::Box,
+        "議事録.docx",
+        b"PK minutes",
+    )
+    .await;
+    let (token, _) = app.issue_wopi_token(&owner, id).await.unwrap();
+    let s = app.wopi_session(&token, id, "editor").await.unwrap();
+    assert!(s.can_write);
+    // The token is for this file only.
+    assert!(matches!(
+        app.wopi_session(&token, id + 1, "editor").await,
+        Err(AppError::Unauthenticated)
+    ));
+    assert_eq!(
+        app.wopi_lock(&s, LockOp::Lock("A".into())).await.unwrap(),
+        WopiOutcome::Done
+    );
+    assert_eq!(
+        app.wopi_lock(&s, LockOp::Lock("B".into())).await.unwrap(),
+        WopiOutcome::Conflict("A".into())
+    );
+    clock.advance_seconds(29 * 60);
+    assert_eq!(
+        app.wopi_lock(&s, LockOp::RefreshLock("A".into()))
+            .await
+            .unwrap(),
+        WopiOutcome::Done
+    );
+    clock.advance_seconds(29 * 60);
+    // Refreshed: still held 58 minutes after it was taken.
+    assert_eq!(
+        app.wopi_lock(&s, LockOp::GetLock).await.unwrap(),
+        WopiOutcome::Lock("A".into())
+    );
+    clock.advance_seconds(2 * 60);
+    // Not refreshed for 31 minutes: gone, and another editor may lock.
+    assert_eq!(
+        app.wopi_lock(&s, LockOp::GetLock).await.unwrap(),
+        WopiOutcome::Lock(String::new())
+    );
+    assert_eq!(
+        app.wopi_lock(&s, LockOp::Lock("B".into())).await.unwrap(),
+        WopiOutcome::Done
+    );
+    assert_eq!(
+        app.wopi_put(&s, Some("B"), b"PK saved".to_vec())
+            .await
+            .unwrap(),
+        Ok(2)
+    );
+    // Tokens expire after a working day.
+    clock.advance_seconds(renkei_app::wopi::TOKEN_SECONDS);
+    assert!(matches!(
+        app.wopi_session(&token, id, "editor").await,
+        Err(AppError::Unauthenticated)
+    ));
+    // Case files are never edited in place.
+    staff(&app, "hospital", "広島中央病院", "hosp-dr1").await;
+    let case = app
+        .create_case(
+            &owner,
+            &CaseInput {
+                title: "相談".into(),
+                recipient_logins: "hosp-dr1".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let letter = upload(
+        &app,
+        &owner,
+        UploadTarget::Case(case),
+        "紹介状.docx",
+        b"PK letter",
+    )
+    .await;
+    assert!(matches!(
+        app.issue_wopi_token(&owner, letter).await,
+        Err(AppError::Invalid(_))
+    ));
+}
+on_both_backends!(office_locks_expire_after_thirty_minutes);

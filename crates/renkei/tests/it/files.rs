@@ -138,7 +138,7 @@ async fn uploads_resume_and_downloads_keep_names_and_ranges() {
     ));
     user(data, clinic, "clinic-dr1");
     user(data, hospital, "hosp-dr1");
-    let server = start(data, &[]);
+    let server = start(data, &["--listen", "127.0.0.1:0"]);
     let base = server.base.as_str();
 
     let sender_jar = Arc::new(reqwest::cookie::Jar::default());
@@ -317,4 +317,307 @@ async fn uploads_resume_and_downloads_keep_names_and_ranges() {
     assert_eq!((shown.width(), shown.height()), (100, 75));
     let r = reader.get(format!("{base}{file}")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+/// A scripted WOPI client (what Collabora Online or OnlyOffice sends) against the host endpoints.
+#[tokio::test]
+async fn an_office_server_opens_locks_and_saves_hm_box_files_over_wopi() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    bootstrap(data);
+    let clinic = id_of(&renkei(
+        data,
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "clinic",
+            "--name",
+            "みなみクリニック",
+        ],
+    ));
+    user(data, clinic, "clinic-dr1");
+    user(data, clinic, "clinic-ns1");
+    let config = data.join("renkei.toml");
+    std::fs::write(
+        &config,
+        "office_url = \"https://office.example.jp/browser/dist/cool.html?\"\n",
+    )
+    .unwrap();
+    let server = start(
+        data,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let base = server.base.as_str();
+    let owner = jar_client(&Arc::new(reqwest::cookie::Jar::default()));
+    login_and_enrol(&owner, base, "clinic-dr1", OPERATOR_PASSWORD, FIXED_UNIX).await;
+    let colleague = jar_client(&Arc::new(reqwest::cookie::Jar::default()));
+    login_and_enrol(
+        &colleague,
+        base,
+        "clinic-ns1",
+        OPERATOR_PASSWORD,
+        FIXED_UNIX,
+    )
+    .await;
+
+    let page = owner
+        .get(format!("{base}/box"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = data_csrf(&page);
+    let original = b"PK\x03\x04 original minutes".to_vec();
+    let r = create(&owner, base, &csrf, "議事録.docx", "box", original.len()).await;
+    let url = format!("{base}{}", r.headers()["location"].to_str().unwrap());
+    let r = patch(&owner, &url, &csrf, 0, original.clone()).await;
+    let file = r.headers()["x-renkei-file"].to_str().unwrap().to_string();
+    let id = file.trim_start_matches("/files/").to_string();
+
+    // The edit button hands a token to the office server's editor, and only there.
+    let page = owner
+        .get(format!("{base}/box"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("action=\"/box/{id}/edit\"")),
+        "{page}"
+    );
+    let r = owner
+        .post(format!("{base}/box/{id}/edit"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("form-action 'self' https://office.example.jp")
+    );
+    let page = r.text().await.unwrap();
+    let wopi_src = format!("{base}/wopi/files/{id}")
+        .replace(':', "%3A")
+        .replace('/', "%2F");
+    assert!(
+        page.contains(&format!(
+            "https://office.example.jp/browser/dist/cool.html?WOPISrc={wopi_src}"
+        )),
+        "{page}"
+    );
+    let token = input_value(&page, "access_token");
+
+    // The office server's side: plain requests with the token, no cookies.
+    let wopi = reqwest::Client::new();
+    let at = |path: &str| format!("{base}/wopi/files/{id}{path}?access_token={token}");
+    let info: serde_json::Value = serde_json::from_slice(
+        &wopi
+            .get(at(""))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["BaseFileName"], "議事録.docx");
+    assert_eq!(info["Size"], original.len());
+    assert_eq!(info["UserCanWrite"], true);
+    assert_eq!(info["SupportsLocks"], true);
+    assert_eq!(info["Version"], "1");
+    let r = wopi
+        .get(format!("{base}/wopi/files/{id}?access_token=forged"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = wopi.get(at("/contents")).send().await.unwrap();
+    assert_eq!(r.headers()["x-wopi-itemversion"], "1");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), original.as_slice());
+
+    let op = |name: &'static str, lock: &'static str, old: Option<&'static str>| {
+        let mut rb = wopi
+            .post(at(""))
+            .header("X-WOPI-Override", name)
+            .header("X-WOPI-Lock", lock);
+        if let Some(old) = old {
+            rb = rb.header("X-WOPI-OldLock", old);
+        }
+        rb.send()
+    };
+    let put = |lock: Option<&'static str>, body: &'static [u8]| {
+        let mut rb = wopi
+            .post(at("/contents"))
+            .header("X-WOPI-Override", "PUT")
+            .body(body);
+        if let Some(l) = lock {
+            rb = rb.header("X-WOPI-Lock", l);
+        }
+        rb.send()
+    };
+    let lock_of = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-wopi-lock")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    // Unlocked and not empty: no save.
+    let r = put(None, b"new").await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(lock_of(&r).as_deref(), Some(""));
+    assert_eq!(
+        op("LOCK", "L1", None).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let r = op("GET_LOCK", "", None).await.unwrap();
+    assert_eq!(lock_of(&r).as_deref(), Some("L1"));
+    let r = op("LOCK", "L2", None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(lock_of(&r).as_deref(), Some("L1"));
+    let r = put(Some("L2"), b"edited by someone else").await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(lock_of(&r).as_deref(), Some("L1"));
+    let r = put(Some("L1"), b"PK\x03\x04 edited minutes").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-wopi-itemversion"], "2");
+    assert_eq!(
+        op("REFRESH_LOCK", "L1", None).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        op("LOCK", "L3", Some("L1")).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let r = op("GET_LOCK", "", None).await.unwrap();
+    assert_eq!(lock_of(&r).as_deref(), Some("L3"));
+    let r = op("UNLOCK", "L1", None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(lock_of(&r).as_deref(), Some("L3"));
+    assert_eq!(
+        op("UNLOCK", "L3", None).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let r = op("GET_LOCK", "", None).await.unwrap();
+    assert_eq!(lock_of(&r).as_deref(), Some(""));
+    assert_eq!(
+        op("PUT_RELATIVE", "", None).await.unwrap().status(),
+        StatusCode::NOT_IMPLEMENTED
+    );
+    let info: serde_json::Value = serde_json::from_slice(
+        &wopi
+            .get(at(""))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["Version"], "2");
+    assert_eq!(info["Size"], b"PK\x03\x04 edited minutes".len());
+    let saved = owner
+        .get(format!("{base}{file}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(saved.as_ref(), b"PK\x03\x04 edited minutes");
+
+    // A colleague it is shared with opens it read-only; after unsharing, not at all.
+    let r = owner
+        .post(format!("{base}/box/{id}/share"))
+        .form(&[("csrf", csrf.as_str()), ("logins", "clinic-ns1")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("共有しました"));
+    let page = colleague
+        .get(format!("{base}/box"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let colleague_csrf = data_csrf(&page);
+    let page = colleague
+        .post(format!("{base}/box/{id}/edit"))
+        .form(&[("csrf", colleague_csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let read_token = input_value(&page, "access_token");
+    let ro = |path: &str| format!("{base}/wopi/files/{id}{path}?access_token={read_token}");
+    let info: serde_json::Value = serde_json::from_slice(
+        &wopi
+            .get(ro(""))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["UserCanWrite"], false);
+    assert_eq!(info["ReadOnly"], true);
+    let r = wopi
+        .post(ro(""))
+        .header("X-WOPI-Override", "LOCK")
+        .header("X-WOPI-Lock", "X")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = wopi
+        .post(ro("/contents"))
+        .header("X-WOPI-Override", "PUT")
+        .body("overwrite")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        wopi.get(ro("/contents")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let colleague_id: i64 = {
+        let page = owner
+            .get(format!("{base}/box"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        input_value(&page, "user").parse().unwrap()
+    };
+    owner
+        .post(format!("{base}/box/{id}/unshare"))
+        .form(&[("csrf", csrf.as_str()), ("user", &colleague_id.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wopi.get(ro("")).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
 }
