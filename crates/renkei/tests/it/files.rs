@@ -317,6 +317,21 @@ async fn uploads_resume_and_downloads_keep_names_and_ranges() {
     assert_eq!((shown.width(), shown.height()), (100, 75));
     let r = reader.get(format!("{base}{file}")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // DICOM is rendered too (the file's own window), for the recipient.
+    let ct = renkei_dicom::synthetic_ct(256, 1, ("1.2.392.1", 1), 1);
+    let r = create(&sender, base, &csrf, "CT.dcm", &target, ct.len()).await;
+    let url = format!("{base}{}", r.headers()["location"].to_str().unwrap());
+    let r = patch(&sender, &url, &csrf, 0, ct).await;
+    let file = r.headers()["x-renkei-file"].to_str().unwrap().to_string();
+    let r = reader
+        .get(format!("{base}{file}/image?size=128"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let shown = image::load_from_memory(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!((shown.width(), shown.height()), (128, 128));
 }
 
 /// A scripted WOPI client (what Collabora Online or OnlyOffice sends) against the host endpoints.
