@@ -77,7 +77,10 @@ fn heavy_crates_stay_at_the_edges() {
         ("axum", &["renkei-web", "renkei"]),
         ("askama", &["renkei-web"]),
         // The store does file IO for the object store's staging area (sqlx runs on tokio anyway).
-        ("tokio", &["renkei-store", "renkei-app", "renkei-web", "renkei"]),
+        (
+            "tokio",
+            &["renkei-store", "renkei-app", "renkei-web", "renkei"],
+        ),
         ("rustls", &["renkei"]),
         ("argon2", &["renkei-app"]),
     ];
