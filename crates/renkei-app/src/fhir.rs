@@ -76,6 +76,7 @@ fn resources(record: &RecordView, types: &[&str], patient: &str) -> Vec<(String,
             end: v.item.end_at.as_deref(),
             status: &v.item.status,
             detail: &detail,
+            last_updated: Some(v.item.received_at),
         };
         for t in fhir::types_of(&e) {
             if (types.is_empty() || types.contains(t))
@@ -607,6 +608,7 @@ impl App {
                 end: item.end_at.as_deref(),
                 status: &item.status,
                 detail: &detail,
+                last_updated: Some(now),
             };
             let resource =
                 fhir::to_resource(&message.data_kind, &entry, &person).unwrap_or(Value::Null);
@@ -734,6 +736,7 @@ impl App {
                     end: v.item.end_at.as_deref(),
                     status: &v.item.status,
                     detail,
+                    last_updated: Some(v.item.received_at),
                 }
             })
             .collect();

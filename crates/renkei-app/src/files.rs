@@ -804,6 +804,19 @@ impl App {
             if let Some(survivor) = person.merged_into {
                 person = self.store.person(survivor).await?;
             }
+            // A patient who opted out of this facility's sharing is not consulted about.
+            if self
+                .store
+                .consent_context(person.id)
+                .await?
+                .opt_outs
+                .contains(&facility_id)
+            {
+                return Err(AppError::Invalid(
+                    "この患者さんは貴施設からの情報共有を拒否（オプトアウト）しているため、相談に紐づけられません"
+                        .into(),
+                ));
+            }
             Some(person.id)
         };
         let event = self.event(

@@ -287,6 +287,7 @@ mod tests {
             end: None,
             status: "F",
             detail: &detail,
+            last_updated: None,
         };
         let mut n = 0;
         let mut uuid = || {

@@ -44,6 +44,8 @@ pub struct Entry<'a> {
     pub end: Option<&'a str>,
     pub status: &'a str,
     pub detail: &'a Value,
+    /// When the server stored it (µs since the epoch, UTC): `meta.lastUpdated`.
+    pub last_updated: Option<i64>,
 }
 
 impl Entry<'_> {
@@ -189,11 +191,41 @@ pub fn fhir_datetime(local: &str) -> Option<String> {
 }
 
 fn base(resource_type: &str, e: &Entry, profile: &str) -> Value {
+    let mut meta = json!({ "profile": [format!("{JP}{profile}")] });
+    if let Some(at) = e.last_updated.and_then(instant_utc) {
+        meta["lastUpdated"] = json!(at);
+    }
     json!({
         "resourceType": resource_type,
         "id": e.id.to_string(),
-        "meta": { "profile": [format!("{JP}{profile}")] },
+        "meta": meta,
     })
+}
+
+/// A FHIR `instant` (`YYYY-MM-DDThh:mm:ssZ`) of µs since the epoch; `None` out of range.
+pub fn instant_utc(us: i64) -> Option<String> {
+    let secs = us.div_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date of a day count (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if !(1..=9999).contains(&year) {
+        return None;
+    }
+    Some(format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    ))
 }
 
 fn subject(patient: &str) -> Value {
@@ -742,7 +774,25 @@ mod tests {
             end: None,
             status: "F",
             detail,
+            last_updated: Some(1_795_219_200_000_000),
         }
+    }
+
+    #[test]
+    fn last_updated_is_a_utc_instant() {
+        assert_eq!(
+            instant_utc(1_795_219_200_000_000).as_deref(),
+            Some("2026-11-21T00:00:00Z")
+        );
+        assert_eq!(instant_utc(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            instant_utc(951_825_599_000_000).as_deref(),
+            Some("2000-02-29T11:59:59Z")
+        );
+        assert_eq!(instant_utc(i64::MAX), None);
+        let d = json!({});
+        let r = to_resource("Observation", &entry("lab_result", &d), "p").unwrap_or_default();
+        assert_eq!(r["meta"]["lastUpdated"], "2026-11-21T00:00:00Z");
     }
 
     #[test]

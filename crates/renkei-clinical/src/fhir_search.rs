@@ -37,6 +37,9 @@ const fn p(name: &'static str, kind: Kind, paths: &'static [&'static str]) -> Pa
 
 use Kind::{Date, Reference, Token};
 
+/// `_lastUpdated`, common to every clinical type: when the server stored the record.
+pub const LAST_UPDATED: ParamDef = p("_lastUpdated", Date, &["meta.lastUpdated"]);
+
 /// The parameters each clinical type supports (besides `_id` and the result parameters).
 pub fn params_of(resource_type: &str) -> &'static [ParamDef] {
     match resource_type {
@@ -437,6 +440,26 @@ pub fn parse(
                 s.used.push((name.clone(), value.clone()));
                 continue;
             }
+            "_lastUpdated" if !defs.is_empty() => {
+                if modifier.is_some() {
+                    return Err(err(
+                        name,
+                        "not-supported",
+                        "no modifier is supported on _lastUpdated",
+                    ));
+                }
+                // Not a clinical date: the storage window (by effective date) stays as it is.
+                let dates: Vec<DateParam> = value
+                    .split(',')
+                    .map(|v| date_param(v).map_err(|m| err(name, "invalid", m)))
+                    .collect::<Result<_, _>>()?;
+                s.conditions.push(Condition {
+                    def: LAST_UPDATED,
+                    values: Values::Date(dates),
+                });
+                s.used.push((name.clone(), value.clone()));
+                continue;
+            }
             _ => {}
         }
         let Some(def) = defs.iter().find(|d| d.name == base) else {
@@ -445,7 +468,14 @@ pub fn parse(
                 continue;
             }
             let mut names: Vec<&str> = defs.iter().map(|d| d.name).collect();
-            names.extend(["_id", "_count", "_offset", "_sort", "_include"]);
+            names.extend([
+                "_id",
+                "_lastUpdated",
+                "_count",
+                "_offset",
+                "_sort",
+                "_include",
+            ]);
             return Err(err(
                 name,
                 "not-supported",
@@ -1050,5 +1080,46 @@ mod tests {
             assert!(date_range(t).is_none(), "{t}");
         }
         assert!(date_range("2024-02-29T23:59:60.5-05:00").is_some());
+    }
+
+    #[test]
+    fn last_updated_filters_on_when_the_server_stored_it() {
+        let s = parse(
+            "Observation",
+            &q(&[("_lastUpdated", "ge2026-11-21")]),
+            false,
+        )
+        .unwrap();
+        // The storage window is by clinical date, which _lastUpdated says nothing about.
+        assert_eq!((s.since.as_deref(), s.until.as_deref()), (None, None));
+        let stored = |at: &str| json!({ "resourceType": "Observation", "id": "1", "meta": { "lastUpdated": at } });
+        // 2026-11-21 in Japan begins at 2026-11-20T15:00Z.
+        assert!(matches(&s, &stored("2026-11-20T15:00:00Z")));
+        assert!(!matches(&s, &stored("2026-11-20T14:59:59Z")));
+        let s = parse(
+            "Observation",
+            &q(&[("_lastUpdated", "lt2026-01-01T00:00:00Z")]),
+            false,
+        )
+        .unwrap();
+        assert!(!matches(&s, &stored("2026-11-21T00:00:00Z")));
+        assert!(matches(&s, &stored("2025-12-31T23:59:59Z")));
+        assert_eq!(
+            parse("Observation", &q(&[("_lastUpdated", "yesterday")]), false)
+                .unwrap_err()
+                .param,
+            "_lastUpdated"
+        );
+        assert!(
+            parse(
+                "Observation",
+                &q(&[("_lastUpdated:missing", "true")]),
+                false
+            )
+            .is_err()
+        );
+        // Listed among the supported parameters when a wrong one is sent.
+        let e = parse("Observation", &q(&[("_tag", "x")]), false).unwrap_err();
+        assert!(e.message.contains("_lastUpdated"), "{}", e.message);
     }
 }

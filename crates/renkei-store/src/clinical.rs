@@ -113,6 +113,8 @@ pub struct StoredItem {
     pub end_at: Option<String>,
     pub status: String,
     pub detail: String,
+    /// When the server stored the message the item came from (µs since the epoch, UTC).
+    pub received_at: i64,
 }
 
 /// A stored message without its bytes.
@@ -295,9 +297,10 @@ impl Store {
         })?;
         let items: Vec<StoredItem> = with_db!(&self.db, |pool| {
             sqlx::query_as(
-                "SELECT id, message_id, category, code, code_system, display, effective, effective_date, end_at, status, detail
-                 FROM clinical_items WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE
-                 ORDER BY category, effective_date NULLS FIRST, id",
+                "SELECT i.id, i.message_id, i.category, i.code, i.code_system, i.display, i.effective, i.effective_date, i.end_at, i.status, i.detail, m.received_at
+                 FROM clinical_items i JOIN clinical_messages m ON m.id = i.message_id
+                 WHERE i.facility_id = $1 AND i.patient_local_id = $2 AND i.active = TRUE
+                 ORDER BY i.category, i.effective_date NULLS FIRST, i.id",
             )
             .bind(facility_id)
             .bind(patient_local_id)
@@ -1016,7 +1019,7 @@ impl Store {
                 let start = 5 + categories.len();
                 binds.extend(codes.iter().map(String::as_str));
                 format!(
-                    " AND code IN ({})",
+                    " AND i.code IN ({})",
                     (0..codes.len())
                         .map(|i| format!("${}", start + i))
                         .collect::<Vec<_>>()
@@ -1029,11 +1032,12 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT id, message_id, category, code, code_system, display, effective, effective_date, end_at, status, detail
-             FROM clinical_items WHERE facility_id = $1 AND patient_local_id = $2 AND active = TRUE AND category IN ({category_list})
-             AND ($3 IS NULL OR effective_date IS NULL OR effective_date >= $3)
-             AND ($4 IS NULL OR effective_date IS NULL OR effective_date <= $4){code_filter}
-             ORDER BY effective_date NULLS FIRST, id"
+            "SELECT i.id, i.message_id, i.category, i.code, i.code_system, i.display, i.effective, i.effective_date, i.end_at, i.status, i.detail, m.received_at
+             FROM clinical_items i JOIN clinical_messages m ON m.id = i.message_id
+             WHERE i.facility_id = $1 AND i.patient_local_id = $2 AND i.active = TRUE AND i.category IN ({category_list})
+             AND ($3 IS NULL OR i.effective_date IS NULL OR i.effective_date >= $3)
+             AND ($4 IS NULL OR i.effective_date IS NULL OR i.effective_date <= $4){code_filter}
+             ORDER BY i.effective_date NULLS FIRST, i.id"
         );
         with_db!(&self.db, |pool| {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))

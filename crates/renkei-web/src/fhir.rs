@@ -207,6 +207,7 @@ fn capability_resources() -> Value {
             })
             .collect();
         params.push(json!({ "name": "_id", "type": "token" }));
+        params.push(json!({ "name": "_lastUpdated", "type": "date" }));
         let mut interactions = vec![json!({ "code": "read" }), json!({ "code": "search-type" })];
         if renkei_app::fhir::WRITABLE_TYPES.contains(t) {
             interactions.push(json!({ "code": "create" }));

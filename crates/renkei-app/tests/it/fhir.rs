@@ -249,6 +249,22 @@ async fn fhir_sees_only_what_consent_lets_through(t: &TestStore) {
         found(&app, &ehr, &patient, &[("date", "ge2026-01-01")]).await,
         visible[..2]
     );
+    // When the server stored them (the fixed clock's day), not when they happened.
+    assert_eq!(r["meta"]["lastUpdated"], "2026-11-21T00:00:00Z");
+    assert_eq!(
+        found(&app, &ehr, &patient, &[("_lastUpdated", "ge2026-11-21")]).await,
+        visible
+    );
+    assert_eq!(
+        found(
+            &app,
+            &ehr,
+            &patient,
+            &[("_lastUpdated", "lt2026-11-21T00:00:00Z")]
+        )
+        .await,
+        Vec::<String>::new()
+    );
     assert_eq!(
         found(&app, &ehr, &patient, &[("date", "2026-01")]).await,
         visible[1..2]

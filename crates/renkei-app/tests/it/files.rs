@@ -369,6 +369,25 @@ async fn consultation_cases(t: &TestStore) {
         .await
         .unwrap();
 
+    // A patient who opted out of the hospital's sharing cannot be the subject of its case.
+    app.set_opt_out(&radiologist, "H-1", true).await.unwrap();
+    match app
+        .create_case(
+            &radiologist,
+            &CaseInput {
+                title: "相談".into(),
+                card: issued.payload.clone(),
+                recipient_logins: "clinic-dr1".into(),
+                ..Default::default()
+            },
+        )
+        .await
+    {
+        Err(AppError::Invalid(m)) => assert!(m.contains("オプトアウト"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    app.set_opt_out(&radiologist, "H-1", false).await.unwrap();
+
     // Recipients must exist; a case needs one.
     assert!(matches!(
         app.create_case(
