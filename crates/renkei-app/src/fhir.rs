@@ -763,4 +763,212 @@ impl App {
         )
         .map_err(|e| AppError::Invalid(e.to_string()))
     }
+
+    /// A JP-CLINS document (診療情報提供書 or 退院時サマリー) for a patient of the caller's
+    /// facility, made from that facility's record as the consent decision lets the caller see it
+    /// (read and audited through [`App::read_selected`]).
+    pub async fn fhir_clins_document(
+        &self,
+        caller: &ApiCaller,
+        common_id: &str,
+        request: &ClinsDocumentRequest,
+    ) -> Result<Value> {
+        use renkei_clinical::clins_document::{DocumentInput, DocumentKind, Party, document};
+        let Some(kind) = DocumentKind::parse(request.kind.trim()) else {
+            return Err(AppError::Invalid(
+                "type: referral (診療情報提供書) or discharge-summary (退院時サマリー)".into(),
+            ));
+        };
+        const TYPES: &[&str] = &[
+            "Condition",
+            "AllergyIntolerance",
+            "Observation",
+            "MedicationRequest",
+            "Encounter",
+        ];
+        if !caller.may("Patient", 'r') || TYPES.iter().any(|t| !caller.may(t, 'r')) {
+            return Err(AppError::Forbidden);
+        }
+        let facility = self.store.facility(caller.client.facility_id).await?;
+        let Some(person) = self.fhir_person(common_id).await? else {
+            self.fhir_unknown(caller, "$jp-clins-document").await?;
+            return Err(AppError::NotFound);
+        };
+        let Some(local) = self
+            .store
+            .links_of(person.id)
+            .await?
+            .into_iter()
+            .find(|l| l.active && l.facility_id == facility.id)
+            .map(|l| l.patient_local_id)
+        else {
+            self.fhir_unknown(caller, "$jp-clins-document").await?;
+            return Err(AppError::NotFound);
+        };
+        let mut categories: Vec<String> = Vec::new();
+        for t in TYPES {
+            for c in fhir::categories_of(t) {
+                if !categories.iter().any(|x| x == c) {
+                    categories.push(c.to_string());
+                }
+            }
+        }
+        let record = self
+            .read_selected(
+                &caller.actor,
+                person.id,
+                &Selection {
+                    categories: Some(categories),
+                    ..Selection::default()
+                },
+            )
+            .await?;
+        let details: Vec<(usize, Value)> = record
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.facility_id == facility.id)
+            .map(|(i, v)| {
+                (
+                    i,
+                    serde_json::from_str(&v.item.detail).unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        let entries: Vec<Entry> = details
+            .iter()
+            .map(|(i, detail)| {
+                let v = &record.items[*i];
+                Entry {
+                    id: v.item.id,
+                    facility: v.facility_id,
+                    category: &v.item.category,
+                    code: &v.item.code,
+                    code_system: &v.item.code_system,
+                    display: &v.item.display,
+                    effective: v
+                        .item
+                        .effective
+                        .as_deref()
+                        .or(v.item.effective_date.as_deref()),
+                    end: v.item.end_at.as_deref(),
+                    status: &v.item.status,
+                    detail,
+                    last_updated: Some(v.item.received_at),
+                }
+            })
+            .collect();
+        // The author: the person the app acts for, or the doctor the system names.
+        let doctor = if caller.actor.user_id.is_some() {
+            caller.actor.name.clone()
+        } else {
+            request.author.trim().to_string()
+        };
+        let sender = Party {
+            institution: facility.code.clone().unwrap_or_default(),
+            name: facility.name.clone(),
+            department: request.department.trim().to_string(),
+            doctor,
+            address: facility.address.clone(),
+            phone: facility.phone.clone(),
+        };
+        // The facility referred to: a participant by its code (name and address from the
+        // directory), or any facility by name.
+        let to_code = request.to.trim();
+        let recipient = if to_code.is_empty() && request.to_name.trim().is_empty() {
+            None
+        } else {
+            let known = if to_code.is_empty() {
+                None
+            } else {
+                self.store.facility_by_code(to_code).await?
+            };
+            Some(Party {
+                institution: to_code.to_string(),
+                name: known
+                    .as_ref()
+                    .map(|f| f.name.clone())
+                    .unwrap_or_else(|| request.to_name.trim().to_string()),
+                department: request.to_department.trim().to_string(),
+                doctor: request.to_doctor.trim().to_string(),
+                address: known
+                    .as_ref()
+                    .map(|f| f.address.clone())
+                    .unwrap_or_default(),
+                phone: known.map(|f| f.phone).unwrap_or_default(),
+            })
+        };
+        let encounter = match request.encounter.trim() {
+            "" => None,
+            e => Some(
+                e.trim_start_matches("Encounter/")
+                    .parse::<i64>()
+                    .map_err(|_| {
+                        AppError::Invalid("encounter: the logical id of an Encounter".into())
+                    })?,
+            ),
+        };
+        let now = self.now();
+        let patient = renkei_clinical::clins::ClinsPatient {
+            local_id: local,
+            kanji_name: person.kanji_name.clone(),
+            kana_name: person.kana_name.clone(),
+            birth_date: person.birth_date.clone(),
+            sex: person.sex.clone(),
+        };
+        document(
+            &DocumentInput {
+                kind,
+                sender: &sender,
+                recipient: recipient.as_ref(),
+                insured: request.insured.trim(),
+                report_id: request.report.trim(),
+                patient: &patient,
+                entries: &entries,
+                purpose: &request.purpose,
+                course: &request.course,
+                remarks: &request.remarks,
+                encounter,
+                today: &now.jst_date(),
+                now: &now.rfc3339(),
+            },
+            &mut uuid_v4,
+        )
+        .map_err(|e| AppError::Invalid(e.to_string()))
+    }
+}
+
+/// The parameters of `$jp-clins-document`.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct ClinsDocumentRequest {
+    /// `referral` or `discharge-summary`.
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub insured: String,
+    #[serde(default)]
+    pub report: String,
+    /// The author (a system's request; an app acting for a person is that person).
+    #[serde(default)]
+    pub author: String,
+    #[serde(default)]
+    pub department: String,
+    /// Referral: the 10-digit code of the facility referred to, or its name in `to-name`.
+    #[serde(default)]
+    pub to: String,
+    #[serde(default, rename = "to-name")]
+    pub to_name: String,
+    #[serde(default, rename = "to-department")]
+    pub to_department: String,
+    #[serde(default, rename = "to-doctor")]
+    pub to_doctor: String,
+    #[serde(default)]
+    pub purpose: String,
+    #[serde(default)]
+    pub course: String,
+    #[serde(default)]
+    pub remarks: String,
+    /// Discharge summary: the discharge (ADT^A03) Encounter's logical id; empty: the latest.
+    #[serde(default)]
+    pub encounter: String,
 }

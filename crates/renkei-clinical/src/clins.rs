@@ -134,11 +134,42 @@ pub fn bundle(input: &ClinsInput, uuid: &mut dyn FnMut() -> String) -> Result<Va
         ));
     }
     let patient_url = format!("urn:uuid:{}", uuid());
-    let institution_ext = json!({
-        "url": INSTITUTION_EXT,
-        "valueIdentifier": { "system": INSTITUTION_SYSTEM, "value": input.institution },
-    });
-    let p = input.patient;
+    let patient = ecs_patient(input.patient, input.institution, input.insured, input.now);
+    let mut chosen: Vec<&Entry> = input
+        .entries
+        .iter()
+        .filter(|e| crate::fhir::types_of(e).contains(&t))
+        .filter(|e| t == "Observation" || within_five_years(e.end, input.today))
+        .collect();
+    chosen.sort_by(|a, b| a.effective.cmp(&b.effective).then(a.id.cmp(&b.id)));
+    let mut entries = vec![json!({ "fullUrl": patient_url, "resource": patient })];
+    for e in chosen {
+        let Some(r) = ecs_resource(t, e, input.institution, input.now, &patient_url) else {
+            continue;
+        };
+        entries.push(json!({ "fullUrl": format!("urn:uuid:{}", uuid()), "resource": r }));
+    }
+    Ok(json!({
+        "resourceType": "Bundle",
+        "meta": {
+            "lastUpdated": input.now,
+            "profile": [BUNDLE_PROFILE],
+            "tag": [{ "system": "http://jpfhir.jp/fhir/clins/CodeSystem/BundleResourceType_CS", "code": t }],
+        },
+        "language": "ja",
+        "identifier": {
+            "system": "http://jpfhir.jp/fhir/clins/bundle-identifier",
+            "value": format!("{}^{}^{}", input.institution, input.insured, input.report_id),
+        },
+        "type": "collection",
+        "timestamp": input.now,
+        "entry": entries,
+    }))
+}
+
+/// The patient as a `JP_Patient_eCS`: the facility's patient ID and the insured-person id,
+/// kanji and kana names.
+pub(crate) fn ecs_patient(p: &ClinsPatient, institution: &str, insured: &str, now: &str) -> Value {
     let mut names = Vec::new();
     for (text, rep) in [(&p.kanji_name, "IDE"), (&p.kana_name, "SYL")] {
         if text.trim().is_empty() {
@@ -158,11 +189,11 @@ pub fn bundle(input: &ClinsInput, uuid: &mut dyn FnMut() -> String) -> Result<Va
     }
     let mut patient = json!({
         "resourceType": "Patient",
-        "meta": { "lastUpdated": input.now, "profile": [format!("{ECS}JP_Patient_eCS")] },
+        "meta": { "lastUpdated": now, "profile": [format!("{ECS}JP_Patient_eCS")] },
         "language": "ja",
         "identifier": [
-            { "system": format!("urn:oid:1.2.392.100495.20.3.51.1{}", input.institution), "value": p.local_id },
-            { "system": INSURED_SYSTEM, "value": input.insured },
+            { "system": format!("urn:oid:1.2.392.100495.20.3.51.1{}", institution), "value": p.local_id },
+            { "system": INSURED_SYSTEM, "value": insured },
         ],
         "name": names,
         "gender": match p.sex.as_str() { "M" => "male", "F" => "female", "O" => "other", _ => "unknown" },
@@ -170,59 +201,52 @@ pub fn bundle(input: &ClinsInput, uuid: &mut dyn FnMut() -> String) -> Result<Va
     if let Some(b) = &p.birth_date {
         patient["birthDate"] = json!(b);
     }
-    let mut chosen: Vec<&Entry> = input
-        .entries
-        .iter()
-        .filter(|e| crate::fhir::types_of(e).contains(&t))
-        .filter(|e| t == "Observation" || within_five_years(e.end, input.today))
-        .collect();
-    chosen.sort_by(|a, b| a.effective.cmp(&b.effective).then(a.id.cmp(&b.id)));
-    let mut entries = vec![json!({ "fullUrl": patient_url, "resource": patient })];
-    for e in chosen {
-        let Some(mut r) = to_resource(t, e, "") else {
-            continue;
-        };
-        let profile = match t {
-            "Condition" => "JP_Condition_eCS",
-            "AllergyIntolerance" => "JP_AllergyIntolerance_eCS",
-            _ => "JP_Observation_LabResult_eCS",
-        };
-        if let Some(o) = r.as_object_mut() {
-            o.remove("id");
-            o.remove("performer");
-        }
-        r["meta"] = json!({ "lastUpdated": input.now, "profile": [format!("{ECS}{profile}|1")] });
-        r["language"] = json!("ja");
-        r["identifier"] = json!([{ "system": INSTANCE_SYSTEM, "value": format!("{}-{}", input.institution, e.id) }]);
-        r["extension"] = json!([institution_ext.clone()]);
-        let reference = json!({ "reference": patient_url });
-        if t == "AllergyIntolerance" {
-            r["patient"] = reference;
-        } else {
-            r["subject"] = reference;
-        }
-        if t == "Observation" {
-            r["category"] = json!([{ "coding": [{ "system": "http://jpfhir.jp/fhir/core/CodeSystem/JP_SimpleObservationCategory_CS", "code": "laboratory" }] }]);
-            r["code"] = lab_code(e);
-        }
-        entries.push(json!({ "fullUrl": format!("urn:uuid:{}", uuid()), "resource": r }));
+    patient
+}
+
+/// An item as its JP-CLINS (eCS) resource of type `t`, referring to the patient at
+/// `patient_url`: no logical id, the eCS profile, the institution extension and an instance
+/// identifier.
+pub(crate) fn ecs_resource(
+    t: &str,
+    e: &Entry,
+    institution: &str,
+    now: &str,
+    patient_url: &str,
+) -> Option<Value> {
+    let mut r = to_resource(t, e, "")?;
+    let profile = match t {
+        "Condition" => "JP_Condition_eCS",
+        "AllergyIntolerance" => "JP_AllergyIntolerance_eCS",
+        "MedicationRequest" => "JP_MedicationRequest_eCS",
+        "Encounter" => "JP_Encounter_eCS",
+        _ => "JP_Observation_LabResult_eCS",
+    };
+    if let Some(o) = r.as_object_mut() {
+        o.remove("id");
+        o.remove("performer");
+        o.remove("requester");
+        o.remove("serviceProvider");
     }
-    Ok(json!({
-        "resourceType": "Bundle",
-        "meta": {
-            "lastUpdated": input.now,
-            "profile": [BUNDLE_PROFILE],
-            "tag": [{ "system": "http://jpfhir.jp/fhir/clins/CodeSystem/BundleResourceType_CS", "code": t }],
-        },
-        "language": "ja",
-        "identifier": {
-            "system": "http://jpfhir.jp/fhir/clins/bundle-identifier",
-            "value": format!("{}^{}^{}", input.institution, input.insured, input.report_id),
-        },
-        "type": "collection",
-        "timestamp": input.now,
-        "entry": entries,
-    }))
+    r["meta"] = json!({ "lastUpdated": now, "profile": [format!("{ECS}{profile}|1")] });
+    r["language"] = json!("ja");
+    r["identifier"] =
+        json!([{ "system": INSTANCE_SYSTEM, "value": format!("{}-{}", institution, e.id) }]);
+    r["extension"] = json!([{
+        "url": INSTITUTION_EXT,
+        "valueIdentifier": { "system": INSTITUTION_SYSTEM, "value": institution },
+    }]);
+    let reference = json!({ "reference": patient_url });
+    if t == "AllergyIntolerance" {
+        r["patient"] = reference;
+    } else {
+        r["subject"] = reference;
+    }
+    if t == "Observation" {
+        r["category"] = json!([{ "coding": [{ "system": "http://jpfhir.jp/fhir/core/CodeSystem/JP_SimpleObservationCategory_CS", "code": "laboratory" }] }]);
+        r["code"] = lab_code(e);
+    }
+    Some(r)
 }
 
 /// A lab result's code as JP-CLINS wants it: the local code with its material, then the

@@ -7,6 +7,7 @@
 //! mapping can be replayed later.
 
 pub mod clins;
+pub mod clins_document;
 pub mod fhir;
 pub mod fhir_search;
 pub mod fhir_write;

@@ -196,7 +196,8 @@ fn capability_resources() -> Value {
         "operation": [
             { "name": "ihe-pix", "definition": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix" },
             { "name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything" },
-            { "name": "jp-clins-bundle", "definition": "http://jpfhir.jp/fhir/clins/StructureDefinition/JP_Bundle_CLINS" }
+            { "name": "jp-clins-bundle", "definition": "http://jpfhir.jp/fhir/clins/StructureDefinition/JP_Bundle_CLINS" },
+            { "name": "jp-clins-document", "definition": "http://jpfhir.jp/fhir/clins/StructureDefinition/JP_Bundle_eReferral" }
         ]
     })];
     for t in renkei_app::fhir::CLINICAL_TYPES {
@@ -1253,6 +1254,20 @@ pub async fn clins_bundle(
         .fhir_clins_bundle(&caller, &id, &q.resource, (&q.insured, &q.report))
         .await
     {
+        Ok(bundle) => fhir(StatusCode::OK, bundle),
+        Err(e) => app_error(e),
+    }
+}
+
+/// `GET /fhir/Patient/{id}/$jp-clins-document?type=referral|discharge-summary&insured=…&report=…`
+/// (referral: `to` or `to-name`, `purpose`; both: `course`, `author`, …): a JP-CLINS document.
+pub async fn clins_document(
+    State(st): State<WebState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<renkei_app::fhir::ClinsDocumentRequest>,
+) -> Response {
+    match st.app.fhir_clins_document(&caller, &id, &q).await {
         Ok(bundle) => fhir(StatusCode::OK, bundle),
         Err(e) => app_error(e),
     }

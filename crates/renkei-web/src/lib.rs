@@ -204,6 +204,10 @@ pub fn router(state: WebState) -> Router {
             "/fhir/Patient/{id}/$jp-clins-bundle",
             get(fhir::clins_bundle),
         )
+        .route(
+            "/fhir/Patient/{id}/$jp-clins-document",
+            get(fhir::clins_document),
+        )
         .route("/fhir/Binary/{id}", get(fhir::binary))
         .route("/fhir", get(fhir::not_supported).post(fhir::transaction))
         .route(

@@ -747,6 +747,7 @@ async fn golden_resources_from_the_nho_sample(t: &TestStore) {
     let ehr = client(&app, hospital, "toro-ehr", "system/*.rs", "doctor").await;
     let mut by_type: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
     let mut clins_patient = String::new();
+    let mut patients = Vec::new();
     for (pid, name) in [("0000001", "見本 一郎"), ("9999013", "見本 花子")] {
         let card = app
             .issue_card(
@@ -763,6 +764,7 @@ async fn golden_resources_from_the_nho_sample(t: &TestStore) {
             .await
             .unwrap();
         clins_patient = card.common_id.digits();
+        patients.push(card.common_id.digits());
         let all = app
             .fhir_everything(&ehr, &card.common_id.digits(), (None, None), &[], (1000, 0))
             .await
@@ -949,6 +951,284 @@ async fn golden_resources_from_the_nho_sample(t: &TestStore) {
             &(serde_json::to_string_pretty(&bundle).unwrap() + "\n"),
         );
     }
+
+    // JP-CLINS documents: a referral letter and a discharge summary, checked against the IG's
+    // referral examples and kept as golden files.
+    let referral_example = example("Bundle-Bundle-CLINS-Referral-Example-01.json");
+    let empty_example = example("Bundle-Bundle-CLINS-Referral-NoEntry-Example-01.json");
+    let mut request = renkei_app::fhir::ClinsDocumentRequest {
+        kind: "referral".into(),
+        insured: "00012345:あいう:１８７:05".into(),
+        report: "REF-2026-1".into(),
+        author: "登呂 太郎".into(),
+        department: "内科".into(),
+        to_name: "静岡中央病院".into(),
+        to_department: "循環器内科".into(),
+        to_doctor: "富士 一郎".into(),
+        purpose: "高血圧の精査をお願いします。".into(),
+        course: "2026年10月より降圧薬を開始しました。".into(),
+        remarks: "よろしくお願いいたします。".into(),
+        ..Default::default()
+    };
+    let referral = app
+        .fhir_clins_document(&ehr, &clins_patient, &request)
+        .await
+        .unwrap();
+    check_document(
+        &referral,
+        &referral_example,
+        &empty_example,
+        "57133-1",
+        "OUTPATIENT",
+    );
+    let structure = &referral["entry"][0]["resource"]["section"][2]["section"];
+    let problems = structure
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["code"]["coding"][0]["code"] == "340")
+        .unwrap();
+    assert!(
+        problems["text"]["div"]
+            .as_str()
+            .unwrap()
+            .contains("高血圧症"),
+        "the current diagnosis is in 傷病名・主訴: {problems}"
+    );
+    check_golden("clins-referral.json", &numbered(&referral));
+    // A referral states its purpose.
+    request.purpose.clear();
+    match app
+        .fhir_clins_document(&ehr, &clins_patient, &request)
+        .await
+    {
+        Err(AppError::Invalid(m)) => assert!(m.starts_with("purpose"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    request.kind = "summary".into();
+    assert!(matches!(
+        app.fhir_clins_document(&ehr, &clins_patient, &request)
+            .await,
+        Err(AppError::Invalid(_))
+    ));
+    // The discharge summary of the patient with a finished stay.
+    request.kind = "discharge-summary".into();
+    request.report = "DIS-2026-1".into();
+    let mut summary = None;
+    for p in &patients {
+        if let Ok(d) = app.fhir_clins_document(&ehr, p, &request).await {
+            summary = Some(d);
+        }
+    }
+    let summary = summary.expect("a patient of the sample has a finished inpatient stay");
+    check_document(
+        &summary,
+        &referral_example,
+        &empty_example,
+        "18842-5",
+        "DISCHARGE",
+    );
+    let entries = summary["entry"].as_array().unwrap();
+    let composition = &entries[0]["resource"];
+    let stay_url = composition["encounter"]["reference"].as_str().unwrap();
+    let stay = &entries.iter().find(|e| e["fullUrl"] == stay_url).unwrap()["resource"];
+    assert_eq!(stay["class"]["code"], "IMP");
+    assert_eq!(stay["status"], "finished");
+    check_golden("clins-discharge-summary.json", &numbered(&summary));
+}
+
+/// The bundle with its UUIDs numbered in order of appearance (for golden files).
+fn numbered(bundle: &Value) -> String {
+    let mut text = bundle.to_string();
+    let mut order: Vec<String> = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("urn:uuid:") {
+        let start = at + "urn:uuid:".len();
+        let end = start
+            + rest[start..]
+                .find(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+                .unwrap_or(rest.len() - start);
+        let uuid = &rest[start..end];
+        if !uuid.is_empty() && !order.iter().any(|o| o == uuid) {
+            order.push(uuid.to_string());
+        }
+        rest = &rest[end..];
+    }
+    for (n, uuid) in order.iter().enumerate() {
+        text = text.replace(&format!("urn:uuid:{uuid}\""), &format!("urn:uuid:{n}\""));
+    }
+    let v: Value = serde_json::from_str(&text).unwrap();
+    serde_json::to_string_pretty(&v).unwrap() + "\n"
+}
+
+/// A JP-CLINS document as the IG's examples have it: a document Bundle, the Composition first
+/// with the example's profile family, codes and identifier systems, the sections the examples
+/// carry (and only section codes of the IG), every section's narrative, and every reference
+/// resolving to an entry of the named type.
+fn check_document(doc: &Value, example: &Value, empty: &Value, type_code: &str, category: &str) {
+    assert_eq!(doc["resourceType"], "Bundle");
+    assert_eq!(doc["type"], example["type"]);
+    assert_eq!(doc["identifier"]["system"], example["identifier"]["system"]);
+    assert_eq!(doc["language"], "ja");
+    let entries = doc["entry"].as_array().unwrap();
+    let urls: Vec<&str> = entries
+        .iter()
+        .map(|e| e["fullUrl"].as_str().unwrap())
+        .collect();
+    assert!(urls.iter().all(|u| u.starts_with("urn:uuid:")));
+    let mut unique = urls.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), urls.len(), "fullUrls are unique");
+    let c = &entries[0]["resource"];
+    let ec = &example["entry"][0]["resource"];
+    assert_eq!(c["resourceType"], "Composition");
+    for path in [["type", "system"], ["category", "system"]] {
+        let mine = if path[0] == "category" {
+            &c["category"][0]
+        } else {
+            &c["type"]
+        };
+        let theirs = if path[0] == "category" {
+            &ec["category"][0]
+        } else {
+            &ec["type"]
+        };
+        assert_eq!(
+            mine["coding"][0][path[1]], theirs["coding"][0][path[1]],
+            "Composition.{}",
+            path[0]
+        );
+    }
+    assert_eq!(c["type"]["coding"][0]["code"], type_code);
+    assert_eq!(c["category"][0]["coding"][0]["code"], category);
+    assert_eq!(c["extension"][0]["url"], ec["extension"][0]["url"]);
+    assert_eq!(c["identifier"]["system"], ec["identifier"]["system"]);
+    assert_eq!(c["status"], "final");
+    let family = |p: &Value| {
+        p.as_str()
+            .unwrap()
+            .split('|')
+            .next()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    if type_code == "57133-1" {
+        assert_eq!(
+            family(&doc["meta"]["profile"][0]),
+            family(&example["meta"]["profile"][0])
+        );
+        assert_eq!(
+            family(&c["meta"]["profile"][0]),
+            family(&ec["meta"]["profile"][0])
+        );
+        // Every section of the examples (top level in order, and those inside 構造情報).
+        let codes = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["code"]["coding"][0]["code"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let top = &empty["entry"][0]["resource"]["section"];
+        assert_eq!(codes(&c["section"]), codes(top));
+        let inner = codes(&c["section"][2]["section"]);
+        for code in codes(&top[2]["section"]) {
+            assert!(inner.contains(&code), "section {code} is missing");
+        }
+    } else {
+        assert!(family(&doc["meta"]["profile"][0]).ends_with("eDischargeSummary"));
+        assert!(family(&c["meta"]["profile"][0]).ends_with("eDischargeSummary"));
+    }
+    const REF: &[&str] = &[
+        "220", "330", "340", "420", "430", "520", "610", "620", "720", "730", "740", "910", "920",
+        "950",
+    ];
+    const DIS: &[&str] = &[
+        "312", "322", "324", "333", "342", "344", "352", "424", "432", "444", "612", "614", "623",
+        "713",
+    ];
+    const COMMON: &[&str] = &[
+        "200", "210", "230", "300", "360", "370", "410", "510", "530", "550", "640", "810", "830",
+    ];
+    let own = if type_code == "57133-1" { REF } else { DIS };
+    let mut stack: Vec<&Value> = c["section"].as_array().unwrap().iter().collect();
+    let mut referenced = 0;
+    while let Some(s) = stack.pop() {
+        let code = s["code"]["coding"][0]["code"].as_str().unwrap();
+        assert_eq!(
+            s["code"]["coding"][0]["system"],
+            ec["section"][0]["code"]["coding"][0]["system"]
+        );
+        assert!(
+            own.contains(&code) || COMMON.contains(&code),
+            "section code {code}"
+        );
+        if let Some(inner) = s["section"].as_array() {
+            stack.extend(inner);
+        } else {
+            assert!(
+                s["text"]["div"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("<div xmlns=\"http://www.w3.org/1999/xhtml\">"),
+                "section {code} has a narrative"
+            );
+        }
+        for r in s["entry"].as_array().into_iter().flatten() {
+            let target = entries
+                .iter()
+                .find(|e| e["fullUrl"] == r["reference"])
+                .unwrap_or_else(|| {
+                    panic!("section {code}: {} is not in the bundle", r["reference"])
+                });
+            assert_eq!(
+                target["resource"]["resourceType"], r["type"],
+                "section {code}"
+            );
+            referenced += 1;
+        }
+    }
+    assert!(referenced > 3, "sections point to resources");
+    // Resources of a type the example carries have its profile (but Observation: the example's
+    // is a physical finding, JP_Observation_Common_eCS; ours are lab results).
+    for e in &entries[1..] {
+        let r = &e["resource"];
+        let t = r["resourceType"].as_str().unwrap();
+        if t == "Observation" {
+            assert_eq!(
+                family(&r["meta"]["profile"][0]),
+                "JP_Observation_LabResult_eCS"
+            );
+        } else if let Some(theirs) = example["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["resource"]["resourceType"] == t)
+        {
+            assert_eq!(
+                family(&r["meta"]["profile"][0]),
+                family(&theirs["resource"]["meta"]["profile"][0]),
+                "{t} profile"
+            );
+        }
+        if t != "Organization" && t != "Practitioner" && t != "Patient" {
+            let subject = if t == "AllergyIntolerance" {
+                &r["patient"]
+            } else {
+                &r["subject"]
+            };
+            assert_eq!(
+                subject["reference"], entries[1]["fullUrl"],
+                "{t} refers to the Patient"
+            );
+        }
+    }
+    assert_eq!(entries[1]["resource"]["resourceType"], "Patient");
+    assert_eq!(c["subject"]["reference"], entries[1]["fullUrl"]);
 }
 
 on_both_backends!(golden_resources_from_the_nho_sample);

@@ -376,6 +376,28 @@ async fn a_client_reads_the_record_over_fhir() {
     let bytes = r.bytes().await.unwrap();
     assert_eq!(&bytes[128..132], b"DICM");
 
+    // A JP-CLINS referral letter for the same patient; without its purpose, an OperationOutcome
+    // that names the parameter.
+    let letter = format!(
+        "/fhir/{patient}/$jp-clins-document?type=referral&insured=00012345:%E3%81%82:1:05&report=R-1&to-name=%E9%9D%99%E5%B2%A1%E7%97%85%E9%99%A2"
+    );
+    let (status, _, outcome) = json(get(letter.clone(), false).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{outcome}");
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+    assert!(outcome.to_string().contains("purpose"), "{outcome}");
+    let (status, _, doc) = json(
+        get(
+            format!("{letter}&purpose=%E7%B2%BE%E6%9F%BB%E4%BE%9D%E9%A0%BC"),
+            false,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    assert_eq!(doc["type"], "document");
+    assert_eq!(doc["entry"][0]["resource"]["resourceType"], "Composition");
+    assert_eq!(doc["entry"][0]["resource"]["title"], "診療情報提供書");
+
     // The hospital's gateway submits a result: 201 with its Location, then served like any
     // other; the same again is 200; a bad one is 422 naming the element; a transaction stores
     // all its entries or none.
