@@ -17,7 +17,7 @@ use renkei_store::identity::Person;
 use serde_json::{Value, json};
 
 use crate::api::ApiCaller;
-use crate::consent::{RecordView, Selection};
+use crate::consent::{RecordView, Selection, VisibleItem};
 use crate::interop::PatientEntry;
 use crate::{App, AppError, Result};
 
@@ -56,28 +56,50 @@ pub fn organization_json(f: &renkei_store::Facility) -> Value {
     o
 }
 
+/// A visible item as the pure FHIR mapping takes it (`detail` is its parsed JSON).
+fn entry_of<'a>(v: &'a VisibleItem, detail: &'a Value) -> Entry<'a> {
+    Entry {
+        id: v.item.id,
+        facility: v.facility_id,
+        category: &v.item.category,
+        code: &v.item.code,
+        code_system: &v.item.code_system,
+        display: &v.item.display,
+        effective: v
+            .item
+            .effective
+            .as_deref()
+            .or(v.item.effective_date.as_deref()),
+        end: v.item.end_at.as_deref(),
+        status: &v.item.status,
+        detail,
+        last_updated: Some(v.item.received_at),
+    }
+}
+
+/// The parsed details of the items of `facility` in a record view, by index (what
+/// [`entry_of`] borrows from).
+fn own_details(record: &RecordView, facility: i64) -> Vec<(usize, Value)> {
+    record
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.facility_id == facility)
+        .map(|(i, v)| {
+            (
+                i,
+                serde_json::from_str(&v.item.detail).unwrap_or(Value::Null),
+            )
+        })
+        .collect()
+}
+
 /// The resources of a record view of `types` (every clinical type when empty), as `patient`'s.
 fn resources(record: &RecordView, types: &[&str], patient: &str) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for v in &record.items {
         let detail: Value = serde_json::from_str(&v.item.detail).unwrap_or(Value::Null);
-        let e = Entry {
-            id: v.item.id,
-            facility: v.facility_id,
-            category: &v.item.category,
-            code: &v.item.code,
-            code_system: &v.item.code_system,
-            display: &v.item.display,
-            effective: v
-                .item
-                .effective
-                .as_deref()
-                .or(v.item.effective_date.as_deref()),
-            end: v.item.end_at.as_deref(),
-            status: &v.item.status,
-            detail: &detail,
-            last_updated: Some(v.item.received_at),
-        };
+        let e = entry_of(v, &detail);
         for t in fhir::types_of(&e) {
             if (types.is_empty() || types.contains(t))
                 && let Some(r) = fhir::to_resource(t, &e, patient)
@@ -660,6 +682,57 @@ fn uuid_v4() -> String {
 }
 
 impl App {
+    /// What a JP-CLINS bundle or document is made from: the caller's facility, the patient as
+    /// that facility knows them (its own patient ID), and the record of `categories` that the
+    /// consent decision lets the caller see (read and audited through [`App::read_selected`]).
+    /// A person the facility has no link to is not found (and the attempt is audited).
+    async fn clins_record(
+        &self,
+        caller: &ApiCaller,
+        common_id: &str,
+        operation: &str,
+        categories: Vec<String>,
+    ) -> Result<(
+        renkei_store::Facility,
+        renkei_clinical::clins::ClinsPatient,
+        RecordView,
+    )> {
+        let facility = self.store.facility(caller.client.facility_id).await?;
+        let Some(person) = self.fhir_person(common_id).await? else {
+            self.fhir_unknown(caller, operation).await?;
+            return Err(AppError::NotFound);
+        };
+        let Some(local) = self
+            .store
+            .links_of(person.id)
+            .await?
+            .into_iter()
+            .find(|l| l.active && l.facility_id == facility.id)
+            .map(|l| l.patient_local_id)
+        else {
+            self.fhir_unknown(caller, operation).await?;
+            return Err(AppError::NotFound);
+        };
+        let record = self
+            .read_selected(
+                &caller.actor,
+                person.id,
+                &Selection {
+                    categories: Some(categories),
+                    ..Selection::default()
+                },
+            )
+            .await?;
+        let patient = renkei_clinical::clins::ClinsPatient {
+            local_id: local,
+            kanji_name: person.kanji_name,
+            kana_name: person.kana_name,
+            birth_date: person.birth_date,
+            sex: person.sex,
+        };
+        Ok((facility, patient, record))
+    }
+
     /// The JP-CLINS send bundle of one resource type (Condition, AllergyIntolerance,
     /// Observation) for one of the caller's facility's patients: its own records only, as the
     /// 電子カルテ情報共有サービス receives them. The insured-person id and the report id come
@@ -674,80 +747,19 @@ impl App {
         if !caller.may("Patient", 'r') || !caller.may(resource_type, 'r') {
             return Err(AppError::Forbidden);
         }
-        let facility = self.store.facility(caller.client.facility_id).await?;
-        let Some(person) = self.fhir_person(common_id).await? else {
-            self.fhir_unknown(caller, "$jp-clins-bundle").await?;
-            return Err(AppError::NotFound);
-        };
-        let Some(local) = self
-            .store
-            .links_of(person.id)
-            .await?
-            .into_iter()
-            .find(|l| l.active && l.facility_id == facility.id)
-            .map(|l| l.patient_local_id)
-        else {
-            self.fhir_unknown(caller, "$jp-clins-bundle").await?;
-            return Err(AppError::NotFound);
-        };
-        let record = self
-            .read_selected(
-                &caller.actor,
-                person.id,
-                &Selection {
-                    categories: Some(
-                        fhir::categories_of(resource_type)
-                            .iter()
-                            .map(|c| c.to_string())
-                            .collect(),
-                    ),
-                    ..Selection::default()
-                },
-            )
-            .await?;
-        let details: Vec<(usize, Value)> = record
-            .items
+        let categories = fhir::categories_of(resource_type)
             .iter()
-            .enumerate()
-            .filter(|(_, v)| v.facility_id == facility.id)
-            .map(|(i, v)| {
-                (
-                    i,
-                    serde_json::from_str(&v.item.detail).unwrap_or(Value::Null),
-                )
-            })
+            .map(|c| c.to_string())
             .collect();
+        let (facility, patient, record) = self
+            .clins_record(caller, common_id, "$jp-clins-bundle", categories)
+            .await?;
+        let details = own_details(&record, facility.id);
         let entries: Vec<Entry> = details
             .iter()
-            .map(|(i, detail)| {
-                let v = &record.items[*i];
-                Entry {
-                    id: v.item.id,
-                    facility: v.facility_id,
-                    category: &v.item.category,
-                    code: &v.item.code,
-                    code_system: &v.item.code_system,
-                    display: &v.item.display,
-                    effective: v
-                        .item
-                        .effective
-                        .as_deref()
-                        .or(v.item.effective_date.as_deref()),
-                    end: v.item.end_at.as_deref(),
-                    status: &v.item.status,
-                    detail,
-                    last_updated: Some(v.item.received_at),
-                }
-            })
+            .map(|(i, d)| entry_of(&record.items[*i], d))
             .collect();
         let now = self.now();
-        let patient = renkei_clinical::clins::ClinsPatient {
-            local_id: local,
-            kanji_name: person.kanji_name.clone(),
-            kana_name: person.kana_name.clone(),
-            birth_date: person.birth_date.clone(),
-            sex: person.sex.clone(),
-        };
         renkei_clinical::clins::bundle(
             &renkei_clinical::clins::ClinsInput {
                 resource_type,
@@ -789,22 +801,6 @@ impl App {
         if !caller.may("Patient", 'r') || TYPES.iter().any(|t| !caller.may(t, 'r')) {
             return Err(AppError::Forbidden);
         }
-        let facility = self.store.facility(caller.client.facility_id).await?;
-        let Some(person) = self.fhir_person(common_id).await? else {
-            self.fhir_unknown(caller, "$jp-clins-document").await?;
-            return Err(AppError::NotFound);
-        };
-        let Some(local) = self
-            .store
-            .links_of(person.id)
-            .await?
-            .into_iter()
-            .find(|l| l.active && l.facility_id == facility.id)
-            .map(|l| l.patient_local_id)
-        else {
-            self.fhir_unknown(caller, "$jp-clins-document").await?;
-            return Err(AppError::NotFound);
-        };
         let mut categories: Vec<String> = Vec::new();
         for t in TYPES {
             for c in fhir::categories_of(t) {
@@ -813,50 +809,13 @@ impl App {
                 }
             }
         }
-        let record = self
-            .read_selected(
-                &caller.actor,
-                person.id,
-                &Selection {
-                    categories: Some(categories),
-                    ..Selection::default()
-                },
-            )
+        let (facility, patient, record) = self
+            .clins_record(caller, common_id, "$jp-clins-document", categories)
             .await?;
-        let details: Vec<(usize, Value)> = record
-            .items
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.facility_id == facility.id)
-            .map(|(i, v)| {
-                (
-                    i,
-                    serde_json::from_str(&v.item.detail).unwrap_or(Value::Null),
-                )
-            })
-            .collect();
+        let details = own_details(&record, facility.id);
         let entries: Vec<Entry> = details
             .iter()
-            .map(|(i, detail)| {
-                let v = &record.items[*i];
-                Entry {
-                    id: v.item.id,
-                    facility: v.facility_id,
-                    category: &v.item.category,
-                    code: &v.item.code,
-                    code_system: &v.item.code_system,
-                    display: &v.item.display,
-                    effective: v
-                        .item
-                        .effective
-                        .as_deref()
-                        .or(v.item.effective_date.as_deref()),
-                    end: v.item.end_at.as_deref(),
-                    status: &v.item.status,
-                    detail,
-                    last_updated: Some(v.item.received_at),
-                }
-            })
+            .map(|(i, d)| entry_of(&record.items[*i], d))
             .collect();
         // The author: the person the app acts for, or the doctor the system names.
         let doctor = if caller.actor.user_id.is_some() {
@@ -909,13 +868,6 @@ impl App {
             ),
         };
         let now = self.now();
-        let patient = renkei_clinical::clins::ClinsPatient {
-            local_id: local,
-            kanji_name: person.kanji_name.clone(),
-            kana_name: person.kana_name.clone(),
-            birth_date: person.birth_date.clone(),
-            sex: person.sex.clone(),
-        };
         document(
             &DocumentInput {
                 kind,

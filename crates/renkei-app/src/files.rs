@@ -578,27 +578,12 @@ impl App {
     ) -> Result<Vec<String>> {
         let (user_id, _) = Self::user_of(actor)?;
         let file = self.own_box_file(actor, file_id).await?;
-        let wanted = split_logins(logins);
-        if wanted.is_empty() {
+        if split_logins(logins).is_empty() {
             return Err(AppError::Invalid(
                 "共有する相手の利用者IDを入力してください".into(),
             ));
         }
-        let found = self.store.users_by_logins(&wanted).await?;
-        let missing: Vec<&String> = wanted
-            .iter()
-            .filter(|w| !found.iter().any(|(_, l, _, _)| l == *w))
-            .collect();
-        if !missing.is_empty() {
-            return Err(AppError::Invalid(format!(
-                "利用者IDが見つかりません: {}",
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join("、")
-            )));
-        }
+        let found = self.users_named(logins, "利用者IDが見つかりません").await?;
         let mut names = Vec::new();
         for (id, login, name, _) in found {
             if id == user_id {
@@ -767,19 +752,9 @@ impl App {
                 recipients.push((Some(f), None));
             }
         }
-        let wanted = split_logins(&input.recipient_logins);
-        let found = self.store.users_by_logins(&wanted).await?;
-        let missing: Vec<&str> = wanted
-            .iter()
-            .filter(|w| !found.iter().any(|(_, l, _, _)| l == *w))
-            .map(|s| s.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return Err(AppError::Invalid(format!(
-                "宛先の利用者IDが見つかりません: {}",
-                missing.join("、")
-            )));
-        }
+        let found = self
+            .users_named(&input.recipient_logins, "宛先の利用者IDが見つかりません")
+            .await?;
         for (id, _, _, _) in found {
             if id != user_id && !recipients.contains(&(None, Some(id))) {
                 recipients.push((None, Some(id)));
@@ -867,6 +842,30 @@ impl App {
         } else {
             Err(AppError::NotFound)
         }
+    }
+
+    /// The active users named by login IDs (separated as [`split_logins`] reads them):
+    /// (id, login, name, facility). Any that is not found is an error listing them after
+    /// `missing`.
+    async fn users_named(
+        &self,
+        logins: &str,
+        missing: &str,
+    ) -> Result<Vec<(i64, String, String, i64)>> {
+        let wanted = split_logins(logins);
+        let found = self.store.users_by_logins(&wanted).await?;
+        let absent: Vec<&str> = wanted
+            .iter()
+            .filter(|w| !found.iter().any(|(_, l, _, _)| l == *w))
+            .map(String::as_str)
+            .collect();
+        if !absent.is_empty() {
+            return Err(AppError::Invalid(format!(
+                "{missing}: {}",
+                absent.join("、")
+            )));
+        }
+        Ok(found)
     }
 
     /// Cases the actor sent or received, newest first.

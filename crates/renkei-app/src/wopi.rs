@@ -24,6 +24,15 @@ const MAX_LOCK_LEN: usize = 1024;
 
 const SECOND: i64 = 1_000_000;
 
+/// An editor access token handed to the user's browser.
+#[derive(Clone, Debug)]
+pub struct WopiGrant {
+    pub token: String,
+    /// µs since the epoch.
+    pub expires_at: i64,
+    pub file_name: String,
+}
+
 /// A request of the office server, authenticated by its access token.
 #[derive(Clone, Debug)]
 pub struct WopiSession {
@@ -80,10 +89,10 @@ fn check_lock_id(lock: &str) -> Result<()> {
 }
 
 impl App {
-    /// Issues an editor access token for a file the actor may see: (token, expiry µs).
+    /// Issues an editor access token for a file the actor may see.
     /// The owner of an HM-Box file may write; users it is shared with read. Case files are
     /// records of a consultation and are never edited in place.
-    pub async fn issue_wopi_token(&self, actor: &Actor, file_id: i64) -> Result<(String, i64)> {
+    pub async fn issue_wopi_token(&self, actor: &Actor, file_id: i64) -> Result<WopiGrant> {
         let file = self.file_access(actor, file_id, FileUse::View).await?;
         if file.case_id.is_some() {
             return Err(AppError::Invalid(
@@ -109,7 +118,11 @@ impl App {
                 event,
             )
             .await?;
-        Ok((token, expires_at))
+        Ok(WopiGrant {
+            token,
+            expires_at,
+            file_name: file.file_name,
+        })
     }
 
     /// The office server's request for `file_id` with `token`: unauthenticated unless the token

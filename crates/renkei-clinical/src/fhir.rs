@@ -205,18 +205,10 @@ fn base(resource_type: &str, e: &Entry, profile: &str) -> Value {
 /// A FHIR `instant` (`YYYY-MM-DDThh:mm:ssZ`) of µs since the epoch; `None` out of range.
 pub fn instant_utc(us: i64) -> Option<String> {
     let secs = us.div_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    // Civil date of a day count (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let epoch = crate::fhir_search::days_from_civil(1970, 1, 1);
+    let (year, month, day) =
+        crate::fhir_search::civil_from_days(secs.div_euclid(86_400).checked_add(epoch)?);
     if !(1..=9999).contains(&year) {
         return None;
     }

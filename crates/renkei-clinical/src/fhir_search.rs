@@ -606,7 +606,8 @@ fn reference(v: &str, name: &str) -> Result<String, String> {
 }
 
 /// Days from 0000-03-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+/// Days since 0000-03-01 of a proleptic Gregorian date.
+pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -616,7 +617,8 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe
 }
 
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
+/// The date (year, month, day) of a [`days_from_civil`] day number.
+pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;

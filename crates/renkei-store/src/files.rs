@@ -133,6 +133,11 @@ pub struct CaseReading {
     pub submitted_at: i64,
 }
 
+/// Bytes a user's HM-Box holds: files plus uploads in progress (`$1`: the user).
+const BOX_USAGE: &str = "SELECT CAST(COALESCE((SELECT SUM(size) FROM files WHERE user_id = $1 AND case_id IS NULL), 0) + COALESCE((SELECT SUM(length) FROM uploads WHERE user_id = $1 AND case_id IS NULL), 0) AS BIGINT)";
+/// Bytes a case holds: files plus uploads in progress (`$1`: the case).
+const CASE_USAGE: &str = "SELECT CAST(COALESCE((SELECT SUM(size) FROM files WHERE case_id = $1), 0) + COALESCE((SELECT SUM(length) FROM uploads WHERE case_id = $1), 0) AS BIGINT)";
+
 impl Store {
     /// Records a new upload if the cap allows it; `Ok(Err(used))` says how much was already
     /// used when it does not. Checked and inserted in one transaction that holds the owner's
@@ -163,7 +168,7 @@ impl Store {
         let (used, limit): (i64, i64) = match (cap, upload.case_id) {
             (UploadCap::Case { bytes }, Some(case_id)) => {
                 let (used,): (i64,) = with_tx!(&mut tx, |c| {
-                    sqlx::query_as("SELECT CAST(COALESCE((SELECT SUM(size) FROM files WHERE case_id = $1), 0) + COALESCE((SELECT SUM(length) FROM uploads WHERE case_id = $1), 0) AS BIGINT)")
+                    sqlx::query_as(CASE_USAGE)
                         .bind(case_id)
                         .fetch_one(&mut *c)
                         .await
@@ -172,7 +177,7 @@ impl Store {
             }
             (UploadCap::Box { bytes }, None) => {
                 let (used,): (i64,) = with_tx!(&mut tx, |c| {
-                    sqlx::query_as("SELECT CAST(COALESCE((SELECT SUM(size) FROM files WHERE user_id = $1 AND case_id IS NULL), 0) + COALESCE((SELECT SUM(length) FROM uploads WHERE user_id = $1 AND case_id IS NULL), 0) AS BIGINT)")
+                    sqlx::query_as(BOX_USAGE)
                         .bind(upload.user_id)
                         .fetch_one(&mut *c)
                         .await
@@ -321,7 +326,7 @@ impl Store {
     /// Bytes a user's HM-Box holds (files plus uploads in progress).
     pub async fn box_usage(&self, user_id: i64) -> Result<i64> {
         let (used,): (i64,) = with_db!(&self.db, |pool| {
-            sqlx::query_as("SELECT CAST(COALESCE((SELECT SUM(size) FROM files WHERE user_id = $1 AND case_id IS NULL), 0) + COALESCE((SELECT SUM(length) FROM uploads WHERE user_id = $1 AND case_id IS NULL), 0) AS BIGINT)")
+            sqlx::query_as(BOX_USAGE)
                 .bind(user_id)
                 .fetch_one(pool)
                 .await
@@ -550,7 +555,7 @@ impl Store {
     /// Bytes a case holds (files plus uploads in progress).
     pub async fn case_usage(&self, case_id: i64) -> Result<i64> {
         let (used,): (i64,) = with_db!(&self.db, |pool| {
-            sqlx::query_as("SELECT CAST(COALESCE((SELECT SUM(size) FROM files WHERE case_id = $1), 0) + COALESCE((SELECT SUM(length) FROM uploads WHERE case_id = $1), 0) AS BIGINT)")
+            sqlx::query_as(CASE_USAGE)
                 .bind(case_id)
                 .fetch_one(pool)
                 .await

@@ -244,7 +244,7 @@ impl Objects {
                 let file = tokio::fs::File::open(&staged)
                     .await
                     .map_err(|e| unavailable("アップロードしたファイルを開けません", e))?;
-                let mut reader = tokio_util_reader(file);
+                let mut reader = tokio::io::BufReader::with_capacity(1 << 20, file);
                 let mut buf = vec![0u8; 1 << 20];
                 loop {
                     let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf)
@@ -329,10 +329,6 @@ impl Objects {
             Err(e) => Err(object_error("ファイルの削除", e)),
         }
     }
-}
-
-fn tokio_util_reader(file: tokio::fs::File) -> tokio::io::BufReader<tokio::fs::File> {
-    tokio::io::BufReader::with_capacity(1 << 20, file)
 }
 
 /// Appends to a staged upload. Call [`StagingWriter::finish`] to make what was written durable

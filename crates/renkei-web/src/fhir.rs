@@ -1160,19 +1160,7 @@ pub async fn authorize_form(
                 .to_string();
             let actor = &user.view.actor;
             // The decision's redirect leaves for the app: the form may go there, and only there.
-            let origin: String = view
-                .redirect_uri
-                .splitn(4, '/')
-                .take(3)
-                .collect::<Vec<_>>()
-                .join("/")
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || ".:/-[]".contains(*c))
-                .collect();
-            let policy = crate::session::PAGE_POLICY.replace(
-                "form-action 'self'",
-                &format!("form-action 'self' {origin}"),
-            );
+            let policy = crate::session::policy_with_form_target(&view.redirect_uri);
             let mut page = crate::views::render(&crate::views::AuthorizePage {
                 layout: user.layout(&st.app, "アプリの接続の確認"),
                 client_name: view.client_name,

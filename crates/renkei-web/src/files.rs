@@ -308,16 +308,23 @@ pub fn content_disposition(kind: &str, name: &str) -> String {
             }
         })
         .collect();
-    let mut encoded = String::new();
-    for b in name.as_bytes() {
+    // RFC 5987 attr-char: letters, digits and these stay as they are.
+    let encoded = percent_encode(name, "!#$&+-.^_`|~");
+    format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+/// `s` as UTF-8 with every byte but ASCII letters, digits and `keep` percent-encoded.
+pub(crate) fn percent_encode(s: &str, keep: &str) -> String {
+    let mut out = String::new();
+    for b in s.as_bytes() {
         let c = *b as char;
-        if c.is_ascii_alphanumeric() || "!#$&+-.^_`|~".contains(c) {
-            encoded.push(c);
+        if c.is_ascii_alphanumeric() || keep.contains(c) {
+            out.push(c);
         } else {
-            encoded.push_str(&format!("%{b:02X}"));
+            out.push_str(&format!("%{b:02X}"));
         }
     }
-    format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+    out
 }
 
 /// One `bytes=` range of a file of `size` bytes: `Ok(None)` for no (or an ignorable) Range

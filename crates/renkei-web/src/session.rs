@@ -244,6 +244,23 @@ pub async fn csrf_guard(State(state): State<WebState>, request: Request, next: N
 /// The content security policy of the portal's pages.
 pub const PAGE_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; form-action 'self'; frame-ancestors 'none'";
 
+/// [`PAGE_POLICY`] with one more place its forms may go: the origin of `url` (the app an
+/// approval sends the browser back to, the office server an editor token is posted to).
+pub fn policy_with_form_target(url: &str) -> String {
+    let origin: String = url
+        .splitn(4, '/')
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("/")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || ".:/-[]".contains(*c))
+        .collect();
+    PAGE_POLICY.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {origin}"),
+    )
+}
+
 /// Headers every response carries: no framing, no sniffing, no caching of pages with records.
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;

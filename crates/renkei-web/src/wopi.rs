@@ -196,29 +196,14 @@ pub async fn edit(
             AppError::Invalid("オフィスサーバーが設定されていません（office_url）".into()),
         );
     }
-    let (token, expires) = match st.app.issue_wopi_token(&user.view.actor, id).await {
-        Ok(t) => t,
+    let grant = match st.app.issue_wopi_token(&user.view.actor, id).await {
+        Ok(g) => g,
         Err(e) => return error_page(&st.app, e),
     };
-    let name = st
-        .app
-        .hm_box(&user.view.actor)
-        .await
-        .ok()
-        .and_then(|b| {
-            b.files
-                .iter()
-                .map(|(f, _)| f)
-                .chain(b.shared_with_me.iter())
-                .find(|f| f.id == id)
-                .map(|f| f.file_name.clone())
-        })
-        .unwrap_or_default();
     let base = crate::fhir::token_url(&st, &headers)
         .trim_end_matches("/oauth/token")
         .to_string();
-    let src = format!("{base}/wopi/files/{id}");
-    let encoded: String = form_urlencoded_component(&src);
+    let src = crate::files::percent_encode(&format!("{base}/wopi/files/{id}"), "-._~");
     let sep = if office.contains('?') {
         if office.ends_with('?') || office.ends_with('&') {
             ""
@@ -228,42 +213,17 @@ pub async fn edit(
     } else {
         "?"
     };
-    let action = format!("{office}{sep}WOPISrc={encoded}");
-    let origin: String = office
-        .splitn(4, '/')
-        .take(3)
-        .collect::<Vec<_>>()
-        .join("/")
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || ".:/-[]".contains(*c))
-        .collect();
     let mut page = render(&OfficePage {
         layout: user.layout(&st.app, "オフィスで編集"),
-        file_name: name,
-        action,
-        token,
-        ttl_ms: expires / 1000,
+        file_name: grant.file_name,
+        action: format!("{office}{sep}WOPISrc={src}"),
+        token: grant.token,
+        ttl_ms: grant.expires_at / 1000,
     });
-    let policy = crate::session::PAGE_POLICY.replace(
-        "form-action 'self'",
-        &format!("form-action 'self' {origin}"),
-    );
+    let policy = crate::session::policy_with_form_target(&office);
     if let Ok(v) = HeaderValue::from_str(&policy) {
         page.headers_mut()
             .insert(header::CONTENT_SECURITY_POLICY, v);
     }
     page
-}
-
-fn form_urlencoded_component(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.as_bytes() {
-        let c = *b as char;
-        if c.is_ascii_alphanumeric() || "-._~".contains(c) {
-            out.push(c);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -641,7 +641,7 @@ async fn office_locks_expire_after_thirty_minutes(t: &TestStore) {
         b"PK minutes",
     )
     .await;
-    let (token, _) = app.issue_wopi_token(&owner, id).await.unwrap();
+    let token = app.issue_wopi_token(&owner, id).await.unwrap().token;
     let s = app.wopi_session(&token, id, "editor").await.unwrap();
     assert!(s.can_write);
     // The token is for this file only.
