@@ -555,6 +555,28 @@ impl App {
             }
             let canonical = resource.to_string();
             let hash = hex::encode(Sha256::digest(canonical.as_bytes()));
+            // A DocumentReference's files are kept as the message's attachments (as an SS-MIX2
+            // document's are); the kept resource holds their size and hash, not their bytes.
+            let mut submitted = submitted;
+            let mut detail = std::mem::take(&mut submitted.detail);
+            let mut attachments = Vec::with_capacity(submitted.files.len());
+            for (i, f) in std::mem::take(&mut submitted.files).into_iter().enumerate() {
+                let sha256 = hex::encode(Sha256::digest(&f.bytes));
+                if let Some(listed) = detail.get_mut("files").and_then(|l| l.get_mut(i)) {
+                    listed["sha256"] = Value::String(sha256.clone());
+                }
+                attachments.push(renkei_store::clinical::NewAttachment {
+                    name: f.name,
+                    sha256,
+                    bytes: f.bytes,
+                });
+            }
+            let canonical = if attachments.is_empty() {
+                canonical
+            } else {
+                let sizes: Vec<usize> = attachments.iter().map(|a| a.bytes.len()).collect();
+                without_inline_data(resource, &sizes).to_string()
+            };
             let key = match &submitted.identifier {
                 Some(i) => format!("fhir|{}|{i}", submitted.resource_type),
                 None => format!("fhir|{}|{hash}", submitted.resource_type),
@@ -582,10 +604,10 @@ impl App {
                     effective_date: date,
                     end_at: submitted.end.clone(),
                     status: submitted.status.clone(),
-                    detail: submitted.detail.to_string(),
+                    detail: detail.to_string(),
                 }],
                 demographics: None,
-                attachments: Vec::new(),
+                attachments,
             });
         }
         if !problems.is_empty() {
@@ -655,6 +677,21 @@ impl App {
         .await?;
         Ok(Ok(written))
     }
+}
+
+/// A submitted DocumentReference as kept: each inline attachment's data replaced by its size
+/// (the bytes are kept once, as the message's attachments).
+fn without_inline_data(resource: &Value, sizes: &[usize]) -> Value {
+    let mut kept = resource.clone();
+    if let Some(contents) = kept.get_mut("content").and_then(Value::as_array_mut) {
+        for (c, size) in contents.iter_mut().zip(sizes) {
+            if let Some(a) = c.get_mut("attachment").and_then(Value::as_object_mut) {
+                a.remove("data");
+                a.insert("size".into(), Value::from(*size));
+            }
+        }
+    }
+    kept
 }
 
 /// A fresh random (version 4) UUID.

@@ -13,8 +13,16 @@ pub const WRITABLE_TYPES: &[&str] = &[
     "Condition",
     "AllergyIntolerance",
     "MedicationRequest",
+    "MedicationAdministration",
     "Encounter",
+    "DiagnosticReport",
+    "Procedure",
+    "DocumentReference",
 ];
+
+/// The largest file a DocumentReference may carry inline (`content.attachment.data`), as for
+/// a consultation case's file.
+pub const MAX_FILE_BYTES: usize = 20 * 1024 * 1024;
 
 /// Who the resource is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +49,16 @@ pub struct Submitted {
     pub end: Option<String>,
     pub status: String,
     pub detail: Value,
+    /// The files of a DocumentReference (`content[].attachment.data`, decoded), in order.
+    pub files: Vec<SubmittedFile>,
+}
+
+/// A file carried by a submitted DocumentReference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubmittedFile {
+    /// The attachment's title, or a name made from its content type (`document-1.pdf`).
+    pub name: String,
+    pub bytes: Vec<u8>,
 }
 
 /// A problem with a submitted resource: the element and what is wrong.
@@ -235,6 +253,7 @@ pub fn read(v: &Value, path: &str) -> Result<Submitted, WriteError> {
         end: None,
         status: status.clone(),
         detail: json!({ "source": "fhir" }),
+        files: Vec::new(),
     };
     match t {
         "Observation" => {
@@ -474,6 +493,219 @@ pub fn read(v: &Value, path: &str) -> Result<Submitted, WriteError> {
                 "patient_class": match class { "IMP" => "I", "EMER" => "E", "HH" => "H", _ => "O" },
             });
         }
+        "MedicationAdministration" => {
+            s.patient = patient(v, "subject", path)?;
+            let (code, system, display) = concept(v, "medicationCodeableConcept", path)?;
+            (s.code, s.code_system, s.display) = (code, system, display);
+            s.category = "administration".into();
+            s.effective = match local_time(v, "effectiveDateTime", path)? {
+                Some(t) => Some(t),
+                None => {
+                    let period = v.get("effectivePeriod").cloned().unwrap_or(Value::Null);
+                    local_time(&period, "start", &format!("{path}.effectivePeriod"))?
+                }
+            };
+            if s.effective.is_none() {
+                return Err(fail(
+                    format!("{path}.effectiveDateTime"),
+                    "is required (or effectivePeriod.start)",
+                ));
+            }
+            s.status = match status.as_str() {
+                "completed" | "in-progress" | "on-hold" => "CM",
+                "not-done" | "stopped" | "entered-in-error" => "CA",
+                "" => return Err(fail(format!("{path}.status"), "is required")),
+                other => {
+                    return Err(fail(
+                        format!("{path}.status"),
+                        format!("'{other}' is not a MedicationAdministration status"),
+                    ));
+                }
+            }
+            .into();
+            let dose = v
+                .get("dosage")
+                .and_then(|d| d.get("dose"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let amount = match dose.get("value") {
+                None => String::new(),
+                Some(n) => match n.as_f64() {
+                    Some(n) => n.to_string(),
+                    None => {
+                        return Err(fail(
+                            format!("{path}.dosage.dose.value"),
+                            "must be a number",
+                        ));
+                    }
+                },
+            };
+            let by = v
+                .get("performer")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(|p| p.get("actor"))
+                .and_then(|a| str_at(a, "display"))
+                .unwrap_or("");
+            s.detail = json!({
+                "source": "fhir",
+                "amount": amount,
+                "unit": { "code": str_at(&dose, "code").unwrap_or(""), "display": str_at(&dose, "unit").unwrap_or(""), "system": "" },
+                "route": v.get("dosage").and_then(|d| d.get("route")).and_then(|r| str_at(r, "text")).unwrap_or(""),
+                "administered_by": { "name": by },
+            });
+        }
+        "DiagnosticReport" | "Procedure" => {
+            // Both are the record's examination report (検査・処置の報告), as an SS-MIX2 exam
+            // result is; the FHIR read side shows such an item as both resources.
+            s.patient = patient(v, "subject", path)?;
+            let (code, system, display) = concept(v, "code", path)?;
+            (s.code, s.code_system, s.display) = (code, system, display);
+            s.category = "exam_result".into();
+            let report = t == "DiagnosticReport";
+            let (at, period) = if report {
+                ("effectiveDateTime", "effectivePeriod")
+            } else {
+                ("performedDateTime", "performedPeriod")
+            };
+            s.effective = match local_time(v, at, path)? {
+                Some(t) => Some(t),
+                None => {
+                    let p = v.get(period).cloned().unwrap_or(Value::Null);
+                    local_time(&p, "start", &format!("{path}.{period}"))?
+                }
+            };
+            if s.effective.is_none() {
+                return Err(fail(
+                    format!("{path}.{at}"),
+                    format!("is required (or {period}.start)"),
+                ));
+            }
+            s.status = match (report, status.as_str()) {
+                (_, "") => return Err(fail(format!("{path}.status"), "is required")),
+                (true, "final" | "amended" | "appended") | (false, "completed") => "F",
+                (true, "corrected") => "C",
+                (true, "preliminary" | "partial" | "registered") | (false, "in-progress") => "P",
+                (true, "cancelled" | "entered-in-error")
+                | (false, "not-done" | "stopped" | "entered-in-error") => "X",
+                (_, other) => {
+                    return Err(fail(
+                        format!("{path}.status"),
+                        format!("'{other}' is not a {t} status"),
+                    ));
+                }
+            }
+            .into();
+            let kind = v
+                .get("category")
+                .and_then(|c| {
+                    if report {
+                        c.as_array().and_then(|a| a.first())
+                    } else {
+                        Some(c)
+                    }
+                })
+                .and_then(|c| {
+                    str_at(c, "text").filter(|t| !t.is_empty()).or_else(|| {
+                        c.get("coding")
+                            .and_then(Value::as_array)
+                            .and_then(|a| a.first())
+                            .and_then(|x| str_at(x, "display").or_else(|| str_at(x, "code")))
+                    })
+                })
+                .unwrap_or(if report { "" } else { "処置" });
+            let text = if report {
+                str_at(v, "conclusion").unwrap_or("")
+            } else {
+                v.get("note")
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.first())
+                    .and_then(|n| str_at(n, "text"))
+                    .unwrap_or("")
+            };
+            let observations = if text.is_empty() {
+                json!([])
+            } else {
+                json!([{ "code": { "code": "", "display": "", "system": "" }, "detail": { "value": text, "value_type": "TX" } }])
+            };
+            s.detail = json!({ "source": "fhir", "kind": kind, "observations": observations });
+        }
+        "DocumentReference" => {
+            s.patient = patient(v, "subject", path)?;
+            let (code, system, display) = concept(v, "type", path)?;
+            (s.code, s.code_system, s.display) = (code, system, display);
+            s.status = match status.as_str() {
+                "current" => "final",
+                "superseded" | "entered-in-error" => "X",
+                "" => return Err(fail(format!("{path}.status"), "is required")),
+                other => {
+                    return Err(fail(
+                        format!("{path}.status"),
+                        format!("'{other}' is not a DocumentReference status"),
+                    ));
+                }
+            }
+            .into();
+            s.effective = local_time(v, "date", path)?;
+            if s.effective.is_none() {
+                return Err(fail(format!("{path}.date"), "is required"));
+            }
+            let contents = v.get("content").and_then(Value::as_array);
+            let Some(contents) = contents.filter(|c| !c.is_empty()) else {
+                return Err(fail(
+                    format!("{path}.content"),
+                    "needs at least one attachment with its data",
+                ));
+            };
+            let mut listed = Vec::with_capacity(contents.len());
+            for (i, c) in contents.iter().enumerate() {
+                let at = format!("{path}.content[{i}].attachment");
+                let a = c.get("attachment").unwrap_or(&Value::Null);
+                let Some(data) = a.get("data").and_then(Value::as_str) else {
+                    return Err(fail(
+                        format!("{at}.data"),
+                        "is required (the file, base64-encoded; a url alone is not fetched)",
+                    ));
+                };
+                use base64::Engine as _;
+                let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data.trim())
+                else {
+                    return Err(fail(format!("{at}.data"), "is not valid base64"));
+                };
+                if bytes.is_empty() {
+                    return Err(fail(format!("{at}.data"), "is empty"));
+                }
+                if bytes.len() > MAX_FILE_BYTES {
+                    return Err(fail(
+                        format!("{at}.data"),
+                        format!(
+                            "is {} bytes; a file may be at most {MAX_FILE_BYTES} bytes",
+                            bytes.len()
+                        ),
+                    ));
+                }
+                let content_type = str_at(a, "contentType").unwrap_or("");
+                let name = file_name(str_at(a, "title").unwrap_or(""), content_type, i);
+                let dicom = bytes.get(128..132) == Some(b"DICM".as_slice());
+                listed.push(
+                    json!({ "name": name, "size": bytes.len(), "main": i == 0, "dicom": dicom }),
+                );
+                s.files.push(SubmittedFile { name, bytes });
+            }
+            // A document with DICOM files is an image study (画像), as consent and the viewer
+            // see it; any other is a document (文書).
+            s.category = if listed.iter().any(|f| f["dicom"] == true) {
+                "image"
+            } else {
+                "document"
+            }
+            .into();
+            let title = str_at(v, "description")
+                .filter(|d| !d.is_empty())
+                .unwrap_or(&s.display)
+                .to_string();
+            s.detail = json!({ "source": "fhir", "title": title, "files": listed });
+        }
         other => {
             return Err(fail(
                 format!("{path}.resourceType"),
@@ -482,6 +714,36 @@ pub fn read(v: &Value, path: &str) -> Result<Submitted, WriteError> {
         }
     }
     Ok(s)
+}
+
+/// A file name for an attachment: its title when it has one that is safe to keep (no path
+/// separators or control characters), otherwise `document-N` with the extension its content
+/// type implies, so the read side serves it with the same type.
+fn file_name(title: &str, content_type: &str, index: usize) -> String {
+    let safe = !title.is_empty()
+        && title.chars().count() <= 200
+        && !title
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\');
+    if safe && title.contains('.') {
+        return title.to_string();
+    }
+    let ext = match content_type.split(';').next().unwrap_or("").trim() {
+        "application/pdf" => "pdf",
+        "application/xml" | "text/xml" => "xml",
+        "text/plain" => "txt",
+        "text/html" => "html",
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/tiff" => "tif",
+        "application/dicom" => "dcm",
+        _ => "bin",
+    };
+    if safe {
+        format!("{title}.{ext}")
+    } else {
+        format!("document-{}.{ext}", index + 1)
+    }
 }
 
 /// The stored date of a local time (`YYYY-MM-DD`).
@@ -581,6 +843,18 @@ mod tests {
     }
 
     #[test]
+    fn attachment_names_keep_the_type_and_no_path() {
+        assert_eq!(file_name("紹介状.pdf", "application/pdf", 0), "紹介状.pdf");
+        assert_eq!(file_name("紹介状", "application/pdf", 0), "紹介状.pdf");
+        assert_eq!(
+            file_name("../../etc/passwd", "text/plain", 1),
+            "document-2.txt"
+        );
+        assert_eq!(file_name("", "image/jpeg; q=1", 0), "document-1.jpg");
+        assert_eq!(file_name("a\nb", "", 2), "document-3.bin");
+    }
+
+    #[test]
     fn never_panics_on_odd_json() {
         for v in [
             json!(null),
@@ -589,6 +863,12 @@ mod tests {
             json!({ "resourceType": "Observation", "code": [], "subject": "x" }),
             json!({ "resourceType": "Encounter", "subject": { "reference": "Patient/1" }, "period": 3 }),
             json!({ "resourceType": "MedicationRequest", "subject": { "reference": "Patient/1" }, "medicationCodeableConcept": { "coding": [{}] } }),
+            json!({ "resourceType": "DocumentReference", "subject": { "reference": "Patient/1" }, "type": { "text": "x" }, "status": "current", "date": "2026-11-21", "content": "x" }),
+            json!({ "resourceType": "DocumentReference", "subject": { "reference": "Patient/1" }, "type": { "text": "x" }, "status": "current", "date": "2026-11-21", "content": [{ "attachment": 5 }] }),
+            json!({ "resourceType": "DocumentReference", "subject": { "reference": "Patient/1" }, "type": { "text": "x" }, "status": "current", "date": "2026-11-21", "content": [{ "attachment": { "data": "" } }] }),
+            json!({ "resourceType": "DiagnosticReport", "subject": { "reference": "Patient/1" }, "code": { "text": "x" }, "status": "final", "category": 3 }),
+            json!({ "resourceType": "Procedure", "subject": { "reference": "Patient/1" }, "code": { "text": "x" }, "status": "completed", "performedPeriod": [] }),
+            json!({ "resourceType": "MedicationAdministration", "subject": { "reference": "Patient/1" }, "medicationCodeableConcept": { "text": "x" }, "status": "completed", "effectiveDateTime": "2026-11-21", "dosage": { "dose": { "value": [] } } }),
         ] {
             assert!(read(&v, "").is_err(), "{v}");
         }

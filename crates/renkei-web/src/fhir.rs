@@ -837,6 +837,38 @@ fn write_problems(problems: &renkei_app::fhir::WriteProblems) -> Response {
     )
 }
 
+/// The most a FHIR write's body may hold: a DocumentReference carries its files inline
+/// (base64), up to 20 MB each.
+pub const WRITE_LIMIT: usize = 64 * 1024 * 1024;
+
+/// A FHIR write's body; one that is too large or cannot be read is an OperationOutcome.
+pub struct FhirBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for FhirBody {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, st: &S) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(req, st).await {
+            Ok(b) => Ok(FhirBody(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(outcome(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "error",
+                "too-costly",
+                &format!(
+                    "the body is larger than the {} MiB a FHIR write may send",
+                    WRITE_LIMIT / 1024 / 1024
+                ),
+            )),
+            Err(e) => Err(outcome(
+                e.status(),
+                "error",
+                "structure",
+                "the body could not be read",
+            )),
+        }
+    }
+}
+
 fn json_body(bytes: &[u8]) -> Result<Value, Box<Response>> {
     serde_json::from_slice(bytes).map_err(|e| {
         Box::new(outcome(
@@ -863,7 +895,7 @@ pub async fn create(
     Caller(caller): Caller,
     headers: HeaderMap,
     Path(resource_type): Path<String>,
-    body: axum::body::Bytes,
+    FhirBody(body): FhirBody,
 ) -> Response {
     if !renkei_app::fhir::WRITABLE_TYPES.contains(&resource_type.as_str()) {
         return outcome(
@@ -923,7 +955,7 @@ pub async fn transaction(
     State(st): State<WebState>,
     Caller(caller): Caller,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    FhirBody(body): FhirBody,
 ) -> Response {
     let bundle = match json_body(&body) {
         Ok(v) => v,

@@ -209,10 +209,17 @@ pub fn router(state: WebState) -> Router {
             get(fhir::clins_document),
         )
         .route("/fhir/Binary/{id}", get(fhir::binary))
-        .route("/fhir", get(fhir::not_supported).post(fhir::transaction))
+        .route(
+            "/fhir",
+            get(fhir::not_supported)
+                .post(fhir::transaction)
+                .layer(DefaultBodyLimit::max(fhir::WRITE_LIMIT)),
+        )
         .route(
             "/fhir/{resource_type}",
-            get(fhir::search).post(fhir::create),
+            get(fhir::search)
+                .post(fhir::create)
+                .layer(DefaultBodyLimit::max(fhir::WRITE_LIMIT)),
         )
         .route(
             "/fhir/{resource_type}/{id}",

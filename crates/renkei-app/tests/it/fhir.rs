@@ -1489,3 +1489,161 @@ async fn concurrent_reads_are_all_audited_in_one_chain(t: &TestStore) {
 }
 
 on_both_backends!(concurrent_reads_are_all_audited_in_one_chain);
+
+/// The rest of what SS-MIX2 carries goes in over FHIR too: an injection given, an examination
+/// report (and a procedure), and a document with its file, which comes back byte for byte as
+/// a Binary. Each problem names its element.
+async fn the_other_kinds_of_record_go_in_over_fhir(t: &TestStore) {
+    use base64::Engine as _;
+    use serde_json::json;
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(START)));
+    let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
+    facility(&app, "operator", "", "事務局").await;
+    let hospital = facility(&app, "hospital", HOSPITAL, "登呂病院").await;
+    let h_admin = user(&app, hospital, "h.admin", "clerk").await;
+    records(&app, "A-1", "20261101").await;
+    let card = app
+        .issue_card(
+            &h_admin,
+            "A-1",
+            CardKind::Hm,
+            Some(&PersonDetails {
+                kanji_name: "高橋 太郎".into(),
+                birth_date: "1948-04-05".into(),
+                sex: "M".into(),
+                ..PersonDetails::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let common = card.common_id.digits();
+    let writer = client(&app, hospital, "toro-gw", "system/*.crs", "doctor").await;
+    let subject = json!({ "reference": format!("Patient/{common}") });
+    let pdf = b"%PDF-1.4\n% \xe7\xb4\xb9\xe4\xbb\x8b\xe7\x8a\xb6\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n".to_vec();
+    let entries = [
+        json!({ "resourceType": "MedicationAdministration", "status": "completed",
+            "identifier": [{ "system": "urn:oid:1.2.3.inj", "value": "INJ-1" }],
+            "medicationCodeableConcept": { "coding": [{ "system": "http://medis.or.jp/CodeSystem/master-HOT9", "code": "107750601", "display": "生理食塩液 100mL" }] },
+            "subject": subject, "effectiveDateTime": "2026-11-20T09:00:00+09:00",
+            "performer": [{ "actor": { "display": "看護師 山田" } }],
+            "dosage": { "dose": { "value": 100, "unit": "mL" } } }),
+        json!({ "resourceType": "DiagnosticReport", "status": "final",
+            "identifier": [{ "system": "urn:oid:1.2.3.rep", "value": "REP-1" }],
+            "category": [{ "text": "内視鏡" }],
+            "code": { "coding": [{ "system": "http://loinc.org", "code": "18751-8", "display": "上部消化管内視鏡" }] },
+            "subject": subject, "effectiveDateTime": "2026-11-19",
+            "conclusion": "萎縮性胃炎。悪性所見なし。" }),
+        json!({ "resourceType": "Procedure", "status": "completed",
+            "code": { "text": "胃瘻交換" }, "subject": subject,
+            "performedDateTime": "2026-11-18T14:00:00+09:00" }),
+        json!({ "resourceType": "DocumentReference", "status": "current",
+            "identifier": [{ "system": "urn:oid:1.2.3.doc", "value": "DOC-1" }],
+            "type": { "coding": [{ "system": "http://loinc.org", "code": "57133-1", "display": "診療情報提供書" }] },
+            "subject": subject, "date": "2026-11-20T11:00:00+09:00", "description": "紹介状",
+            "content": [{ "attachment": { "contentType": "application/pdf", "title": "紹介状.pdf",
+                "data": base64::engine::general_purpose::STANDARD.encode(&pdf) } }] }),
+    ];
+    let written = app
+        .fhir_write(
+            &writer,
+            &entries
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (format!("Bundle.entry[{i}].resource"), r.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(written.iter().all(|w| w.created));
+
+    let given = app
+        .fhir_read(&writer, "MedicationAdministration", &written[0].id)
+        .await
+        .unwrap();
+    assert_eq!(given["dosage"]["dose"]["value"], 100.0);
+    assert_eq!(given["performer"][0]["actor"]["display"], "看護師 山田");
+    assert_eq!(
+        given["medicationCodeableConcept"]["coding"][0]["system"],
+        "http://medis.or.jp/CodeSystem/master-HOT9"
+    );
+    let report = app
+        .fhir_read(&writer, "DiagnosticReport", &written[1].id)
+        .await
+        .unwrap();
+    assert_eq!(report["conclusion"], "萎縮性胃炎。悪性所見なし。");
+    assert_eq!(report["category"][0]["text"], "内視鏡");
+    assert_eq!(report["status"], "final");
+    let procedure = app
+        .fhir_read(&writer, "Procedure", &written[2].id)
+        .await
+        .unwrap();
+    assert_eq!(procedure["code"]["text"], "胃瘻交換");
+    assert_eq!(procedure["status"], "completed");
+    let doc = app
+        .fhir_read(&writer, "DocumentReference", &written[3].id)
+        .await
+        .unwrap();
+    let attachment = &doc["content"][0]["attachment"];
+    assert_eq!(attachment["contentType"], "application/pdf");
+    assert_eq!(attachment["title"], "紹介状.pdf");
+    assert_eq!(attachment["size"], pdf.len());
+    assert_eq!(doc["description"], "紹介状");
+    let url = attachment["url"].as_str().unwrap();
+    let (content_type, bytes) = app
+        .fhir_binary(&writer, url.strip_prefix("Binary/").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(content_type, "application/pdf");
+    assert_eq!(bytes, pdf, "the file comes back byte for byte");
+    // The same document again is not stored twice.
+    let again = app
+        .fhir_write(&writer, &[(String::new(), entries[3].clone())])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!again[0].created);
+    assert_eq!(again[0].id, written[3].id);
+
+    // Each problem names its element.
+    let mut no_data = entries[3].clone();
+    no_data["content"][0]["attachment"]
+        .as_object_mut()
+        .unwrap()
+        .remove("data");
+    let mut bad_base64 = entries[3].clone();
+    bad_base64["content"][0]["attachment"]["data"] = json!("not base64!");
+    let mut no_date = entries[0].clone();
+    no_date.as_object_mut().unwrap().remove("effectiveDateTime");
+    let mut bad_status = entries[1].clone();
+    bad_status["status"] = json!("done");
+    let mut bad_dose = entries[0].clone();
+    bad_dose["dosage"]["dose"]["value"] = json!("many");
+    let problems = app
+        .fhir_write(
+            &writer,
+            &[
+                ("Bundle.entry[0].resource".into(), no_data),
+                ("Bundle.entry[1].resource".into(), bad_base64),
+                ("Bundle.entry[2].resource".into(), no_date),
+                ("Bundle.entry[3].resource".into(), bad_status),
+                ("Bundle.entry[4].resource".into(), bad_dose),
+            ],
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
+    let expressions: Vec<&str> = problems.iter().map(|p| p.expression.as_str()).collect();
+    assert_eq!(
+        expressions,
+        [
+            "Bundle.entry[0].resource.content[0].attachment.data",
+            "Bundle.entry[1].resource.content[0].attachment.data",
+            "Bundle.entry[2].resource.effectiveDateTime",
+            "Bundle.entry[3].resource.status",
+            "Bundle.entry[4].resource.dosage.dose.value",
+        ]
+    );
+}
+
+on_both_backends!(the_other_kinds_of_record_go_in_over_fhir);

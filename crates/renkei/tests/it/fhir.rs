@@ -521,6 +521,64 @@ async fn a_client_reads_the_record_over_fhir() {
     let (_, _, after) = json(get(hba1c, false).await).await;
     assert_eq!(count(after), before + 1);
 
+    // A document with its file (3 MB, well over a form's limit) goes in; a body over the
+    // write limit is refused with an OperationOutcome, not a bare 413.
+    {
+        use base64::Engine as _;
+        let mut file = vec![0u8; 3 * 1024 * 1024];
+        file[..8].copy_from_slice(b"%PDF-1.4");
+        let doc = serde_json::json!({ "resourceType": "DocumentReference", "status": "current",
+            "type": { "text": "診療情報提供書" }, "subject": obs["subject"].clone(),
+            "date": "2026-11-21", "content": [{ "attachment": { "contentType": "application/pdf",
+            "data": base64::engine::general_purpose::STANDARD.encode(&file) } }] });
+        let (status, _, created) = json(post("/fhir/DocumentReference", doc).await).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let url = created["content"][0]["attachment"]["url"].as_str().unwrap();
+        let r = c
+            .get(format!("{base}/fhir/{url}"))
+            .bearer_auth(&gw)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), file.as_slice());
+        // Sent by hand: a client that writes the whole body before reading would see the
+        // server's answer as a broken pipe.
+        let (status, o) = {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let addr = base.trim_start_matches("http://");
+            let sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "POST /fhir/DocumentReference HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {gw}\r\nContent-Type: application/fhir+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                65 * 1024 * 1024
+            );
+            let (mut rx, mut tx) = sock.into_split();
+            tx.write_all(head.as_bytes()).await.unwrap();
+            // The body goes on until the server stops taking it.
+            let writer = tokio::spawn(async move {
+                let chunk = vec![b' '; 1024 * 1024];
+                for _ in 0..65 {
+                    if tx.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut answer = Vec::new();
+            let _ = rx.read_to_end(&mut answer).await;
+            writer.abort();
+            let text = String::from_utf8_lossy(&answer).to_string();
+            let code: u16 = text[9..12].parse().unwrap();
+            let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+            (
+                StatusCode::from_u16(code).unwrap(),
+                serde_json::from_str::<Value>(body).unwrap_or_else(|_| panic!("{text}")),
+            )
+        };
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(o["resourceType"], "OperationOutcome");
+        assert_eq!(o["issue"][0]["code"], "too-costly");
+    }
+
     // The directory: the hospital's staff, strict parameters.
     let (status, _, staff) = json(get("/fhir/PractitionerRole".into(), false).await).await;
     assert_eq!(status, StatusCode::OK, "{staff}");
