@@ -327,7 +327,9 @@ impl App {
             AuditOutcome::Success,
             "",
         );
-        Ok(self.store.set_api_client_active(id, active, event).await?)
+        self.store.set_api_client_active(id, active, event).await?;
+        self.token_cache.clear();
+        Ok(())
     }
 
     /// The token endpoint: checks the signed assertion against the client's registered keys
@@ -540,9 +542,15 @@ impl App {
     /// The caller holding a bearer token, or `Unauthenticated` (unknown, expired, or its client
     /// turned off).
     pub async fn api_caller(&self, bearer: &str, peer: &str) -> Result<ApiCaller> {
+        let key = digest(bearer.trim());
+        let now = self.now().0;
+        if let Some(mut caller) = self.token_cache.get(&key, now) {
+            caller.actor.client = peer.to_string();
+            return Ok(caller);
+        }
         let found = self
             .store
-            .api_token(&digest(bearer.trim()), self.now().0)
+            .api_token(&key, now)
             .await?
             .ok_or(AppError::Unauthenticated)?;
         let actor = match found.user_id {
@@ -558,7 +566,7 @@ impl App {
             }
             None => client_actor(&found.client, peer),
         };
-        Ok(ApiCaller {
+        let caller = ApiCaller {
             actor,
             scopes: found
                 .scopes
@@ -566,7 +574,59 @@ impl App {
                 .map(str::to_string)
                 .collect(),
             client: found.client,
-        })
+        };
+        self.token_cache
+            .put(key, caller.clone(), found.expires_at, now);
+        Ok(caller)
+    }
+}
+
+/// Bearer tokens looked up in the last [`TokenCache::SECONDS`], by digest, with the caller
+/// each stands for: most API calls then skip the two lookups. Turning a client off or changing
+/// a user on this server empties it at once; on another server of a cluster, the change
+/// reaches a token already cached within [`TokenCache::SECONDS`]. No entry outlives its token.
+#[derive(Default)]
+pub struct TokenCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (ApiCaller, i64, i64)>>,
+}
+
+impl TokenCache {
+    /// How long a looked-up token is trusted without looking again.
+    pub const SECONDS: i64 = 10;
+    /// Entries kept at most (a flood of distinct tokens empties it rather than growing it).
+    const MAX: usize = 10_000;
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (ApiCaller, i64, i64)>> {
+        match self.entries.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn get(&self, key: &str, now: i64) -> Option<ApiCaller> {
+        let entries = self.lock();
+        let (caller, expires_at, cached_at) = entries.get(key)?;
+        let fresh =
+            now < *expires_at && now >= *cached_at && now - cached_at < Self::SECONDS * 1_000_000;
+        fresh.then(|| caller.clone())
+    }
+
+    fn put(&self, key: String, caller: ApiCaller, expires_at: i64, now: i64) {
+        let mut entries = self.lock();
+        if entries.len() >= Self::MAX {
+            entries.retain(|_, (_, e, c)| now < *e && now - *c < Self::SECONDS * 1_000_000);
+            if entries.len() >= Self::MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (caller, expires_at, now));
+    }
+
+    /// Forgets every token (a client or user changed).
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
     }
 }
 
@@ -587,6 +647,42 @@ fn client_actor(client: &ApiClient, peer: &str) -> Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_token_lasts_neither_past_its_expiry_nor_past_the_cache_time() {
+        let client = ApiClient {
+            id: 1,
+            client_id: "c".into(),
+            name: String::new(),
+            facility_id: 1,
+            jwks: String::new(),
+            scopes: String::new(),
+            cross_facility: false,
+            active: true,
+            created_at: 0,
+            profession: "clerk".into(),
+            redirect_uris: String::new(),
+        };
+        let caller = ApiCaller {
+            actor: client_actor(&client, "x"),
+            scopes: Vec::new(),
+            client,
+        };
+        let s = 1_000_000;
+        let cache = TokenCache::default();
+        cache.put("a".into(), caller.clone(), 100 * s, 95 * s);
+        assert!(cache.get("a", 96 * s).is_some());
+        assert!(cache.get("a", 100 * s).is_none(), "the token expired");
+        cache.put("b".into(), caller.clone(), 1000 * s, 0);
+        assert!(cache.get("b", (TokenCache::SECONDS - 1) * s).is_some());
+        assert!(
+            cache.get("b", TokenCache::SECONDS * s).is_none(),
+            "looked up again"
+        );
+        assert!(cache.get("b", -s).is_none(), "a clock that went back");
+        cache.clear();
+        assert!(cache.get("a", 96 * s).is_none());
+    }
 
     #[test]
     fn scopes_follow_smart_v1_and_v2() {

@@ -574,6 +574,8 @@ impl App {
                 ),
             )
             .await?;
+        // A token an app holds for this user acts with the user's new rights at once.
+        self.token_cache.clear();
         Ok(self.user_view(u))
     }
 

@@ -490,6 +490,8 @@ impl App {
         let mut problems: WriteProblems = Vec::new();
         let mut batch: Vec<IncomingMessage> = Vec::new();
         let mut persons: BTreeSet<i64> = BTreeSet::new();
+        // The common ID each resource's subject is served under (empty: not linked yet).
+        let mut commons: Vec<String> = Vec::new();
         let now = self.now().0;
         for (path, resource) in entries {
             let submitted = match fhir_write::read(resource, path) {
@@ -522,14 +524,17 @@ impl App {
                             .await?
                             .into_iter()
                             .find(|l| l.active && l.facility_id == facility.id)
-                            .map(|l| (person.id, l.patient_local_id));
+                            .map(|l| (person.id, l.patient_local_id, person.common_id));
                     }
                     found
                 }
                 PatientRef::Local { system, value } => {
                     if systems.contains(system) {
                         let person = self.store.linked_person(facility.id, value).await?;
-                        Some((person.map(|p| p.id).unwrap_or(0), value.clone()))
+                        Some(match person {
+                            Some(p) => (p.id, value.clone(), p.common_id),
+                            None => (0, value.clone(), String::new()),
+                        })
                     } else {
                         problems.push(WriteError {
                             expression: format!("{path}.{subject}.identifier.system"),
@@ -542,7 +547,7 @@ impl App {
                     }
                 }
             };
-            let Some((person, local)) = local else {
+            let Some((person, local, common)) = local else {
                 // The same words whether the person does not exist or is not this facility's.
                 problems.push(WriteError {
                     expression: format!("{path}.{subject}.reference"),
@@ -553,6 +558,7 @@ impl App {
             if person > 0 {
                 persons.insert(person);
             }
+            commons.push(common);
             let canonical = resource.to_string();
             let hash = hex::encode(Sha256::digest(canonical.as_bytes()));
             // A DocumentReference's files are kept as the message's attachments (as an SS-MIX2
@@ -621,26 +627,62 @@ impl App {
             .await?;
             return Ok(Err(problems));
         }
-        let outcomes = self.store.ingest(facility.id, now, &batch).await?;
-        let mut written = Vec::with_capacity(batch.len());
-        for (message, outcome) in batch.iter().zip(outcomes) {
-            let id = self
-                .store
-                .item_ids_of_source(facility.id, "fhir", &message.source_key)
-                .await?
-                .first()
-                .copied()
-                .unwrap_or(0);
-            let item = &message.items[0];
+        // What the answer is made from, kept before the messages go to the writer.
+        let shown: Vec<(String, renkei_store::clinical::NewItem)> = batch
+            .iter()
+            .filter_map(|m| Some((m.data_kind.clone(), m.items.first()?.clone())))
+            .collect();
+        let target = match persons.iter().next() {
+            Some(p) if persons.len() == 1 => format!("person:{p}"),
+            _ => format!("facility:{}", facility.id),
+        };
+        let job = crate::WriteJob {
+            ingest: renkei_store::clinical::IngestJob {
+                facility_id: facility.id,
+                messages: batch,
+            },
+            actor: caller.actor.clone(),
+            target,
+            entries: entries.len(),
+        };
+        // Group commit: concurrent submissions (and their audit events) share one transaction.
+        let app = self.clone();
+        let (stored_at, outcomes) = self
+            .write_queue
+            .submit(job, move |jobs| async move {
+                let now = app.now().0;
+                let mut meta = Vec::with_capacity(jobs.len());
+                let mut ingests = Vec::with_capacity(jobs.len());
+                for j in jobs {
+                    meta.push((j.actor, j.target, j.entries));
+                    ingests.push(j.ingest);
+                }
+                let results = app
+                    .store
+                    .ingest_group(now, &ingests, |j, r| {
+                        let stored = r
+                            .iter()
+                            .filter(|(o, _)| matches!(o, IngestOutcome::Stored))
+                            .count();
+                        let (actor, target, entries) = &meta[j];
+                        app.event(
+                            actor,
+                            "clinical.write",
+                            target.clone(),
+                            AuditOutcome::Success,
+                            &format!("fhir entries={entries} stored={stored}"),
+                        )
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(results.into_iter().map(|r| (now, r)).collect())
+            })
+            .await
+            .map_err(AppError::Unavailable)?;
+        let mut written = Vec::with_capacity(shown.len());
+        for (((data_kind, item), (outcome, id)), person) in shown.iter().zip(outcomes).zip(&commons)
+        {
             let detail: Value = serde_json::from_str(&item.detail).unwrap_or(Value::Null);
-            let person = match self
-                .store
-                .linked_person(facility.id, &message.patient_local_id)
-                .await?
-            {
-                Some(p) => p.common_id,
-                None => String::new(),
-            };
             let entry = Entry {
                 id,
                 facility: facility.id,
@@ -652,29 +694,16 @@ impl App {
                 end: item.end_at.as_deref(),
                 status: &item.status,
                 detail: &detail,
-                last_updated: Some(now),
+                last_updated: Some(stored_at),
             };
-            let resource =
-                fhir::to_resource(&message.data_kind, &entry, &person).unwrap_or(Value::Null);
+            let resource = fhir::to_resource(data_kind, &entry, person).unwrap_or(Value::Null);
             written.push(Written {
-                resource_type: message.data_kind.clone(),
+                resource_type: data_kind.clone(),
                 id: id.to_string(),
                 created: matches!(outcome, IngestOutcome::Stored),
                 resource,
             });
         }
-        let stored = written.iter().filter(|w| w.created).count();
-        self.append_audit(self.event(
-            &caller.actor,
-            "clinical.write",
-            match persons.iter().next() {
-                Some(p) if persons.len() == 1 => format!("person:{p}"),
-                _ => format!("facility:{}", facility.id),
-            },
-            AuditOutcome::Success,
-            &format!("fhir entries={} stored={stored}", entries.len()),
-        ))
-        .await?;
         Ok(Ok(written))
     }
 }

@@ -145,22 +145,28 @@ impl App {
         if caller.client.cross_facility {
             return Ok(true);
         }
-        Ok(self
-            .store
-            .links_of(person.id)
-            .await?
-            .iter()
-            .any(|l| l.active && l.facility_id == caller.client.facility_id))
+        Ok(visible_in(caller, &self.store.links_of(person.id).await?))
     }
 
     /// A person's identifiers as the caller may see them: the common ID, then the active links.
     async fn entry(&self, caller: &ApiCaller, person: Person) -> Result<PatientEntry> {
+        let links = self.store.links_of(person.id).await?;
+        self.entry_with(caller, person, links).await
+    }
+
+    /// [`App::entry`] with the person's links already read.
+    async fn entry_with(
+        &self,
+        caller: &ApiCaller,
+        person: Person,
+        links: Vec<renkei_store::identity::PersonLink>,
+    ) -> Result<PatientEntry> {
         let mut identifiers = vec![Identifier {
             system: self.common_id_system(),
             value: person.common_id.clone(),
         }];
         let mut facilities: Vec<Facility> = Vec::new();
-        for link in self.store.links_of(person.id).await? {
+        for link in links {
             if !link.active
                 || !(caller.client.cross_facility || link.facility_id == caller.client.facility_id)
             {
@@ -437,8 +443,17 @@ impl App {
             Ok(id) => self.store.person_by_common_id(&id.digits()).await?,
             Err(_) => None,
         };
-        let person = match person {
-            Some(p) if self.visible(caller, &p).await? => p,
+        // One read of the person's links answers both whether the caller may see the person
+        // and which identifiers it is shown.
+        let found = match person {
+            Some(p) => {
+                let links = self.store.links_of(p.id).await?;
+                (caller.client.cross_facility || visible_in(caller, &links)).then_some((p, links))
+            }
+            None => None,
+        };
+        let (person, links) = match found {
+            Some(found) => found,
             _ => {
                 self.audit_api(
                     caller,
@@ -452,7 +467,7 @@ impl App {
             }
         };
         let target = format!("person:{}", person.id);
-        let entry = self.entry(caller, person).await?;
+        let entry = self.entry_with(caller, person, links).await?;
         self.audit_api(
             caller,
             "fhir.pdqm.read",
@@ -463,4 +478,12 @@ impl App {
         .await?;
         Ok(entry)
     }
+}
+
+/// Whether a facility's client may see a person with these links: the facility has an active
+/// link to them.
+fn visible_in(caller: &ApiCaller, links: &[renkei_store::identity::PersonLink]) -> bool {
+    links
+        .iter()
+        .any(|l| l.active && l.facility_id == caller.client.facility_id)
 }

@@ -82,72 +82,138 @@ pub struct App {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: Arc<AppConfig>,
     /// Audit events waiting for the next group commit (see [`App::append_audit`]).
-    audit_queue: Arc<AuditQueue>,
+    audit_queue: Arc<GroupQueue<AuditEvent, i64>>,
+    /// FHIR submissions waiting for the next group commit (see [`App::fhir_write`]).
+    write_queue: Arc<GroupQueue<WriteJob, WriteResult>>,
+    /// Bearer tokens recently looked up (see [`App::api_caller`]).
+    pub(crate) token_cache: Arc<api::TokenCache>,
     /// Where file bytes live (consultation cases, HM-Box); see [`App::with_objects`].
     objects: Option<renkei_store::objects::Objects>,
     busy_uploads: Arc<files::BusyUploads>,
 }
 
-type AuditWaiter = tokio::sync::oneshot::Sender<std::result::Result<i64, String>>;
+type Waiter<R> = tokio::sync::oneshot::Sender<std::result::Result<R, String>>;
 
-/// Audit events waiting to be written, and the lock of whoever is writing them.
-#[derive(Default)]
-struct AuditQueue {
-    pending: std::sync::Mutex<Vec<(AuditEvent, AuditWaiter)>>,
-    writer: tokio::sync::Mutex<()>,
+/// Work waiting for the next group commit, and the lock of whoever is committing.
+pub(crate) struct GroupQueue<J, R> {
+    pending: std::sync::Mutex<Vec<(J, Waiter<R>)>>,
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
-impl AuditQueue {
-    fn push(&self, event: AuditEvent, done: AuditWaiter) {
-        match self.pending.lock() {
-            Ok(mut p) => p.push((event, done)),
-            Err(poisoned) => poisoned.into_inner().push((event, done)),
+impl<J, R> Default for GroupQueue<J, R> {
+    fn default() -> Self {
+        GroupQueue {
+            pending: std::sync::Mutex::new(Vec::new()),
+            writer: Arc::default(),
         }
     }
+}
 
-    fn take(&self) -> Vec<(AuditEvent, AuditWaiter)> {
+impl<J: Send + 'static, R: Send + 'static> GroupQueue<J, R> {
+    /// Group commit: `job` joins the queue, and whoever holds the writer lock next runs
+    /// everything queued through `run` (one transaction, one fsync) and hands each job its
+    /// own result. `run` goes on in a task of its own, so a caller that goes away (a dropped
+    /// connection) does not cut short the others' commit.
+    pub(crate) async fn submit<F, Fut>(&self, job: J, run: F) -> std::result::Result<R, String>
+    where
+        F: FnOnce(Vec<J>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = std::result::Result<Vec<R>, String>> + Send + 'static,
+    {
+        let (done, mut result) = tokio::sync::oneshot::channel();
         match self.pending.lock() {
+            Ok(mut p) => p.push((job, done)),
+            Err(poisoned) => poisoned.into_inner().push((job, done)),
+        }
+        // Either another writer's batch takes this job (and its result comes), or this caller
+        // gets the lock first and writes the batch itself. A caller whose job was taken must
+        // not wait for the lock: that would queue it behind later batches.
+        let writer = tokio::select! {
+            biased;
+            r = &mut result => return r.unwrap_or_else(|_| Err("the writer stopped".into())),
+            w = self.writer.clone().lock_owned() => w,
+        };
+        // Let the callers that are ready to join do so before the batch closes: after a
+        // commit, the answered callers' next submissions arrive a moment apart.
+        for _ in 0..2 {
+            tokio::task::yield_now().await;
+        }
+        let batch = match self.pending.lock() {
             Ok(mut p) => std::mem::take(&mut *p),
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        }
-    }
-}
-
-impl App {
-    /// Appends an audit event, durably, before returning. Group commit: the event joins a
-    /// queue, and whoever holds the writer lock next writes everything queued in one
-    /// transaction, so that the audit events of concurrent reads share one fsync instead of
-    /// queueing for one each. Events that must commit with a change use the store's
-    /// in-transaction append instead.
-    pub(crate) async fn append_audit(&self, event: AuditEvent) -> Result<i64> {
-        let (done, result) = tokio::sync::oneshot::channel();
-        self.audit_queue.push(event, done);
-        {
-            let _writer = self.audit_queue.writer.lock().await;
-            let batch = self.audit_queue.take();
-            if !batch.is_empty() {
-                let (events, waiters): (Vec<AuditEvent>, Vec<AuditWaiter>) =
-                    batch.into_iter().unzip();
-                match self.store.append_audit_batch(events).await {
-                    Ok(seqs) => {
-                        for (waiter, seq) in waiters.into_iter().zip(seqs) {
-                            let _ = waiter.send(Ok(seq));
+        };
+        if batch.is_empty() {
+            // An earlier writer took this job with its own.
+            drop(writer);
+        } else {
+            let (jobs, waiters): (Vec<J>, Vec<Waiter<R>>) = batch.into_iter().unzip();
+            tracing::debug!(jobs = jobs.len(), "group commit");
+            let commit = run(jobs);
+            tokio::spawn(async move {
+                let outcome = commit.await;
+                drop(writer);
+                match outcome {
+                    Ok(results) if results.len() == waiters.len() => {
+                        for (waiter, r) in waiters.into_iter().zip(results) {
+                            let _ = waiter.send(Ok(r));
                         }
                     }
-                    Err(e) => {
-                        let message = e.to_string();
+                    Ok(_) => {
+                        for waiter in waiters {
+                            let _ = waiter.send(Err("a group commit lost a result".into()));
+                        }
+                    }
+                    Err(message) => {
                         for waiter in waiters {
                             let _ = waiter.send(Err(message.clone()));
                         }
                     }
                 }
-            }
+            });
         }
         match result.await {
-            Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(message)) => Err(AppError::Unavailable(message)),
-            Err(_) => Err(AppError::Unavailable("audit writer stopped".into())),
+            Ok(r) => r,
+            Err(_) => Err("the writer stopped".into()),
         }
+    }
+}
+
+/// What a group commit gives one FHIR submission: when it was stored, and per message the
+/// outcome and the first active item's id.
+pub(crate) type WriteResult = (i64, Vec<(renkei_store::clinical::IngestOutcome, i64)>);
+
+/// A FHIR submission waiting for its group commit: the facility's messages, and what its
+/// audit event says (who, about whom, how many entries).
+pub(crate) struct WriteJob {
+    pub(crate) ingest: renkei_store::clinical::IngestJob,
+    pub(crate) actor: Actor,
+    pub(crate) target: String,
+    pub(crate) entries: usize,
+}
+
+impl App {
+    /// Appends an audit event, durably, before returning. Group commit: the events of
+    /// concurrent reads share one transaction and one fsync instead of queueing for one each.
+    /// Events that must commit with a change use the store's in-transaction append instead.
+    pub(crate) async fn append_audit(&self, event: AuditEvent) -> Result<i64> {
+        if self.store.groups_audit_commits() {
+            return self
+                .store
+                .append_audit_batch(vec![event])
+                .await?
+                .first()
+                .copied()
+                .ok_or_else(|| AppError::Unavailable("no audit sequence number".into()));
+        }
+        let store = self.store.clone();
+        self.audit_queue
+            .submit(event, move |events| async move {
+                store
+                    .append_audit_batch(events)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(AppError::Unavailable)
     }
 
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: AppConfig) -> Self {
@@ -156,6 +222,8 @@ impl App {
             clock,
             config: Arc::new(config),
             audit_queue: Arc::default(),
+            write_queue: Arc::default(),
+            token_cache: Arc::default(),
             objects: None,
             busy_uploads: Arc::default(),
         }

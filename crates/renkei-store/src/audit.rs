@@ -60,21 +60,44 @@ impl Store {
     }
 
     /// Appends events in order in one transaction (a group commit: one fsync for many);
-    /// returns their sequence numbers.
+    /// returns their sequence numbers. On a SQLite file the store's audit writer also groups
+    /// the events of concurrent callers (see [`Store::groups_audit_commits`]).
     pub async fn append_audit_batch(&self, events: Vec<AuditEvent>) -> Result<Vec<i64>> {
-        let mut tx = self.begin().await?;
-        let mut seqs = Vec::with_capacity(events.len());
-        for event in events {
-            seqs.push(self.append_audit_in(&mut tx, event).await?);
+        if let Some(d) = &self.direct {
+            return d.append_audits_grouped(events).await;
         }
+        let mut tx = self.begin().await?;
+        let seqs = self.append_audits_in(&mut tx, events).await?;
         tx.commit().await?;
         Ok(seqs)
+    }
+
+    /// Whether [`Store::append_audit_batch`] itself joins concurrent callers' events into one
+    /// commit (a SQLite file's audit writer), so that callers need not queue them first.
+    pub fn groups_audit_commits(&self) -> bool {
+        self.direct.is_some()
     }
 
     /// Appends one event inside `tx`, so that it commits or rolls back with the change it records.
     /// The head row is locked for the rest of the transaction, which serialises appends.
     pub(crate) async fn append_audit_in(&self, tx: &mut Tx, event: AuditEvent) -> Result<i64> {
-        let head: (i64, String) = match tx {
+        let seqs = self.append_audits_in(tx, vec![event]).await?;
+        seqs.first()
+            .copied()
+            .ok_or_else(|| StoreError::Internal("no audit sequence number".into()))
+    }
+
+    /// Appends events in order inside `tx`: the head is read once, the events go in many rows
+    /// per statement, and the head is written once.
+    pub(crate) async fn append_audits_in(
+        &self,
+        tx: &mut Tx,
+        events: Vec<AuditEvent>,
+    ) -> Result<Vec<i64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (mut seq, mut hash): (i64, String) = match tx {
             Tx::Sqlite(t) => {
                 sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
                     .fetch_one(&mut **t)
@@ -86,36 +109,49 @@ impl Store {
                     .await?
             }
         };
-        let linked = audit::link(&self.audit_key, head.0, &head.1, event);
-        let e = &linked.event;
+        let mut linked = Vec::with_capacity(events.len());
+        for event in events {
+            let l = audit::link(&self.audit_key, seq, &hash, event);
+            (seq, hash) = (l.seq, l.hash.clone());
+            linked.push(l);
+        }
+        // 14 parameters a row; 64 rows keep a statement well under every backend's limit.
+        for chunk in linked.chunks(64) {
+            let sql = format!(
+                "INSERT INTO audit_events (seq, at, user_id, login_id, facility_id, profession, action, target, outcome, detail, client, emergency, prev_hash, hash) VALUES {}",
+                crate::clinical::placeholders(chunk.len(), 14, 1)
+            );
+            exec_tx!(tx, |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for l in chunk {
+                    let e = &l.event;
+                    q = q
+                        .bind(l.seq)
+                        .bind(e.at.0)
+                        .bind(e.user_id)
+                        .bind(&e.login_id)
+                        .bind(e.facility_id)
+                        .bind(&e.profession)
+                        .bind(&e.action)
+                        .bind(&e.target)
+                        .bind(e.outcome.key())
+                        .bind(&e.detail)
+                        .bind(&e.client)
+                        .bind(e.emergency)
+                        .bind(&l.prev_hash)
+                        .bind(&l.hash);
+                }
+                q.execute(&mut *c).await
+            })?;
+        }
         exec_tx!(tx, |c| {
-            sqlx::query(
-                "INSERT INTO audit_events (seq, at, user_id, login_id, facility_id, profession, action, target, outcome, detail, client, emergency, prev_hash, hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            )
-            .bind(linked.seq)
-            .bind(e.at.0)
-            .bind(e.user_id)
-            .bind(&e.login_id)
-            .bind(e.facility_id)
-            .bind(&e.profession)
-            .bind(&e.action)
-            .bind(&e.target)
-            .bind(e.outcome.key())
-            .bind(&e.detail)
-            .bind(&e.client)
-            .bind(e.emergency)
-            .bind(&linked.prev_hash)
-            .bind(&linked.hash)
-            .execute(&mut *c)
-            .await?;
             sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-                .bind(linked.seq)
-                .bind(&linked.hash)
+                .bind(seq)
+                .bind(&hash)
                 .execute(&mut *c)
                 .await
         })?;
-        Ok(linked.seq)
+        Ok(linked.iter().map(|l| l.seq).collect())
     }
 
     /// Events matching `q`, newest first, and how many match in all.

@@ -80,6 +80,13 @@ pub struct IncomingMessage {
     pub attachments: Vec<NewAttachment>,
 }
 
+/// One caller's submission in a group commit ([`Store::ingest_group`]).
+#[derive(Clone, Debug)]
+pub struct IngestJob {
+    pub facility_id: i64,
+    pub messages: Vec<IncomingMessage>,
+}
+
 /// A file kept with a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewAttachment {
@@ -151,9 +158,92 @@ impl Store {
                 .execute(&mut **t)
                 .await?;
         }
-        let outcomes = ingest_batch(&mut tx, facility_id, received_at, batch).await?;
+        let refs: Vec<&IncomingMessage> = batch.iter().collect();
+        let outcomes = ingest_batch(&mut tx, facility_id, received_at, &refs).await?;
         tx.commit().await?;
         Ok(outcomes)
+    }
+
+    /// Stores the submissions of several callers in one transaction (a group commit: one
+    /// fsync for all), each with the audit event that records it, which `audit_of` makes from
+    /// the submission's outcomes. The messages of one facility go through one set-based
+    /// [`ingest`](Store::ingest) pass. Returns, per job and per message, the outcome and the
+    /// id of the message's first active item (0 when it has none). All or nothing.
+    pub async fn ingest_group(
+        &self,
+        received_at: i64,
+        jobs: &[IngestJob],
+        audit_of: impl Fn(usize, &[(IngestOutcome, i64)]) -> renkei_core::audit::AuditEvent,
+    ) -> Result<Vec<Vec<(IngestOutcome, i64)>>> {
+        use std::collections::{BTreeMap, HashMap};
+        let mut results: Vec<Vec<(IngestOutcome, i64)>> = jobs
+            .iter()
+            .map(|j| vec![(IngestOutcome::Unchanged, 0); j.messages.len()])
+            .collect();
+        let mut tx = self.begin().await?;
+        if let Tx::Postgres(t) = &mut tx {
+            sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+                .execute(&mut **t)
+                .await?;
+        }
+        // (facility, source) → the messages, in job order, with where each came from.
+        let mut groups: BTreeMap<(i64, &str), Vec<(usize, usize)>> = BTreeMap::new();
+        for (j, job) in jobs.iter().enumerate() {
+            for (k, m) in job.messages.iter().enumerate() {
+                groups
+                    .entry((job.facility_id, m.source.as_str()))
+                    .or_default()
+                    .push((j, k));
+            }
+        }
+        for ((facility_id, source), at) in &groups {
+            let batch: Vec<&IncomingMessage> =
+                at.iter().map(|(j, k)| &jobs[*j].messages[*k]).collect();
+            let outcomes = ingest_batch(&mut tx, *facility_id, received_at, &batch).await?;
+            let mut first_item: HashMap<String, i64> = HashMap::new();
+            let keys: Vec<&str> = batch.iter().map(|m| m.source_key.as_str()).collect();
+            for chunk in keys.chunks(CHUNK) {
+                let rows: Vec<(String, i64)> = match &mut tx {
+                    Tx::Postgres(t) => {
+                        sqlx::query_as("SELECT m.source_key, MIN(i.id) FROM clinical_messages m JOIN clinical_items i ON i.message_id = m.id AND i.active = TRUE WHERE m.facility_id = $1 AND m.source = $2 AND m.source_key = ANY($3) GROUP BY m.source_key")
+                            .bind(facility_id)
+                            .bind(source)
+                            .bind(chunk.to_vec())
+                            .fetch_all(&mut **t)
+                            .await?
+                    }
+                    Tx::Sqlite(t) => {
+                        let sql = format!(
+                            "SELECT m.source_key, MIN(i.id) FROM clinical_messages m JOIN clinical_items i ON i.message_id = m.id AND i.active = TRUE WHERE m.facility_id = $1 AND m.source = $2 AND m.source_key IN ({}) GROUP BY m.source_key",
+                            list(chunk.len(), 3)
+                        );
+                        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                            .bind(facility_id)
+                            .bind(source);
+                        for k in chunk {
+                            q = q.bind(*k);
+                        }
+                        q.fetch_all(&mut **t).await?
+                    }
+                };
+                first_item.extend(rows);
+            }
+            for ((j, k), outcome) in at.iter().zip(outcomes) {
+                let id = first_item
+                    .get(&jobs[*j].messages[*k].source_key)
+                    .copied()
+                    .unwrap_or(0);
+                results[*j][*k] = (outcome, id);
+            }
+        }
+        let events = results
+            .iter()
+            .enumerate()
+            .map(|(j, r)| audit_of(j, r))
+            .collect();
+        self.append_audits_in(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(results)
     }
 
     /// Applies an ADT^A40 at a facility: the prior patient ID's messages and items move to the
@@ -420,7 +510,7 @@ const ITEM_ROWS: usize = 40;
 const MESSAGE_ROWS: usize = 25;
 
 /// `($1,$2,…),(…)` for `rows` rows of `width` parameters, numbered from `$first`.
-fn placeholders(rows: usize, width: usize, first: usize) -> String {
+pub(crate) fn placeholders(rows: usize, width: usize, first: usize) -> String {
     let mut out = String::with_capacity(rows * width * 5);
     for r in 0..rows {
         if r > 0 {
@@ -491,7 +581,7 @@ async fn ingest_batch(
     tx: &mut Tx,
     facility_id: i64,
     received_at: i64,
-    batch: &[IncomingMessage],
+    batch: &[&IncomingMessage],
 ) -> Result<Vec<IngestOutcome>> {
     use std::collections::HashMap;
     let Some(first) = batch.first() else {
@@ -758,7 +848,7 @@ async fn ingest_batch(
     // 7. Items of the touched messages, active when their message is current.
     let mut rows: Vec<(i64, bool, &IncomingMessage, &NewItem)> = Vec::new();
     for i in &touched {
-        let m = &batch[*i];
+        let m: &IncomingMessage = batch[*i];
         let Some(id) = ids.get(i) else { continue };
         let active = status_of.get(id) == Some(&"current");
         rows.extend(m.items.iter().map(|item| (*id, active, m, item)));

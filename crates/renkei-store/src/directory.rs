@@ -85,6 +85,9 @@ impl Store {
     }
 
     pub async fn facility(&self, id: i64) -> Result<Facility> {
+        if let Some(d) = &self.direct {
+            return d.facility(id)?.ok_or(StoreError::NotFound);
+        }
         self.one_by(
             &format!("SELECT {COLUMNS} FROM facilities WHERE id = $1"),
             id,

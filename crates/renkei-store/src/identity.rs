@@ -257,11 +257,17 @@ impl Store {
     }
 
     pub async fn person(&self, id: i64) -> Result<Person> {
+        if let Some(d) = &self.direct {
+            return d.person(id)?.ok_or(StoreError::NotFound);
+        }
         self.one_by(&format!("SELECT {PERSON} FROM persons WHERE id = $1"), id)
             .await
     }
 
     pub async fn person_by_common_id(&self, common_id: &str) -> Result<Option<Person>> {
+        if let Some(d) = &self.direct {
+            return d.person_by_common_id(common_id);
+        }
         self.optional_by(
             &format!("SELECT {PERSON} FROM persons WHERE common_id = $1"),
             common_id.to_string(),
@@ -301,6 +307,9 @@ impl Store {
 
     /// Every link of a person, open and closed, oldest first.
     pub async fn links_of(&self, person_id: i64) -> Result<Vec<PersonLink>> {
+        if let Some(d) = &self.direct {
+            return d.links_of(person_id);
+        }
         with_db!(&self.db, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {LINK} FROM person_links WHERE person_id = $1 ORDER BY id"

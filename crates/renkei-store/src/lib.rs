@@ -13,6 +13,7 @@ pub mod api;
 mod audit;
 pub mod clinical;
 pub mod consent;
+mod direct;
 mod directory;
 mod error;
 pub mod files;
@@ -129,12 +130,15 @@ pub enum Backend {
 pub struct Store {
     pub(crate) db: Db,
     pub(crate) audit_key: AuditKey,
+    /// On SQLite (a file), the hot statements' in-process connections (see [`direct`]).
+    pub(crate) direct: Option<std::sync::Arc<direct::Direct>>,
 }
 
 impl Store {
     /// Opens `url` (`sqlite://path` or `postgres://…`), applies pending migrations and returns
     /// the store. A SQLite file is created if missing; its directory must exist.
     pub async fn open(url: &str, audit_key: AuditKey) -> Result<Store> {
+        let mut file = None;
         let db = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Config(format!("SQLite の URL を解釈できません: {e}")))?
@@ -148,8 +152,15 @@ impl Store {
                 // imports stay in memory.
                 .pragma("cache_size", "-65536")
                 .pragma("temp_store", "memory");
+            let name = options.get_filename();
+            if !name.as_os_str().is_empty() && name.as_os_str() != ":memory:" {
+                file = Some(name.to_path_buf());
+            }
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                // An embedded database's connection cannot go stale: no ping before each use
+                // (on SQLite every statement is a round trip to the connection's thread).
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .map_err(|e| {
@@ -174,8 +185,18 @@ impl Store {
                 "データベース URL は sqlite:// または postgres:// で始めてください".to_string(),
             ));
         };
-        let store = Store { db, audit_key };
+        let mut store = Store {
+            db,
+            audit_key,
+            direct: None,
+        };
         store.migrate().await?;
+        if let Some(path) = file {
+            store.direct = Some(std::sync::Arc::new(direct::Direct::open(
+                path,
+                store.audit_key.clone(),
+            )?));
+        }
         Ok(store)
     }
 

@@ -444,6 +444,8 @@ async fn clients_tokens_pixm_and_pdqm(t: &TestStore) {
         .find(|c| c.client_id == "chuo-ehr")
         .unwrap()
         .id;
+    // Used once, so that the server has the token in its cache when the client is disabled.
+    assert!(app.api_caller(&fresh.access_token, "x").await.is_ok());
     app.set_api_client_active(&op, id, false).await.unwrap();
     assert!(matches!(
         app.api_caller(&fresh.access_token, "x").await,

@@ -1647,3 +1647,109 @@ async fn the_other_kinds_of_record_go_in_over_fhir(t: &TestStore) {
 }
 
 on_both_backends!(the_other_kinds_of_record_go_in_over_fhir);
+
+/// Concurrent FHIR creates share group commits: every one is stored once with its own id and
+/// answer, each is audited with its own write event, a re-send among them is not stored twice,
+/// and the audit chain stays intact.
+async fn concurrent_creates_are_each_stored_and_audited(t: &TestStore) {
+    use serde_json::json;
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(START)));
+    let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
+    facility(&app, "operator", "", "事務局").await;
+    let hospital = facility(&app, "hospital", HOSPITAL, "登呂病院").await;
+    let h_admin = user(&app, hospital, "h.admin", "clerk").await;
+    records(&app, "A-1", "20261101").await;
+    let card = app
+        .issue_card(
+            &h_admin,
+            "A-1",
+            CardKind::Hm,
+            Some(&PersonDetails {
+                kanji_name: "高橋 太郎".into(),
+                birth_date: "1948-04-05".into(),
+                sex: "M".into(),
+                ..PersonDetails::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let common = card.common_id.digits();
+    let writer = client(&app, hospital, "toro-gw", "system/*.crs", "doctor").await;
+    let obs = |id: String| {
+        json!({
+            "resourceType": "Observation",
+            "identifier": [{ "system": "urn:oid:1.2.3.lab", "value": id }],
+            "status": "final",
+            "code": { "coding": [{ "system": "http://medis.or.jp/CodeSystem/master-JLAC10-17digits", "code": "3D046000001906202", "display": "HbA1c" }] },
+            "subject": { "reference": format!("Patient/{common}") },
+            "effectiveDateTime": "2026-11-20T10:15:00+09:00",
+            "valueQuantity": { "value": 6.1, "unit": "%" },
+        })
+    };
+    let writes_before = write_events(&app).await;
+    let mut tasks = Vec::new();
+    // 40 distinct results, and the first one sent a second time.
+    for n in (0..40).chain([0]) {
+        let app = app.clone();
+        let writer = writer.clone();
+        let resource = obs(format!("C-{n}"));
+        tasks.push(tokio::spawn(async move {
+            app.fhir_write(&writer, &[(String::new(), resource)]).await
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    let mut created = 0;
+    for task in tasks {
+        let written = task.await.unwrap().unwrap().unwrap();
+        assert_eq!(written.len(), 1);
+        assert_eq!(written[0].resource["resourceType"], "Observation");
+        ids.insert(written[0].id.clone());
+        created += usize::from(written[0].created);
+    }
+    assert_eq!(
+        ids.len(),
+        40,
+        "one id per result; the re-send got the same id"
+    );
+    assert_eq!(created, 40, "the re-send was not stored again");
+    let all = app
+        .fhir_search(
+            &writer,
+            &search(
+                "Observation",
+                &[
+                    ("patient", &format!("Patient/{common}")),
+                    ("code", "3D046000001906202"),
+                    ("_count", "100"),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.total, 40);
+    assert_eq!(
+        write_events(&app).await - writes_before,
+        41,
+        "each submission audited"
+    );
+    let report = app
+        .verify_audit(renkei_store::testing::test_key(), |_| {})
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+}
+
+async fn write_events(app: &App) -> usize {
+    app.search_audit(
+        &Actor::system("test"),
+        &renkei_app::audit::AuditSearch {
+            action: "clinical.write".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .1 as usize
+}
+
+on_both_backends!(concurrent_creates_are_each_stored_and_audited);

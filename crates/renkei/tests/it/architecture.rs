@@ -73,6 +73,7 @@ fn heavy_crates_stay_at_the_edges() {
     // (dependency, the only crates that may use it)
     let rules: &[(&str, &[&str])] = &[
         ("sqlx", &["renkei-store"]),
+        ("rusqlite", &["renkei-store"]),
         ("object_store", &["renkei-store"]),
         ("axum", &["renkei-web", "renkei"]),
         ("askama", &["renkei-web"]),
