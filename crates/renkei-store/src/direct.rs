@@ -121,11 +121,10 @@ impl Direct {
         )
         .map_err(|e| StoreError::Unavailable(format!("SQLite を開けません ({})", kind(&e))))?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(failed)?;
-        // As the sqlx pool: a commit is on disk before it is acknowledged. Reads map the file
-        // (256 MiB): after another connection's commit, pages come from the OS cache without
-        // being copied into this connection's cache again.
+        // As the sqlx pool: a commit is on disk before it is acknowledged. No mmap: the file
+        // grows with every commit, and remapping it cost TLB shootdowns on the create path.
         conn.execute_batch(
-            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; PRAGMA temp_store = memory; PRAGMA mmap_size = 268435456;",
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; PRAGMA temp_store = memory;",
         )
         .map_err(failed)?;
         Ok(conn)
