@@ -448,7 +448,7 @@ impl App {
         let found = match person {
             Some(p) => {
                 let links = self.store.links_of(p.id).await?;
-                (caller.client.cross_facility || visible_in(caller, &links)).then_some((p, links))
+                visible_in(caller, &links).then_some((p, links))
             }
             None => None,
         };
@@ -480,10 +480,11 @@ impl App {
     }
 }
 
-/// Whether a facility's client may see a person with these links: the facility has an active
-/// link to them.
+/// Whether a client may see a person with these links: it is a cross-facility client, or its
+/// facility has an active link to them.
 fn visible_in(caller: &ApiCaller, links: &[renkei_store::identity::PersonLink]) -> bool {
-    links
-        .iter()
-        .any(|l| l.active && l.facility_id == caller.client.facility_id)
+    caller.client.cross_facility
+        || links
+            .iter()
+            .any(|l| l.active && l.facility_id == caller.client.facility_id)
 }

@@ -150,14 +150,7 @@ impl Store {
         received_at: i64,
         batch: &[IncomingMessage],
     ) -> Result<Vec<IngestOutcome>> {
-        let mut tx = self.begin().await?;
-        if let Tx::Postgres(t) = &mut tx {
-            // Plan each lookup for its actual keys: a generic plan made while the tables were
-            // still small (no statistics yet) scans them whole, which an import notices.
-            sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-                .execute(&mut **t)
-                .await?;
-        }
+        let mut tx = self.begin_ingest().await?;
         let refs: Vec<&IncomingMessage> = batch.iter().collect();
         let outcomes = ingest_batch(&mut tx, facility_id, received_at, &refs).await?;
         tx.commit().await?;
@@ -180,12 +173,7 @@ impl Store {
             .iter()
             .map(|j| vec![(IngestOutcome::Unchanged, 0); j.messages.len()])
             .collect();
-        let mut tx = self.begin().await?;
-        if let Tx::Postgres(t) = &mut tx {
-            sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-                .execute(&mut **t)
-                .await?;
-        }
+        let mut tx = self.begin_ingest().await?;
         // (facility, source) → the messages, in job order, with where each came from.
         let mut groups: BTreeMap<(i64, &str), Vec<(usize, usize)>> = BTreeMap::new();
         for (j, job) in jobs.iter().enumerate() {
@@ -244,6 +232,19 @@ impl Store {
         self.append_audits_in(&mut tx, events).await?;
         tx.commit().await?;
         Ok(results)
+    }
+
+    /// Begins an ingest's transaction. On PostgreSQL each lookup is planned for its actual
+    /// keys: a generic plan made while the tables were still small (no statistics yet) scans
+    /// them whole, which an import notices.
+    async fn begin_ingest(&self) -> Result<Tx> {
+        let mut tx = self.begin().await?;
+        if let Tx::Postgres(t) = &mut tx {
+            sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(tx)
     }
 
     /// Applies an ADT^A40 at a facility: the prior patient ID's messages and items move to the
@@ -398,27 +399,6 @@ impl Store {
             .await
         })?;
         Ok((patient, items))
-    }
-
-    /// The active items of a facility's message, by the message's source key.
-    pub async fn item_ids_of_source(
-        &self,
-        facility_id: i64,
-        source: &str,
-        source_key: &str,
-    ) -> Result<Vec<i64>> {
-        let rows: Vec<(i64,)> = with_db!(&self.db, |pool| {
-            sqlx::query_as(
-                "SELECT i.id FROM clinical_items i JOIN clinical_messages m ON m.id = i.message_id
-                 WHERE m.facility_id = $1 AND m.source = $2 AND m.source_key = $3 AND i.active = TRUE ORDER BY i.id",
-            )
-            .bind(facility_id)
-            .bind(source)
-            .bind(source_key)
-            .fetch_all(pool)
-            .await
-        })?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     /// Whose an active item is: (facility, local patient ID), by the item's id.

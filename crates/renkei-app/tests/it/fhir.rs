@@ -1233,19 +1233,13 @@ fn check_document(doc: &Value, example: &Value, empty: &Value, type_code: &str, 
 
 on_both_backends!(golden_resources_from_the_nho_sample);
 
-/// A facility's system submits its records over FHIR: checked entry by entry with the element
-/// named, stored all together or not at all, never twice, and then served like any other record
-/// (under consent to other facilities).
-async fn a_facility_submits_records_over_fhir(t: &TestStore) {
-    use serde_json::json;
-    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(START)));
-    let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
-    facility(&app, "operator", "", "事務局").await;
-    let hospital = facility(&app, "hospital", HOSPITAL, "登呂病院").await;
-    let clinic = facility(&app, "clinic", "", "みどり内科").await;
-    let h_admin = user(&app, hospital, "h.admin", "clerk").await;
-    let c_dr = user(&app, clinic, "c.dr", "doctor").await;
-    records(&app, "A-1", "20261101").await;
+/// The hospital (with the operator facility and a clerk) and its patient A-1 with lab results
+/// and an HM card: what the write tests start from.
+async fn hospital_with_patient(app: &App) -> (i64, Actor, renkei_app::identity::IssuedCard) {
+    facility(app, "operator", "", "事務局").await;
+    let hospital = facility(app, "hospital", HOSPITAL, "登呂病院").await;
+    let h_admin = user(app, hospital, "h.admin", "clerk").await;
+    records(app, "A-1", "20261101").await;
     let card = app
         .issue_card(
             &h_admin,
@@ -1260,6 +1254,19 @@ async fn a_facility_submits_records_over_fhir(t: &TestStore) {
         )
         .await
         .unwrap();
+    (hospital, h_admin, card)
+}
+
+/// A facility's system submits its records over FHIR: checked entry by entry with the element
+/// named, stored all together or not at all, never twice, and then served like any other record
+/// (under consent to other facilities).
+async fn a_facility_submits_records_over_fhir(t: &TestStore) {
+    use serde_json::json;
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(START)));
+    let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
+    let (hospital, h_admin, card) = hospital_with_patient(&app).await;
+    let clinic = facility(&app, "clinic", "", "みどり内科").await;
+    let c_dr = user(&app, clinic, "c.dr", "doctor").await;
     let common = card.common_id.digits();
     let writer = client(&app, hospital, "toro-gw", "system/*.crs", "doctor").await;
     let reader_only = client(&app, hospital, "toro-ro", "system/*.rs", "doctor").await;
@@ -1498,24 +1505,7 @@ async fn the_other_kinds_of_record_go_in_over_fhir(t: &TestStore) {
     use serde_json::json;
     let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(START)));
     let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
-    facility(&app, "operator", "", "事務局").await;
-    let hospital = facility(&app, "hospital", HOSPITAL, "登呂病院").await;
-    let h_admin = user(&app, hospital, "h.admin", "clerk").await;
-    records(&app, "A-1", "20261101").await;
-    let card = app
-        .issue_card(
-            &h_admin,
-            "A-1",
-            CardKind::Hm,
-            Some(&PersonDetails {
-                kanji_name: "高橋 太郎".into(),
-                birth_date: "1948-04-05".into(),
-                sex: "M".into(),
-                ..PersonDetails::default()
-            }),
-        )
-        .await
-        .unwrap();
+    let (hospital, _, card) = hospital_with_patient(&app).await;
     let common = card.common_id.digits();
     let writer = client(&app, hospital, "toro-gw", "system/*.crs", "doctor").await;
     let subject = json!({ "reference": format!("Patient/{common}") });
@@ -1655,24 +1645,7 @@ async fn concurrent_creates_are_each_stored_and_audited(t: &TestStore) {
     use serde_json::json;
     let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(START)));
     let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
-    facility(&app, "operator", "", "事務局").await;
-    let hospital = facility(&app, "hospital", HOSPITAL, "登呂病院").await;
-    let h_admin = user(&app, hospital, "h.admin", "clerk").await;
-    records(&app, "A-1", "20261101").await;
-    let card = app
-        .issue_card(
-            &h_admin,
-            "A-1",
-            CardKind::Hm,
-            Some(&PersonDetails {
-                kanji_name: "高橋 太郎".into(),
-                birth_date: "1948-04-05".into(),
-                sex: "M".into(),
-                ..PersonDetails::default()
-            }),
-        )
-        .await
-        .unwrap();
+    let (hospital, _, card) = hospital_with_patient(&app).await;
     let common = card.common_id.digits();
     let writer = client(&app, hospital, "toro-gw", "system/*.crs", "doctor").await;
     let obs = |id: String| {
