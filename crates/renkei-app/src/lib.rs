@@ -191,18 +191,14 @@ pub(crate) struct WriteJob {
 }
 
 impl App {
-    /// Appends an audit event, durably, before returning. Group commit: the events of
-    /// concurrent reads share one transaction and one fsync instead of queueing for one each.
+    /// Records an audit event before returning. On a SQLite file the store's audit writer
+    /// groups concurrent callers' events into one commit, and a routine read's event is spooled
+    /// (crash-safe) rather than waited for (see [`renkei_store::Store::record_audit`]). On
+    /// PostgreSQL the events of concurrent callers share one transaction and one fsync here.
     /// Events that must commit with a change use the store's in-transaction append instead.
-    pub(crate) async fn append_audit(&self, event: AuditEvent) -> Result<i64> {
+    pub(crate) async fn append_audit(&self, event: AuditEvent) -> Result<()> {
         if self.store.groups_audit_commits() {
-            return self
-                .store
-                .append_audit_batch(vec![event])
-                .await?
-                .first()
-                .copied()
-                .ok_or_else(|| AppError::Unavailable("no audit sequence number".into()));
+            return Ok(self.store.record_audit(event).await?);
         }
         let store = self.store.clone();
         self.audit_queue
@@ -213,6 +209,7 @@ impl App {
                     .map_err(|e| e.to_string())
             })
             .await
+            .map(|_| ())
             .map_err(AppError::Unavailable)
     }
 

@@ -72,6 +72,16 @@ pub struct AuditEvent {
     pub emergency: bool,
 }
 
+impl AuditEvent {
+    /// Whether the event records a routine read: an action ending in `.read`, not by an
+    /// emergency account. On a SQLite file such an event is put in a crash-safe spool before
+    /// the read is answered and goes into the chain with the next group commit; every other
+    /// event (a change, an emergency account's read) is in the chain before the answer.
+    pub fn is_routine_read(&self) -> bool {
+        self.action.ends_with(".read") && !self.emergency
+    }
+}
+
 /// An event with its place in the chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainedAuditEvent {

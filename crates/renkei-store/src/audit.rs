@@ -72,6 +72,27 @@ impl Store {
         Ok(seqs)
     }
 
+    /// Records one event: on a SQLite file a routine read's event is spooled (crash-safe at
+    /// once, in the chain with the audit writer's next group commit, see
+    /// [`AuditEvent::is_routine_read`]) and any other event is committed before this returns,
+    /// grouped with concurrent callers'; on PostgreSQL the event commits in its own transaction.
+    pub async fn record_audit(&self, event: AuditEvent) -> Result<()> {
+        match &self.direct {
+            Some(d) if event.is_routine_read() => d.spool_audits(vec![event]).await,
+            Some(d) => d.append_audits_grouped(vec![event]).await.map(|_| ()),
+            None => self.append_audit(event).await.map(|_| ()),
+        }
+    }
+
+    /// Waits until every spooled event is in the chain, so that what the trail shows includes
+    /// every read answered before.
+    async fn settle_audits(&self) -> Result<()> {
+        match &self.direct {
+            Some(d) => d.settle_audits().await,
+            None => Ok(()),
+        }
+    }
+
     /// Whether [`Store::append_audit_batch`] itself joins concurrent callers' events into one
     /// commit (a SQLite file's audit writer), so that callers need not queue them first.
     pub fn groups_audit_commits(&self) -> bool {
@@ -156,6 +177,7 @@ impl Store {
 
     /// Events matching `q`, newest first, and how many match in all.
     pub async fn search_audit(&self, q: &AuditQuery) -> Result<(Vec<ChainedAuditEvent>, i64)> {
+        self.settle_audits().await?;
         const WHERE: &str = " WHERE ($1 IS NULL OR login_id = $1)
               AND ($2 IS NULL OR facility_id = $2)
               AND ($3 IS NULL OR action LIKE $3 ESCAPE '\\')
@@ -210,6 +232,7 @@ impl Store {
         target: &str,
         limit: i64,
     ) -> Result<Vec<ChainedAuditEvent>> {
+        self.settle_audits().await?;
         let sql = format!(
             "SELECT {COLUMNS} FROM audit_events WHERE target = $1 ORDER BY seq DESC LIMIT $2"
         );
@@ -225,6 +248,7 @@ impl Store {
 
     /// Up to `limit` events with `seq > after`, in sequence order: the chain, page by page.
     pub async fn audit_chain_page(&self, after: i64, limit: i64) -> Result<Vec<ChainedAuditEvent>> {
+        self.settle_audits().await?;
         let sql =
             format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2");
         let rows: Vec<AuditRow> = with_db!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
@@ -239,6 +263,7 @@ impl Store {
 
     /// The head record: the last sequence number and hash written.
     pub async fn audit_head(&self) -> Result<(i64, String)> {
+        self.settle_audits().await?;
         let head: Option<(i64, String)> = with_db!(&self.db, |pool| {
             sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
                 .fetch_optional(pool)

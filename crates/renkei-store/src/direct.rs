@@ -15,30 +15,70 @@
 //! Everything else stays on sqlx, and PostgreSQL never comes here. Both drivers share SQLite's
 //! file locks, so transactions of either serialise as before.
 
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use renkei_core::audit::{self, AuditEvent, AuditKey};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use crate::identity::{Person, PersonLink};
-use crate::{Facility, Result, StoreError};
+use crate::{Facility, Result, StoreError, spool};
 
 /// Connections kept open between uses (more are opened when many callers come at once).
 const IDLE: usize = 8;
+
+/// A spool file this long is retired (deleted once its events are in the chain) and a new one
+/// begun.
+const SPOOL_LIMIT: u64 = 64 << 20;
 
 /// A few in-process connections to the store's SQLite file, and the audit writer.
 pub(crate) struct Direct {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    audit: Mutex<std::sync::mpsc::Sender<AuditRequest>>,
+    /// The audit writer's queue, behind the spool file: events are written to the spool and
+    /// sent to the writer under one lock, so the writer sees them in the file's order.
+    audit: Mutex<Spool>,
 }
 
-type AuditRequest = (
-    Vec<AuditEvent>,
-    tokio::sync::oneshot::Sender<Result<Vec<i64>>>,
-);
+/// This process's current spool file and the audit writer's queue.
+struct Spool {
+    dir: PathBuf,
+    /// `<pid>-<start time>`: with the generation, a name no other process or run uses.
+    stem: String,
+    generation: u32,
+    current: Arc<SpoolFile>,
+    len: u64,
+    line: String,
+    queue: Sender<AuditRequest>,
+}
+
+/// A spool file, locked (`flock`) while this process may still commit from it, so that a
+/// store opening the same database elsewhere does not replay it.
+struct SpoolFile {
+    name: String,
+    file: File,
+}
+
+enum AuditRequest {
+    /// Events to commit; the sender learns their sequence numbers once they are on disk.
+    Durable(
+        Vec<AuditEvent>,
+        tokio::sync::oneshot::Sender<Result<Vec<i64>>>,
+    ),
+    /// Events already in `file` up to byte `end`: commit them with the next group.
+    Spooled {
+        events: Vec<AuditEvent>,
+        file: Arc<SpoolFile>,
+        end: u64,
+    },
+    /// A spool file nothing more goes to: delete it once what came before is committed.
+    Retired(Arc<SpoolFile>),
+}
 
 impl std::fmt::Debug for Direct {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -78,21 +118,108 @@ fn kind(e: &rusqlite::Error) -> &'static str {
     }
 }
 
+/// A spool file error, without the path (it names the data directory, nothing more, but the
+/// messages of this module never carry paths or values).
+fn spool_failed(what: &str, e: &std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("audit spool: {what} ({:?})", e.kind()))
+}
+
+/// Where a database's spool files live: a folder beside it.
+fn spool_dir(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".audit-spool");
+    db.with_file_name(name)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Spool {
+    fn create(dir: &Path, stem: &str, generation: u32) -> Result<Arc<SpoolFile>> {
+        let name = format!("{stem}-{generation}.spool");
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(dir.join(&name))
+            .map_err(|e| spool_failed("cannot create a spool file", &e))?;
+        file.try_lock().map_err(|_| {
+            StoreError::Unavailable("audit spool: cannot lock a new spool file".into())
+        })?;
+        Ok(Arc::new(SpoolFile { name, file }))
+    }
+
+    /// Writes `self.line` to the end of the current file; returns the file's new length. A
+    /// failed write is cut off again, so that the file holds whole records only.
+    fn append(&mut self) -> std::io::Result<u64> {
+        let mut file = &self.current.file;
+        match file.write_all(self.line.as_bytes()) {
+            Ok(()) => {
+                self.len += self.line.len() as u64;
+                Ok(self.len)
+            }
+            Err(e) => {
+                let _ = self.current.file.set_len(self.len);
+                Err(e)
+            }
+        }
+    }
+
+    /// Begins the next spool file; the writer deletes the current one once it is committed.
+    fn rotate(&mut self) -> Result<()> {
+        let next = Spool::create(&self.dir, &self.stem, self.generation + 1)?;
+        self.generation += 1;
+        let old = std::mem::replace(&mut self.current, next);
+        self.len = 0;
+        self.queue
+            .send(AuditRequest::Retired(old))
+            .map_err(|_| StoreError::Unavailable("the audit writer stopped".into()))
+    }
+}
+
+impl Drop for Spool {
+    /// Tells the writer that the current file is done with too (it goes once it is committed).
+    fn drop(&mut self) {
+        let _ = self.queue.send(AuditRequest::Retired(self.current.clone()));
+    }
+}
+
 impl Direct {
-    /// Opens the file sqlx has already created and migrated.
+    /// Opens the file sqlx has already created and migrated; replays the audit spools that
+    /// stopped processes left behind, then starts this store's audit writer.
     pub(crate) fn open(path: PathBuf, key: AuditKey) -> Result<Direct> {
-        let (audit, queue) = std::sync::mpsc::channel();
+        let (queue, requests) = std::sync::mpsc::channel();
+        let dir = spool_dir(&path);
+        std::fs::create_dir_all(&dir).map_err(|e| spool_failed("cannot create the folder", &e))?;
+        let mut writer = connect(&path)?;
+        recover(&mut writer, &key, &dir)?;
+        let started = std::time::SystemTime::UNIX_EPOCH
+            .elapsed()
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let stem = format!("{}-{started}", std::process::id());
+        let current = Spool::create(&dir, &stem, 0)?;
         let d = Direct {
             path,
             idle: Mutex::new(Vec::new()),
-            audit: Mutex::new(audit),
+            audit: Mutex::new(Spool {
+                dir: dir.clone(),
+                stem,
+                generation: 0,
+                current,
+                len: 0,
+                line: String::new(),
+                queue,
+            }),
         };
         let first = d.connect()?;
         d.give_back(first);
-        let writer = d.connect()?;
         std::thread::Builder::new()
             .name("renkei-audit".into())
-            .spawn(move || write_audits(writer, key, queue))
+            .spawn(move || write_audits(writer, key, dir, requests))
             .map_err(|_| StoreError::Unavailable("the audit writer could not start".into()))?;
         Ok(d)
     }
@@ -102,11 +229,11 @@ impl Direct {
     /// the next one, together.
     pub(crate) async fn append_audits_grouped(&self, events: Vec<AuditEvent>) -> Result<Vec<i64>> {
         let (done, result) = tokio::sync::oneshot::channel();
-        let sent = match self.audit.lock() {
-            Ok(q) => q.send((events, done)),
-            Err(poisoned) => poisoned.into_inner().send((events, done)),
-        };
-        if sent.is_err() {
+        if lock(&self.audit)
+            .queue
+            .send(AuditRequest::Durable(events, done))
+            .is_err()
+        {
             return Err(StoreError::Unavailable("the audit writer stopped".into()));
         }
         result
@@ -114,27 +241,54 @@ impl Direct {
             .map_err(|_| StoreError::Unavailable("the audit writer stopped".into()))?
     }
 
+    /// Records `events` in this process's spool file (in the page cache: a crash of the
+    /// process does not lose them) and hands them to the audit writer, which puts them in the
+    /// chain with its next group commit, a few milliseconds later. Returns without waiting for
+    /// that commit. Should the spool file refuse the write, the events are committed durably
+    /// before this returns.
+    pub(crate) async fn spool_audits(&self, events: Vec<AuditEvent>) -> Result<()> {
+        let refused = {
+            let mut s = lock(&self.audit);
+            let mut line = std::mem::take(&mut s.line);
+            line.clear();
+            for e in &events {
+                spool::encode(e, &mut line);
+            }
+            s.line = line;
+            match s.append() {
+                Ok(end) => {
+                    let file = s.current.clone();
+                    s.queue
+                        .send(AuditRequest::Spooled { events, file, end })
+                        .map_err(|_| StoreError::Unavailable("the audit writer stopped".into()))?;
+                    if s.len >= SPOOL_LIMIT {
+                        s.rotate()?;
+                    }
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = ?e.kind(), "the audit spool refused a write: committing the event before answering");
+                    Some(events)
+                }
+            }
+        };
+        if let Some(events) = refused {
+            self.append_audits_grouped(events).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every event spooled so far is in the chain (before the audit trail is read).
+    pub(crate) async fn settle_audits(&self) -> Result<()> {
+        self.append_audits_grouped(Vec::new()).await.map(|_| ())
+    }
+
     fn connect(&self) -> Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| StoreError::Unavailable(format!("SQLite を開けません ({})", kind(&e))))?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(failed)?;
-        // As the sqlx pool: a commit is on disk before it is acknowledged. No mmap: the file
-        // grows with every commit, and remapping it cost TLB shootdowns on the create path.
-        conn.execute_batch(
-            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; PRAGMA temp_store = memory;",
-        )
-        .map_err(failed)?;
-        Ok(conn)
+        connect(&self.path)
     }
 
     fn take(&self) -> Result<Connection> {
-        let idle = match self.idle.lock() {
-            Ok(mut idle) => idle.pop(),
-            Err(poisoned) => poisoned.into_inner().pop(),
-        };
+        let idle = lock(&self.idle).pop();
         match idle {
             Some(c) => Ok(c),
             None => self.connect(),
@@ -142,10 +296,7 @@ impl Direct {
     }
 
     fn give_back(&self, conn: Connection) {
-        let mut idle = match self.idle.lock() {
-            Ok(idle) => idle,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut idle = lock(&self.idle);
         if idle.len() < IDLE && conn.is_autocommit() {
             idle.push(conn);
         }
@@ -222,68 +373,234 @@ impl Direct {
     }
 }
 
-/// The audit writer: takes every request waiting, commits them in one transaction (one fsync),
-/// answers each with its sequence numbers, and goes on while requests keep coming. Ends when
-/// the store is dropped.
-fn write_audits(
-    mut conn: Connection,
-    key: AuditKey,
-    queue: std::sync::mpsc::Receiver<AuditRequest>,
-) {
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while let Ok(more) = queue.try_recv() {
-            batch.push(more);
+/// An in-process connection to the database file.
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::Unavailable(format!("SQLite を開けません ({})", kind(&e))))?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(failed)?;
+    // As the sqlx pool: a commit is on disk before it is acknowledged. No mmap: the file
+    // grows with every commit, and remapping it cost TLB shootdowns on the create path.
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; PRAGMA temp_store = memory;",
+    )
+    .map_err(failed)?;
+    Ok(conn)
+}
+
+/// The audit writer: takes every request waiting, commits their events in one transaction
+/// (one fsync) together with how far each spool file is now in the chain, answers the durable
+/// requests with their sequence numbers, and goes on while requests keep coming. Spooled events
+/// whose commit failed are tried again with the next group (they are still in their spool
+/// file should the process stop first). Ends when the store is dropped.
+fn write_audits(mut conn: Connection, key: AuditKey, dir: PathBuf, queue: Receiver<AuditRequest>) {
+    // Spooled events not yet in the chain, and how far into which file they reach.
+    let mut carried: Vec<AuditEvent> = Vec::new();
+    let mut marks: HashMap<String, (Arc<SpoolFile>, u64)> = HashMap::new();
+    let mut retired: Vec<Arc<SpoolFile>> = Vec::new();
+    let mut open = true;
+    while open {
+        let first = if carried.is_empty() && retired.is_empty() {
+            match queue.recv() {
+                Ok(r) => Some(r),
+                Err(_) => break,
+            }
+        } else {
+            match queue.recv_timeout(Duration::from_millis(200)) {
+                Ok(r) => Some(r),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    None
+                }
+            }
+        };
+        let mut events = std::mem::take(&mut carried);
+        // Durable requests: who waits, and where its events are in `events`.
+        let mut waiters = Vec::new();
+        let mut next = first;
+        loop {
+            let request = match next.take() {
+                Some(r) => r,
+                None => match queue.try_recv() {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
+            };
+            match request {
+                AuditRequest::Durable(e, waiter) => {
+                    waiters.push((waiter, events.len(), e.len()));
+                    events.extend(e);
+                }
+                AuditRequest::Spooled {
+                    events: e,
+                    file,
+                    end,
+                } => {
+                    events.extend(e);
+                    marks.insert(file.name.clone(), (file, end));
+                }
+                AuditRequest::Retired(file) => retired.push(file),
+            }
         }
-        let sizes: Vec<usize> = batch.iter().map(|(e, _)| e.len()).collect();
-        let mut events = Vec::with_capacity(sizes.iter().sum());
-        let mut waiters = Vec::with_capacity(batch.len());
-        for (e, w) in batch {
-            events.extend(e);
-            waiters.push(w);
-        }
-        match append_audits(&mut conn, &key, events) {
+        let done: Vec<(&str, u64)> = marks
+            .values()
+            .map(|(f, end)| (f.name.as_str(), *end))
+            .collect();
+        let result = if events.is_empty() && done.is_empty() {
+            Ok(Vec::new())
+        } else {
+            append_audits(&mut conn, &key, &events, &done)
+        };
+        match result {
             Ok(seqs) => {
-                let mut rest = seqs.as_slice();
-                for (waiter, n) in waiters.into_iter().zip(sizes) {
-                    let (mine, after) = rest.split_at(n.min(rest.len()));
-                    rest = after;
-                    let _ = waiter.send(Ok(mine.to_vec()));
+                for (waiter, at, n) in waiters {
+                    let _ = waiter.send(Ok(seqs.get(at..at + n).unwrap_or_default().to_vec()));
+                }
+                marks.clear();
+                // Retired files are wholly in the chain now (they were sent after their events).
+                for file in retired.drain(..) {
+                    forget_spool(&conn, &dir, &file.name);
                 }
             }
             Err(e) => {
+                tracing::error!(error = %e, "the audit writer could not commit; spooled events are kept and tried again");
                 let message = e.to_string();
-                for waiter in waiters {
+                let mut durable = vec![false; events.len()];
+                for (waiter, at, n) in waiters {
+                    durable[at..at + n].iter_mut().for_each(|d| *d = true);
                     let _ = waiter.send(Err(StoreError::Unavailable(message.clone())));
                 }
+                carried = events
+                    .into_iter()
+                    .zip(durable)
+                    .filter(|(_, d)| !d)
+                    .map(|(e, _)| e)
+                    .collect();
             }
+        }
+    }
+    // The store is gone: this process's spool files that are wholly in the chain go too (a
+    // file with events still out stays, and the next store to open replays it).
+    if carried.is_empty() {
+        for file in retired {
+            forget_spool(&conn, &dir, &file.name);
         }
     }
 }
 
-/// Appends `events` to the audit chain in one transaction, in order; returns their sequence
-/// numbers.
+/// Deletes a spool file whose events are all in the chain, then its row.
+fn forget_spool(conn: &Connection, dir: &Path, name: &str) {
+    if let Err(e) = std::fs::remove_file(dir.join(name))
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = ?e.kind(), "a spent audit spool file could not be deleted");
+        return;
+    }
+    if let Err(e) = conn.execute("DELETE FROM audit_spool WHERE name = ?1", params![name]) {
+        tracing::warn!(error = %failed(e), "a spent audit spool file's row could not be deleted");
+    }
+}
+
+/// Replays into the chain the spool files that no live process holds (a process that stopped
+/// before its audit writer committed everything it had spooled), then deletes them. Returns
+/// how many events were replayed.
+fn recover(conn: &mut Connection, key: &AuditKey, dir: &Path) -> Result<usize> {
+    let entries = std::fs::read_dir(dir).map_err(|e| spool_failed("cannot list the folder", &e))?;
+    let mut replayed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| spool_failed("cannot list the folder", &e))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if !name.ends_with(".spool") {
+            continue;
+        }
+        let mut file = match OpenOptions::new().read(true).write(true).open(entry.path()) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(spool_failed("cannot open a spool file", &e)),
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            // Another store (this process or another) still writes it.
+            Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(spool_failed("cannot lock a spool file", &e));
+            }
+        }
+        let done: u64 = conn
+            .query_row(
+                "SELECT done FROM audit_spool WHERE name = ?1",
+                params![name],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(failed)?
+            .map_or(0, |d| u64::try_from(d).unwrap_or(0));
+        let mut rest = Vec::new();
+        file.seek(SeekFrom::Start(done))
+            .and_then(|_| file.read_to_end(&mut rest))
+            .map_err(|e| spool_failed("cannot read a spool file", &e))?;
+        let (events, used) = spool::decode_all(&rest);
+        if !events.is_empty() {
+            append_audits(conn, key, &events, &[(name.as_str(), done + used as u64)])?;
+            replayed += events.len();
+            tracing::warn!(
+                events = events.len(),
+                "audit events a stopped process had spooled are now in the chain"
+            );
+        }
+        if used < rest.len() {
+            tracing::warn!(
+                bytes = rest.len() - used,
+                "an audit spool file ended in a torn record; it was left out"
+            );
+        }
+        forget_spool(conn, dir, &name);
+    }
+    // Rows of files deleted before their rows were (a stop in between) are spent as well.
+    let on_disk: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| spool_failed("cannot list the folder", &e))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    let rows: Vec<String> = conn
+        .prepare("SELECT name FROM audit_spool")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .map_err(failed)?;
+    for row in rows.iter().filter(|r| !on_disk.contains(r)) {
+        conn.execute("DELETE FROM audit_spool WHERE name = ?1", params![row])
+            .map_err(failed)?;
+    }
+    Ok(replayed)
+}
+
+/// Appends `events` to the audit chain in one transaction, in order, and records how far each
+/// spool file (`done`: name, end offset) is in the chain; returns the sequence numbers.
 fn append_audits(
     conn: &mut Connection,
     key: &AuditKey,
-    events: Vec<AuditEvent>,
+    events: &[AuditEvent],
+    done: &[(&str, u64)],
 ) -> Result<Vec<i64>> {
     (|| {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (mut seq, mut hash): (i64, String) = tx
-            .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let mut seqs = Vec::with_capacity(events.len());
-        {
+        if !events.is_empty() {
+            let (mut seq, mut hash): (i64, String) = tx
+                .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO audit_events (seq, at, user_id, login_id, facility_id, profession, action, target, outcome, detail, client, emergency, prev_hash, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
-            for event in events {
-                let l = audit::link(key, seq, &hash, event);
-                let e = &l.event;
+            for e in events {
+                let next = seq + 1;
+                let h = audit::chain_hash(key, next, &hash, e);
                 insert.execute(params![
-                    l.seq,
+                    next,
                     e.at.0,
                     e.user_id,
                     e.login_id,
@@ -295,15 +612,24 @@ fn append_audits(
                     e.detail,
                     e.client,
                     e.emergency,
-                    l.prev_hash,
-                    l.hash,
+                    hash,
+                    h,
                 ])?;
-                seqs.push(l.seq);
-                (seq, hash) = (l.seq, l.hash);
+                seqs.push(next);
+                (seq, hash) = (next, h);
+            }
+            drop(insert);
+            tx.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")?
+                .execute(params![seq, hash])?;
+        }
+        {
+            let mut mark = tx.prepare_cached(
+                "INSERT INTO audit_spool (name, done) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET done = excluded.done",
+            )?;
+            for (name, end) in done {
+                mark.execute(params![name, i64::try_from(*end).unwrap_or(i64::MAX)])?;
             }
         }
-        tx.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")?
-            .execute(params![seq, hash])?;
         tx.commit()?;
         Ok(seqs)
     })()

@@ -24,6 +24,7 @@ mod models;
 mod notices;
 pub mod objects;
 mod sessions;
+mod spool;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;

@@ -88,6 +88,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "wopi",
         include_str!("../migrations/sqlite/0016_wopi.sql"),
     ),
+    (
+        17,
+        "audit spool",
+        include_str!("../migrations/sqlite/0017_audit_spool.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (

@@ -10,6 +10,7 @@ use renkei_core::time::Timestamp;
 use renkei_store::*;
 
 mod objects;
+mod spool;
 mod stories;
 
 pub use renkei_store::testing::TestStore as Harness;
