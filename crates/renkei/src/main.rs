@@ -25,6 +25,10 @@ use renkei_store::Store;
 
 use crate::config::{FileConfig, Overrides, Settings};
 
+/// See the note on `mimalloc` in this crate's Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Renkei — 地域医療連携ネットワーク (regional health information exchange).
 #[derive(Parser, Debug)]
 #[command(name = "renkei", version, about, long_about = None)]
