@@ -657,15 +657,16 @@ impl App {
                     meta.push((j.actor, j.target, j.entries));
                     ingests.push(j.ingest);
                 }
+                let events = app.clone();
                 let results = app
                     .store
-                    .ingest_group(now, &ingests, |j, r| {
+                    .ingest_group(now, ingests, move |j, r| {
                         let stored = r
                             .iter()
                             .filter(|(o, _)| matches!(o, IngestOutcome::Stored))
                             .count();
                         let (actor, target, entries) = &meta[j];
-                        app.event(
+                        events.event(
                             actor,
                             "clinical.write",
                             target.clone(),

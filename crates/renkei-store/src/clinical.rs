@@ -47,7 +47,7 @@ pub enum Condition {
 }
 
 impl Condition {
-    fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Condition::Current => "1",
             Condition::History => "2",
@@ -165,65 +165,23 @@ impl Store {
     pub async fn ingest_group(
         &self,
         received_at: i64,
-        jobs: &[IngestJob],
-        audit_of: impl Fn(usize, &[(IngestOutcome, i64)]) -> renkei_core::audit::AuditEvent,
+        jobs: Vec<IngestJob>,
+        audit_of: impl Fn(usize, &[(IngestOutcome, i64)]) -> renkei_core::audit::AuditEvent
+        + Send
+        + 'static,
     ) -> Result<Vec<Vec<(IngestOutcome, i64)>>> {
-        use std::collections::{BTreeMap, HashMap};
-        let mut results: Vec<Vec<(IngestOutcome, i64)>> = jobs
-            .iter()
-            .map(|j| vec![(IngestOutcome::Unchanged, 0); j.messages.len()])
-            .collect();
+        // On a SQLite file the whole transaction runs on one in-process connection, on a
+        // blocking thread: one hop instead of one per statement.
+        if let Some(d) = self.direct.clone() {
+            let key = self.audit_key.clone();
+            return tokio::task::spawn_blocking(move || {
+                d.ingest_group(&key, received_at, &jobs, audit_of)
+            })
+            .await
+            .map_err(|_| StoreError::Internal("the ingest stopped".into()))?;
+        }
         let mut tx = self.begin_ingest().await?;
-        // (facility, source) → the messages, in job order, with where each came from.
-        let mut groups: BTreeMap<(i64, &str), Vec<(usize, usize)>> = BTreeMap::new();
-        for (j, job) in jobs.iter().enumerate() {
-            for (k, m) in job.messages.iter().enumerate() {
-                groups
-                    .entry((job.facility_id, m.source.as_str()))
-                    .or_default()
-                    .push((j, k));
-            }
-        }
-        for ((facility_id, source), at) in &groups {
-            let batch: Vec<&IncomingMessage> =
-                at.iter().map(|(j, k)| &jobs[*j].messages[*k]).collect();
-            let outcomes = ingest_batch(&mut tx, *facility_id, received_at, &batch).await?;
-            let mut first_item: HashMap<String, i64> = HashMap::new();
-            let keys: Vec<&str> = batch.iter().map(|m| m.source_key.as_str()).collect();
-            for chunk in keys.chunks(CHUNK) {
-                let rows: Vec<(String, i64)> = match &mut tx {
-                    Tx::Postgres(t) => {
-                        sqlx::query_as("SELECT m.source_key, MIN(i.id) FROM clinical_messages m JOIN clinical_items i ON i.message_id = m.id AND i.active = TRUE WHERE m.facility_id = $1 AND m.source = $2 AND m.source_key = ANY($3) GROUP BY m.source_key")
-                            .bind(facility_id)
-                            .bind(source)
-                            .bind(chunk.to_vec())
-                            .fetch_all(&mut **t)
-                            .await?
-                    }
-                    Tx::Sqlite(t) => {
-                        let sql = format!(
-                            "SELECT m.source_key, MIN(i.id) FROM clinical_messages m JOIN clinical_items i ON i.message_id = m.id AND i.active = TRUE WHERE m.facility_id = $1 AND m.source = $2 AND m.source_key IN ({}) GROUP BY m.source_key",
-                            list(chunk.len(), 3)
-                        );
-                        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                            .bind(facility_id)
-                            .bind(source);
-                        for k in chunk {
-                            q = q.bind(*k);
-                        }
-                        q.fetch_all(&mut **t).await?
-                    }
-                };
-                first_item.extend(rows);
-            }
-            for ((j, k), outcome) in at.iter().zip(outcomes) {
-                let id = first_item
-                    .get(&jobs[*j].messages[*k].source_key)
-                    .copied()
-                    .unwrap_or(0);
-                results[*j][*k] = (outcome, id);
-            }
-        }
+        let results = ingest_jobs(&mut tx, received_at, &jobs).await?;
         let events = results
             .iter()
             .enumerate()
@@ -557,8 +515,417 @@ fn resolve(versions: &[Version]) -> Vec<(i64, &'static str)> {
         .collect()
 }
 
-async fn ingest_batch(
-    tx: &mut Tx,
+/// The statements of an ingest, so that one [`ingest_batch`] runs over sqlx (both backends)
+/// and over the SQLite file's in-process connection (`direct.rs`, for group commits). Lists are
+/// at most [`CHUNK`] long; row sets at most [`MESSAGE_ROWS`] / [`ITEM_ROWS`].
+pub(crate) trait IngestSql {
+    /// `(source_key, id, content_hash)` of the stored messages with these keys.
+    async fn known(
+        &mut self,
+        facility_id: i64,
+        source: &str,
+        keys: &[&str],
+    ) -> Result<Vec<(String, i64, String)>>;
+    /// Deletes the rows of `table` (items or attachments) of these messages.
+    async fn delete_of_messages(&mut self, table: &str, ids: &[i64]) -> Result<()>;
+    /// Rewrites a stored message with a new version of its content.
+    async fn rewrite_message(
+        &mut self,
+        id: i64,
+        m: &IncomingMessage,
+        received_at: i64,
+    ) -> Result<()>;
+    /// Inserts new messages; returns `(id, source_key)` of each.
+    async fn insert_messages(
+        &mut self,
+        facility_id: i64,
+        received_at: i64,
+        ms: &[&IncomingMessage],
+    ) -> Result<Vec<(i64, String)>>;
+    /// `(id, order_key, occurred_at, condition, status)` of the current versions and the
+    /// deletions of these orders.
+    async fn versions(
+        &mut self,
+        facility_id: i64,
+        order_keys: &[&str],
+    ) -> Result<Vec<(i64, String, String, String, String)>>;
+    async fn set_status(&mut self, status: &str, ids: &[i64]) -> Result<()>;
+    async fn deactivate_items(&mut self, message_ids: &[i64]) -> Result<()>;
+    async fn insert_items(
+        &mut self,
+        facility_id: i64,
+        rows: &[(i64, bool, &IncomingMessage, &NewItem)],
+    ) -> Result<()>;
+    async fn insert_attachment(&mut self, message_id: i64, a: &NewAttachment) -> Result<()>;
+    /// Keeps `d` as the patient's demographics unless what is stored is later.
+    async fn upsert_patient(
+        &mut self,
+        facility_id: i64,
+        m: &IncomingMessage,
+        d: &PatientRecord,
+        message_id: i64,
+    ) -> Result<()>;
+    /// `(source_key, id of its first active item)` of the stored messages with these keys.
+    async fn first_items(
+        &mut self,
+        facility_id: i64,
+        source: &str,
+        keys: &[&str],
+    ) -> Result<Vec<(String, i64)>>;
+}
+
+impl IngestSql for Tx {
+    async fn known(
+        &mut self,
+        facility_id: i64,
+        source: &str,
+        keys: &[&str],
+    ) -> Result<Vec<(String, i64, String)>> {
+        // PostgreSQL gets one array parameter (one plan, index lookups); SQLite an IN list.
+        Ok(match self {
+            Tx::Postgres(t) => {
+                sqlx::query_as("SELECT source_key, id, content_hash FROM clinical_messages WHERE facility_id = $1 AND source = $2 AND source_key = ANY($3)")
+                    .bind(facility_id)
+                    .bind(source)
+                    .bind(keys.to_vec())
+                    .fetch_all(&mut **t)
+                    .await?
+            }
+            Tx::Sqlite(t) => {
+                let sql = known_sql(keys.len());
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(facility_id).bind(source);
+                for k in keys {
+                    q = q.bind(*k);
+                }
+                q.fetch_all(&mut **t).await?
+            }
+        })
+    }
+
+    async fn delete_of_messages(&mut self, table: &str, ids: &[i64]) -> Result<()> {
+        let sql = format!(
+            "DELETE FROM {table} WHERE message_id IN ({})",
+            list(ids.len(), 1)
+        );
+        exec_tx!(self, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *c).await
+        })?;
+        Ok(())
+    }
+
+    async fn rewrite_message(
+        &mut self,
+        id: i64,
+        m: &IncomingMessage,
+        received_at: i64,
+    ) -> Result<()> {
+        exec_tx!(self, |c| {
+            sqlx::query(REWRITE_MESSAGE)
+                .bind(&m.order_key)
+                .bind(&m.data_kind)
+                .bind(m.condition.key())
+                .bind(&m.occurred_at)
+                .bind(&m.content_hash)
+                .bind(&m.raw)
+                .bind(&m.message_type)
+                .bind(&m.control_id)
+                .bind(&m.patient_local_id)
+                .bind(&m.warnings)
+                .bind(received_at)
+                .bind(id)
+                .execute(&mut *c)
+                .await
+        })?;
+        Ok(())
+    }
+
+    async fn insert_messages(
+        &mut self,
+        facility_id: i64,
+        received_at: i64,
+        ms: &[&IncomingMessage],
+    ) -> Result<Vec<(i64, String)>> {
+        let sql = insert_messages_sql(ms.len());
+        let rows: Vec<(i64, String)> = with_tx!(self, |c| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+            for m in ms {
+                q = q
+                    .bind(facility_id)
+                    .bind(&m.source)
+                    .bind(&m.source_key)
+                    .bind(&m.order_key)
+                    .bind(&m.data_kind)
+                    .bind(m.condition.key())
+                    .bind(&m.occurred_at)
+                    .bind(&m.content_hash)
+                    .bind(&m.raw)
+                    .bind(&m.message_type)
+                    .bind(&m.control_id)
+                    .bind(&m.patient_local_id)
+                    .bind("pending")
+                    .bind(&m.warnings)
+                    .bind(received_at);
+            }
+            q.fetch_all(&mut *c).await
+        })?;
+        Ok(rows)
+    }
+
+    async fn versions(
+        &mut self,
+        facility_id: i64,
+        order_keys: &[&str],
+    ) -> Result<Vec<(i64, String, String, String, String)>> {
+        Ok(match self {
+            Tx::Postgres(t) => {
+                let sql = format!(
+                    "SELECT id, order_key, occurred_at, condition, status FROM clinical_messages WHERE facility_id = $1 AND order_key = ANY($2) {WANTED_VERSIONS}"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(facility_id)
+                    .bind(order_keys.to_vec())
+                    .fetch_all(&mut **t)
+                    .await?
+            }
+            Tx::Sqlite(t) => {
+                let sql = versions_sql(order_keys.len());
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(facility_id);
+                for k in order_keys {
+                    q = q.bind(*k);
+                }
+                q.fetch_all(&mut **t).await?
+            }
+        })
+    }
+
+    async fn set_status(&mut self, status: &str, ids: &[i64]) -> Result<()> {
+        let sql = format!(
+            "UPDATE clinical_messages SET status = $1 WHERE id IN ({})",
+            list(ids.len(), 2)
+        );
+        exec_tx!(self, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(status);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *c).await
+        })?;
+        Ok(())
+    }
+
+    async fn deactivate_items(&mut self, message_ids: &[i64]) -> Result<()> {
+        let sql = deactivate_sql(message_ids.len());
+        exec_tx!(self, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for id in message_ids {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *c).await
+        })?;
+        Ok(())
+    }
+
+    async fn insert_items(
+        &mut self,
+        facility_id: i64,
+        rows: &[(i64, bool, &IncomingMessage, &NewItem)],
+    ) -> Result<()> {
+        let sql = insert_items_sql(rows.len());
+        exec_tx!(self, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for (id, active, m, item) in rows {
+                q = q
+                    .bind(*id)
+                    .bind(facility_id)
+                    .bind(&m.patient_local_id)
+                    .bind(&item.category)
+                    .bind(&item.code)
+                    .bind(&item.code_system)
+                    .bind(&item.display)
+                    .bind(&item.effective)
+                    .bind(&item.effective_date)
+                    .bind(&item.end_at)
+                    .bind(&item.status)
+                    .bind(&item.detail)
+                    .bind(*active);
+            }
+            q.execute(&mut *c).await
+        })?;
+        Ok(())
+    }
+
+    async fn insert_attachment(&mut self, message_id: i64, a: &NewAttachment) -> Result<()> {
+        exec_tx!(self, |c| {
+            sqlx::query(INSERT_ATTACHMENT)
+                .bind(message_id)
+                .bind(&a.name)
+                .bind(a.bytes.len() as i64)
+                .bind(&a.sha256)
+                .bind(&a.bytes)
+                .execute(&mut *c)
+                .await
+        })?;
+        Ok(())
+    }
+
+    async fn upsert_patient(
+        &mut self,
+        facility_id: i64,
+        m: &IncomingMessage,
+        d: &PatientRecord,
+        message_id: i64,
+    ) -> Result<()> {
+        exec_tx!(self, |c| {
+            sqlx::query(UPSERT_PATIENT)
+                .bind(facility_id)
+                .bind(&m.patient_local_id)
+                .bind(&d.kanji_name)
+                .bind(&d.kana_name)
+                .bind(&d.birth_date)
+                .bind(&d.sex)
+                .bind(&d.postal_code)
+                .bind(&d.address)
+                .bind(&d.phone)
+                .bind(&m.occurred_at)
+                .bind(message_id)
+                .execute(&mut *c)
+                .await
+        })?;
+        Ok(())
+    }
+
+    async fn first_items(
+        &mut self,
+        facility_id: i64,
+        source: &str,
+        keys: &[&str],
+    ) -> Result<Vec<(String, i64)>> {
+        Ok(match self {
+            Tx::Postgres(t) => {
+                sqlx::query_as("SELECT m.source_key, MIN(i.id) FROM clinical_messages m JOIN clinical_items i ON i.message_id = m.id AND i.active = TRUE WHERE m.facility_id = $1 AND m.source = $2 AND m.source_key = ANY($3) GROUP BY m.source_key")
+                    .bind(facility_id)
+                    .bind(source)
+                    .bind(keys.to_vec())
+                    .fetch_all(&mut **t)
+                    .await?
+            }
+            Tx::Sqlite(t) => {
+                let sql = first_items_sql(keys.len());
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(facility_id)
+                    .bind(source);
+                for k in keys {
+                    q = q.bind(*k);
+                }
+                q.fetch_all(&mut **t).await?
+            }
+        })
+    }
+}
+
+// The statements both implementations share (SQLite's spelling where they differ).
+pub(crate) const REWRITE_MESSAGE: &str = "UPDATE clinical_messages SET order_key = $1, data_kind = $2, condition = $3, occurred_at = $4, content_hash = $5, raw = $6,
+                 message_type = $7, control_id = $8, patient_local_id = $9, warnings = $10, received_at = $11, status = 'pending' WHERE id = $12";
+pub(crate) const INSERT_ATTACHMENT: &str = "INSERT INTO clinical_attachments (message_id, name, size, sha256, bytes) VALUES ($1, $2, $3, $4, $5)";
+pub(crate) const UPSERT_PATIENT: &str = "INSERT INTO clinical_patients (facility_id, patient_local_id, kanji_name, kana_name, birth_date, sex, postal_code, address, phone, occurred_at, message_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (facility_id, patient_local_id) DO UPDATE SET kanji_name = excluded.kanji_name, kana_name = excluded.kana_name,
+                   birth_date = excluded.birth_date, sex = excluded.sex, postal_code = excluded.postal_code, address = excluded.address,
+                   phone = excluded.phone, occurred_at = excluded.occurred_at, message_id = excluded.message_id
+                 WHERE clinical_patients.occurred_at <= excluded.occurred_at";
+const WANTED_VERSIONS: &str =
+    "AND (status = 'current' OR (status = 'retracted' AND condition = '0'))";
+
+pub(crate) fn insert_messages_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO clinical_messages (facility_id, source, source_key, order_key, data_kind, condition, occurred_at, content_hash, raw,
+             message_type, control_id, patient_local_id, status, warnings, received_at) VALUES {} RETURNING id, source_key",
+        placeholders(rows, 15, 1)
+    )
+}
+
+pub(crate) fn insert_items_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO clinical_items (message_id, facility_id, patient_local_id, category, code, code_system, display, effective, effective_date, end_at, status, detail, active) VALUES {}",
+        placeholders(rows, 13, 1)
+    )
+}
+
+pub(crate) fn known_sql(n: usize) -> String {
+    format!(
+        "SELECT source_key, id, content_hash FROM clinical_messages WHERE facility_id = $1 AND source = $2 AND source_key IN ({})",
+        list(n, 3)
+    )
+}
+
+pub(crate) fn versions_sql(n: usize) -> String {
+    format!(
+        "SELECT id, order_key, occurred_at, condition, status FROM clinical_messages WHERE facility_id = $1 AND order_key IN ({}) {WANTED_VERSIONS}",
+        list(n, 2)
+    )
+}
+
+pub(crate) fn deactivate_sql(n: usize) -> String {
+    format!(
+        "UPDATE clinical_items SET active = FALSE WHERE active = TRUE AND message_id IN ({})",
+        list(n, 1)
+    )
+}
+
+pub(crate) fn first_items_sql(n: usize) -> String {
+    format!(
+        "SELECT m.source_key, MIN(i.id) FROM clinical_messages m JOIN clinical_items i ON i.message_id = m.id AND i.active = TRUE WHERE m.facility_id = $1 AND m.source = $2 AND m.source_key IN ({}) GROUP BY m.source_key",
+        list(n, 3)
+    )
+}
+
+/// The messages of several jobs, one set-based [`ingest_batch`] per facility and source; per
+/// job and message, the outcome and the id of the message's first active item (0: none).
+pub(crate) async fn ingest_jobs<S: IngestSql>(
+    tx: &mut S,
+    received_at: i64,
+    jobs: &[IngestJob],
+) -> Result<Vec<Vec<(IngestOutcome, i64)>>> {
+    use std::collections::{BTreeMap, HashMap};
+    let mut results: Vec<Vec<(IngestOutcome, i64)>> = jobs
+        .iter()
+        .map(|j| vec![(IngestOutcome::Unchanged, 0); j.messages.len()])
+        .collect();
+    // (facility, source) → the messages, in job order, with where each came from.
+    let mut groups: BTreeMap<(i64, &str), Vec<(usize, usize)>> = BTreeMap::new();
+    for (j, job) in jobs.iter().enumerate() {
+        for (k, m) in job.messages.iter().enumerate() {
+            groups
+                .entry((job.facility_id, m.source.as_str()))
+                .or_default()
+                .push((j, k));
+        }
+    }
+    for ((facility_id, source), at) in &groups {
+        let batch: Vec<&IncomingMessage> = at.iter().map(|(j, k)| &jobs[*j].messages[*k]).collect();
+        let outcomes = ingest_batch(tx, *facility_id, received_at, &batch).await?;
+        let mut first_item: HashMap<String, i64> = HashMap::new();
+        let keys: Vec<&str> = batch.iter().map(|m| m.source_key.as_str()).collect();
+        for chunk in keys.chunks(CHUNK) {
+            first_item.extend(tx.first_items(*facility_id, source, chunk).await?);
+        }
+        for ((j, k), outcome) in at.iter().zip(outcomes) {
+            let id = first_item
+                .get(&jobs[*j].messages[*k].source_key)
+                .copied()
+                .unwrap_or(0);
+            results[*j][*k] = (outcome, id);
+        }
+    }
+    Ok(results)
+}
+
+pub(crate) async fn ingest_batch<S: IngestSql>(
+    tx: &mut S,
     facility_id: i64,
     received_at: i64,
     batch: &[&IncomingMessage],
@@ -575,29 +942,7 @@ async fn ingest_batch(
     let mut known: HashMap<String, (i64, String)> = HashMap::new();
     let keys: Vec<&str> = batch.iter().map(|m| m.source_key.as_str()).collect();
     for chunk in keys.chunks(CHUNK) {
-        // PostgreSQL gets one array parameter (one plan, index lookups); SQLite an IN list.
-        let rows: Vec<(String, i64, String)> = match tx {
-            Tx::Postgres(t) => {
-                sqlx::query_as("SELECT source_key, id, content_hash FROM clinical_messages WHERE facility_id = $1 AND source = $2 AND source_key = ANY($3)")
-                    .bind(facility_id)
-                    .bind(source)
-                    .bind(chunk.to_vec())
-                    .fetch_all(&mut **t)
-                    .await?
-            }
-            Tx::Sqlite(t) => {
-                let sql = format!(
-                    "SELECT source_key, id, content_hash FROM clinical_messages WHERE facility_id = $1 AND source = $2 AND source_key IN ({})",
-                    list(chunk.len(), 3)
-                );
-                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(facility_id).bind(source);
-                for k in chunk {
-                    q = q.bind(*k);
-                }
-                q.fetch_all(&mut **t).await?
-            }
-        };
-        for (key, id, hash) in rows {
+        for (key, id, hash) in tx.known(facility_id, source, chunk).await? {
             known.insert(key, (id, hash));
         }
     }
@@ -628,74 +973,19 @@ async fn ingest_batch(
     // 3. Replaced messages: drop their items, rewrite the row.
     let mut ids: HashMap<usize, i64> = HashMap::new();
     for chunk in replaced.chunks(CHUNK) {
+        let message_ids: Vec<i64> = chunk.iter().map(|(_, id)| *id).collect();
         for table in ["clinical_items", "clinical_attachments"] {
-            let sql = format!(
-                "DELETE FROM {table} WHERE message_id IN ({})",
-                list(chunk.len(), 1)
-            );
-            exec_tx!(tx, |c| {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                for (_, id) in chunk {
-                    q = q.bind(*id);
-                }
-                q.execute(&mut *c).await
-            })?;
+            tx.delete_of_messages(table, &message_ids).await?;
         }
     }
     for (i, id) in &replaced {
-        let m = &batch[*i];
-        exec_tx!(tx, |c| {
-            sqlx::query(
-                "UPDATE clinical_messages SET order_key = $1, data_kind = $2, condition = $3, occurred_at = $4, content_hash = $5, raw = $6,
-                 message_type = $7, control_id = $8, patient_local_id = $9, warnings = $10, received_at = $11, status = 'pending' WHERE id = $12",
-            )
-            .bind(&m.order_key)
-            .bind(&m.data_kind)
-            .bind(m.condition.key())
-            .bind(&m.occurred_at)
-            .bind(&m.content_hash)
-            .bind(&m.raw)
-            .bind(&m.message_type)
-            .bind(&m.control_id)
-            .bind(&m.patient_local_id)
-            .bind(&m.warnings)
-            .bind(received_at)
-            .bind(*id)
-            .execute(&mut *c)
-            .await
-        })?;
+        tx.rewrite_message(*id, batch[*i], received_at).await?;
         ids.insert(*i, *id);
     }
     // 4. New messages, many rows per statement; ids come back with their keys.
     for chunk in fresh.chunks(MESSAGE_ROWS) {
-        let sql = format!(
-            "INSERT INTO clinical_messages (facility_id, source, source_key, order_key, data_kind, condition, occurred_at, content_hash, raw,
-             message_type, control_id, patient_local_id, status, warnings, received_at) VALUES {} RETURNING id, source_key",
-            placeholders(chunk.len(), 15, 1)
-        );
-        let rows: Vec<(i64, String)> = with_tx!(tx, |c| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
-            for i in chunk {
-                let m = &batch[*i];
-                q = q
-                    .bind(facility_id)
-                    .bind(&m.source)
-                    .bind(&m.source_key)
-                    .bind(&m.order_key)
-                    .bind(&m.data_kind)
-                    .bind(m.condition.key())
-                    .bind(&m.occurred_at)
-                    .bind(&m.content_hash)
-                    .bind(&m.raw)
-                    .bind(&m.message_type)
-                    .bind(&m.control_id)
-                    .bind(&m.patient_local_id)
-                    .bind("pending")
-                    .bind(&m.warnings)
-                    .bind(received_at);
-            }
-            q.fetch_all(&mut *c).await
-        })?;
+        let ms: Vec<&IncomingMessage> = chunk.iter().map(|i| batch[*i]).collect();
+        let rows = tx.insert_messages(facility_id, received_at, &ms).await?;
         let by_key: HashMap<&str, usize> = chunk
             .iter()
             .map(|i| (batch[*i].source_key.as_str(), *i))
@@ -731,32 +1021,7 @@ async fn ingest_batch(
     let order_keys: Vec<&str> = orders.keys().copied().collect();
     let mut previously_current: std::collections::HashSet<i64> = std::collections::HashSet::new();
     for chunk in order_keys.chunks(CHUNK) {
-        const WANTED: &str =
-            "AND (status = 'current' OR (status = 'retracted' AND condition = '0'))";
-        let rows: Vec<(i64, String, String, String, String)> = match tx {
-            Tx::Postgres(t) => {
-                let sql = format!(
-                    "SELECT id, order_key, occurred_at, condition, status FROM clinical_messages WHERE facility_id = $1 AND order_key = ANY($2) {WANTED}"
-                );
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(facility_id)
-                    .bind(chunk.to_vec())
-                    .fetch_all(&mut **t)
-                    .await?
-            }
-            Tx::Sqlite(t) => {
-                let sql = format!(
-                    "SELECT id, order_key, occurred_at, condition, status FROM clinical_messages WHERE facility_id = $1 AND order_key IN ({}) {WANTED}",
-                    list(chunk.len(), 2)
-                );
-                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(facility_id);
-                for k in chunk {
-                    q = q.bind(*k);
-                }
-                q.fetch_all(&mut **t).await?
-            }
-        };
-        for (id, key, occurred_at, condition, status) in rows {
+        for (id, key, occurred_at, condition, status) in tx.versions(facility_id, chunk).await? {
             if touched_ids.contains(&id) {
                 continue;
             }
@@ -799,31 +1064,11 @@ async fn ingest_batch(
     }
     for (status, ids) in &by_status {
         for chunk in ids.chunks(CHUNK) {
-            let sql = format!(
-                "UPDATE clinical_messages SET status = $1 WHERE id IN ({})",
-                list(chunk.len(), 2)
-            );
-            exec_tx!(tx, |c| {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(*status);
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                q.execute(&mut *c).await
-            })?;
+            tx.set_status(status, chunk).await?;
         }
     }
     for chunk in deactivate.chunks(CHUNK) {
-        let sql = format!(
-            "UPDATE clinical_items SET active = FALSE WHERE active = TRUE AND message_id IN ({})",
-            list(chunk.len(), 1)
-        );
-        exec_tx!(tx, |c| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut *c).await
-        })?;
+        tx.deactivate_items(chunk).await?;
     }
     // 7. Items of the touched messages, active when their message is current.
     let mut rows: Vec<(i64, bool, &IncomingMessage, &NewItem)> = Vec::new();
@@ -834,30 +1079,7 @@ async fn ingest_batch(
         rows.extend(m.items.iter().map(|item| (*id, active, m, item)));
     }
     for chunk in rows.chunks(ITEM_ROWS) {
-        let sql = format!(
-            "INSERT INTO clinical_items (message_id, facility_id, patient_local_id, category, code, code_system, display, effective, effective_date, end_at, status, detail, active) VALUES {}",
-            placeholders(chunk.len(), 13, 1)
-        );
-        exec_tx!(tx, |c| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for (id, active, m, item) in chunk {
-                q = q
-                    .bind(*id)
-                    .bind(facility_id)
-                    .bind(&m.patient_local_id)
-                    .bind(&item.category)
-                    .bind(&item.code)
-                    .bind(&item.code_system)
-                    .bind(&item.display)
-                    .bind(&item.effective)
-                    .bind(&item.effective_date)
-                    .bind(&item.end_at)
-                    .bind(&item.status)
-                    .bind(&item.detail)
-                    .bind(*active);
-            }
-            q.execute(&mut *c).await
-        })?;
+        tx.insert_items(facility_id, chunk).await?;
     }
     // 8. Attachments, byte for byte.
     for i in &touched {
@@ -865,16 +1087,7 @@ async fn ingest_batch(
             continue;
         };
         for a in &m.attachments {
-            exec_tx!(tx, |c| {
-                sqlx::query("INSERT INTO clinical_attachments (message_id, name, size, sha256, bytes) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(*id)
-                    .bind(&a.name)
-                    .bind(a.bytes.len() as i64)
-                    .bind(&a.sha256)
-                    .bind(&a.bytes)
-                    .execute(&mut *c)
-                    .await
-            })?;
+            tx.insert_attachment(*id, a).await?;
         }
     }
     // 9. Demographics from current versions: per patient, the latest in the batch, and only if
@@ -896,33 +1109,11 @@ async fn ingest_batch(
     let mut chosen: Vec<usize> = latest.into_values().collect();
     chosen.sort_unstable();
     for i in &chosen {
-        let m = &batch[*i];
+        let m = batch[*i];
         let (Some(id), Some(d)) = (ids.get(i), &m.demographics) else {
             continue;
         };
-        exec_tx!(tx, |c| {
-            sqlx::query(
-                "INSERT INTO clinical_patients (facility_id, patient_local_id, kanji_name, kana_name, birth_date, sex, postal_code, address, phone, occurred_at, message_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (facility_id, patient_local_id) DO UPDATE SET kanji_name = excluded.kanji_name, kana_name = excluded.kana_name,
-                   birth_date = excluded.birth_date, sex = excluded.sex, postal_code = excluded.postal_code, address = excluded.address,
-                   phone = excluded.phone, occurred_at = excluded.occurred_at, message_id = excluded.message_id
-                 WHERE clinical_patients.occurred_at <= excluded.occurred_at",
-            )
-            .bind(facility_id)
-            .bind(&m.patient_local_id)
-            .bind(&d.kanji_name)
-            .bind(&d.kana_name)
-            .bind(&d.birth_date)
-            .bind(&d.sex)
-            .bind(&d.postal_code)
-            .bind(&d.address)
-            .bind(&d.phone)
-            .bind(&m.occurred_at)
-            .bind(*id)
-            .execute(&mut *c)
-            .await
-        })?;
+        tx.upsert_patient(facility_id, m, d, *id).await?;
     }
     Ok(outcomes)
 }

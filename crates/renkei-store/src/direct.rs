@@ -26,6 +26,9 @@ use std::time::Duration;
 use renkei_core::audit::{self, AuditEvent, AuditKey};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
+use crate::clinical::{
+    self, IncomingMessage, IngestJob, IngestOutcome, NewAttachment, NewItem, PatientRecord,
+};
 use crate::identity::{Person, PersonLink};
 use crate::{Facility, Result, StoreError, spool};
 
@@ -587,41 +590,7 @@ fn append_audits(
 ) -> Result<Vec<i64>> {
     (|| {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut seqs = Vec::with_capacity(events.len());
-        if !events.is_empty() {
-            let (mut seq, mut hash): (i64, String) = tx
-                .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
-                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO audit_events (seq, at, user_id, login_id, facility_id, profession, action, target, outcome, detail, client, emergency, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )?;
-            for e in events {
-                let next = seq + 1;
-                let h = audit::chain_hash(key, next, &hash, e);
-                insert.execute(params![
-                    next,
-                    e.at.0,
-                    e.user_id,
-                    e.login_id,
-                    e.facility_id,
-                    e.profession,
-                    e.action,
-                    e.target,
-                    e.outcome.key(),
-                    e.detail,
-                    e.client,
-                    e.emergency,
-                    hash,
-                    h,
-                ])?;
-                seqs.push(next);
-                (seq, hash) = (next, h);
-            }
-            drop(insert);
-            tx.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")?
-                .execute(params![seq, hash])?;
-        }
+        let seqs = append_in(&tx, key, events)?;
         {
             let mut mark = tx.prepare_cached(
                 "INSERT INTO audit_spool (name, done) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET done = excluded.done",
@@ -634,6 +603,308 @@ fn append_audits(
         Ok(seqs)
     })()
     .map_err(failed)
+}
+
+/// Appends `events` to the audit chain inside `tx`: the head is read and written once.
+fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    key: &AuditKey,
+    events: &[AuditEvent],
+) -> rusqlite::Result<Vec<i64>> {
+    let mut seqs = Vec::with_capacity(events.len());
+    if events.is_empty() {
+        return Ok(seqs);
+    }
+    let (mut seq, mut hash): (i64, String) = tx
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO audit_events (seq, at, user_id, login_id, facility_id, profession, action, target, outcome, detail, client, emergency, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    for e in events {
+        let next = seq + 1;
+        let h = audit::chain_hash(key, next, &hash, e);
+        insert.execute(params![
+            next,
+            e.at.0,
+            e.user_id,
+            e.login_id,
+            e.facility_id,
+            e.profession,
+            e.action,
+            e.target,
+            e.outcome.key(),
+            e.detail,
+            e.client,
+            e.emergency,
+            hash,
+            h,
+        ])?;
+        seqs.push(next);
+        (seq, hash) = (next, h);
+    }
+    tx.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")?
+        .execute(params![seq, hash])?;
+    Ok(seqs)
+}
+
+impl Direct {
+    /// [`Store::ingest_group`](crate::Store::ingest_group) on an in-process connection, on
+    /// the calling (blocking) thread: the jobs' messages, then their audit events, in one
+    /// transaction.
+    pub(crate) fn ingest_group(
+        &self,
+        key: &AuditKey,
+        received_at: i64,
+        jobs: &[IngestJob],
+        audit_of: impl Fn(usize, &[(IngestOutcome, i64)]) -> AuditEvent,
+    ) -> Result<Vec<Vec<(IngestOutcome, i64)>>> {
+        use futures_util::FutureExt;
+        let mut conn = self.take()?;
+        let out = (|| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(failed)?;
+            let mut sql = DirectTx(&tx);
+            // Nothing in it waits: it completes on its first poll.
+            let results = clinical::ingest_jobs(&mut sql, received_at, jobs)
+                .now_or_never()
+                .ok_or_else(|| StoreError::Internal("an in-process ingest waited".into()))??;
+            let events: Vec<AuditEvent> = results
+                .iter()
+                .enumerate()
+                .map(|(j, r)| audit_of(j, r))
+                .collect();
+            append_in(&tx, key, &events).map_err(failed)?;
+            tx.commit().map_err(failed)?;
+            Ok(results)
+        })();
+        self.give_back(conn);
+        out
+    }
+}
+
+/// The ingest's statements on an in-process transaction (SQLite's spelling of each).
+struct DirectTx<'a>(&'a rusqlite::Transaction<'a>);
+
+impl DirectTx<'_> {
+    fn rows<T>(
+        &self,
+        sql: &str,
+        values: &[&dyn rusqlite::ToSql],
+        row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        (|| {
+            let mut st = self.0.prepare_cached(sql)?;
+            let rows = st.query_map(values, row)?;
+            rows.collect::<rusqlite::Result<Vec<T>>>()
+        })()
+        .map_err(failed)
+    }
+
+    fn exec(&self, sql: &str, values: &[&dyn rusqlite::ToSql]) -> Result<()> {
+        self.0
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(values))
+            .map(|_| ())
+            .map_err(failed)
+    }
+}
+
+impl clinical::IngestSql for DirectTx<'_> {
+    async fn known(
+        &mut self,
+        facility_id: i64,
+        source: &str,
+        keys: &[&str],
+    ) -> Result<Vec<(String, i64, String)>> {
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&facility_id, &source];
+        values.extend(keys.iter().map(|k| k as &dyn rusqlite::ToSql));
+        self.rows(&clinical::known_sql(keys.len()), &values, |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+    }
+
+    async fn delete_of_messages(&mut self, table: &str, ids: &[i64]) -> Result<()> {
+        let sql = format!(
+            "DELETE FROM {table} WHERE message_id IN ({})",
+            (1..=ids.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let values: Vec<&dyn rusqlite::ToSql> =
+            ids.iter().map(|i| i as &dyn rusqlite::ToSql).collect();
+        self.exec(&sql, &values)
+    }
+
+    async fn rewrite_message(
+        &mut self,
+        id: i64,
+        m: &IncomingMessage,
+        received_at: i64,
+    ) -> Result<()> {
+        self.exec(
+            clinical::REWRITE_MESSAGE,
+            params![
+                m.order_key,
+                m.data_kind,
+                m.condition.key(),
+                m.occurred_at,
+                m.content_hash,
+                m.raw,
+                m.message_type,
+                m.control_id,
+                m.patient_local_id,
+                m.warnings,
+                received_at,
+                id
+            ],
+        )
+    }
+
+    async fn insert_messages(
+        &mut self,
+        facility_id: i64,
+        received_at: i64,
+        ms: &[&IncomingMessage],
+    ) -> Result<Vec<(i64, String)>> {
+        let keys: Vec<&str> = ms.iter().map(|m| m.condition.key()).collect();
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(ms.len() * 15);
+        for (m, condition) in ms.iter().zip(&keys) {
+            values.extend_from_slice(&[
+                &facility_id,
+                &m.source,
+                &m.source_key,
+                &m.order_key,
+                &m.data_kind,
+                condition,
+                &m.occurred_at,
+                &m.content_hash,
+                &m.raw,
+                &m.message_type,
+                &m.control_id,
+                &m.patient_local_id,
+                &"pending",
+                &m.warnings,
+                &received_at,
+            ]);
+        }
+        self.rows(&clinical::insert_messages_sql(ms.len()), &values, |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+    }
+
+    async fn versions(
+        &mut self,
+        facility_id: i64,
+        order_keys: &[&str],
+    ) -> Result<Vec<(i64, String, String, String, String)>> {
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&facility_id];
+        values.extend(order_keys.iter().map(|k| k as &dyn rusqlite::ToSql));
+        self.rows(&clinical::versions_sql(order_keys.len()), &values, |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+    }
+
+    async fn set_status(&mut self, status: &str, ids: &[i64]) -> Result<()> {
+        let sql = format!(
+            "UPDATE clinical_messages SET status = $1 WHERE id IN ({})",
+            (2..ids.len() + 2)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&status];
+        values.extend(ids.iter().map(|i| i as &dyn rusqlite::ToSql));
+        self.exec(&sql, &values)
+    }
+
+    async fn deactivate_items(&mut self, message_ids: &[i64]) -> Result<()> {
+        let values: Vec<&dyn rusqlite::ToSql> = message_ids
+            .iter()
+            .map(|i| i as &dyn rusqlite::ToSql)
+            .collect();
+        self.exec(&clinical::deactivate_sql(message_ids.len()), &values)
+    }
+
+    async fn insert_items(
+        &mut self,
+        facility_id: i64,
+        rows: &[(i64, bool, &IncomingMessage, &NewItem)],
+    ) -> Result<()> {
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(rows.len() * 13);
+        for (id, active, m, item) in rows {
+            values.extend_from_slice(&[
+                id,
+                &facility_id,
+                &m.patient_local_id,
+                &item.category,
+                &item.code,
+                &item.code_system,
+                &item.display,
+                &item.effective,
+                &item.effective_date,
+                &item.end_at,
+                &item.status,
+                &item.detail,
+                active,
+            ]);
+        }
+        self.exec(&clinical::insert_items_sql(rows.len()), &values)
+    }
+
+    async fn insert_attachment(&mut self, message_id: i64, a: &NewAttachment) -> Result<()> {
+        self.exec(
+            clinical::INSERT_ATTACHMENT,
+            params![
+                message_id,
+                a.name,
+                i64::try_from(a.bytes.len()).unwrap_or(i64::MAX),
+                a.sha256,
+                a.bytes
+            ],
+        )
+    }
+
+    async fn upsert_patient(
+        &mut self,
+        facility_id: i64,
+        m: &IncomingMessage,
+        d: &PatientRecord,
+        message_id: i64,
+    ) -> Result<()> {
+        self.exec(
+            clinical::UPSERT_PATIENT,
+            params![
+                facility_id,
+                m.patient_local_id,
+                d.kanji_name,
+                d.kana_name,
+                d.birth_date,
+                d.sex,
+                d.postal_code,
+                d.address,
+                d.phone,
+                m.occurred_at,
+                message_id
+            ],
+        )
+    }
+
+    async fn first_items(
+        &mut self,
+        facility_id: i64,
+        source: &str,
+        keys: &[&str],
+    ) -> Result<Vec<(String, i64)>> {
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&facility_id, &source];
+        values.extend(keys.iter().map(|k| k as &dyn rusqlite::ToSql));
+        self.rows(&clinical::first_items_sql(keys.len()), &values, |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+    }
 }
 
 fn person(r: &Row<'_>) -> rusqlite::Result<Person> {
