@@ -194,7 +194,9 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     // reads the same consented record over FHIR.
     const callbacks = [];
     appServer = http.createServer((req, res) => {
-      callbacks.push(new URL(req.url, 'http://127.0.0.1'));
+      // Only the redirect counts (the browser also asks the app for /favicon.ico).
+      const url = new URL(req.url, 'http://127.0.0.1');
+      if (url.pathname === '/callback') callbacks.push(url);
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<p>接続しました</p>');
     });
     await new Promise((resolve) => appServer.listen(0, '127.0.0.1', resolve));
