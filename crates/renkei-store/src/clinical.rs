@@ -603,10 +603,7 @@ impl IngestSql for Tx {
     }
 
     async fn delete_of_messages(&mut self, table: &str, ids: &[i64]) -> Result<()> {
-        let sql = format!(
-            "DELETE FROM {table} WHERE message_id IN ({})",
-            list(ids.len(), 1)
-        );
+        let sql = delete_of_messages_sql(table, ids.len());
         exec_tx!(self, |c| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for id in ids {
@@ -703,10 +700,7 @@ impl IngestSql for Tx {
     }
 
     async fn set_status(&mut self, status: &str, ids: &[i64]) -> Result<()> {
-        let sql = format!(
-            "UPDATE clinical_messages SET status = $1 WHERE id IN ({})",
-            list(ids.len(), 2)
-        );
+        let sql = set_status_sql(ids.len());
         exec_tx!(self, |c| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(status);
             for id in ids {
@@ -865,6 +859,17 @@ pub(crate) fn known_sql(n: usize) -> String {
 pub(crate) fn versions_sql(n: usize) -> String {
     format!(
         "SELECT id, order_key, occurred_at, condition, status FROM clinical_messages WHERE facility_id = $1 AND order_key IN ({}) {WANTED_VERSIONS}",
+        list(n, 2)
+    )
+}
+
+pub(crate) fn delete_of_messages_sql(table: &str, n: usize) -> String {
+    format!("DELETE FROM {table} WHERE message_id IN ({})", list(n, 1))
+}
+
+pub(crate) fn set_status_sql(n: usize) -> String {
+    format!(
+        "UPDATE clinical_messages SET status = $1 WHERE id IN ({})",
         list(n, 2)
     )
 }

@@ -727,13 +727,7 @@ impl clinical::IngestSql for DirectTx<'_> {
     }
 
     async fn delete_of_messages(&mut self, table: &str, ids: &[i64]) -> Result<()> {
-        let sql = format!(
-            "DELETE FROM {table} WHERE message_id IN ({})",
-            (1..=ids.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let sql = clinical::delete_of_messages_sql(table, ids.len());
         let values: Vec<&dyn rusqlite::ToSql> =
             ids.iter().map(|i| i as &dyn rusqlite::ToSql).collect();
         self.exec(&sql, &values)
@@ -809,13 +803,7 @@ impl clinical::IngestSql for DirectTx<'_> {
     }
 
     async fn set_status(&mut self, status: &str, ids: &[i64]) -> Result<()> {
-        let sql = format!(
-            "UPDATE clinical_messages SET status = $1 WHERE id IN ({})",
-            (2..ids.len() + 2)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let sql = clinical::set_status_sql(ids.len());
         let mut values: Vec<&dyn rusqlite::ToSql> = vec![&status];
         values.extend(ids.iter().map(|i| i as &dyn rusqlite::ToSql));
         self.exec(&sql, &values)
