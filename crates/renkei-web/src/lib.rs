@@ -29,9 +29,26 @@ use renkei_app::App;
 /// Where Debian's `fonts-noto-cjk` puts the Japanese font used for printable cards.
 pub const DEFAULT_CARD_FONT: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
 
-/// What every handler receives.
+/// What every handler receives. Axum clones it for every request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct WebState {
+pub struct WebState(std::sync::Arc<WebShared>);
+
+impl WebState {
+    pub fn new(shared: WebShared) -> Self {
+        WebState(std::sync::Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for WebState {
+    type Target = WebShared;
+
+    fn deref(&self) -> &WebShared {
+        &self.0
+    }
+}
+
+/// The application and the server's settings the handlers need.
+pub struct WebShared {
     pub app: App,
     /// Mark cookies `Secure` (true whenever the server speaks HTTPS).
     pub secure_cookies: bool,

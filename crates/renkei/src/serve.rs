@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use axum_server::tls_rustls::RustlsConfig;
-use renkei_web::WebState;
+use renkei_web::{WebShared, WebState};
 
 use crate::config::Settings;
 
@@ -126,12 +126,12 @@ pub async fn serve(
             None
         }
     };
-    let router = renkei_web::router(WebState {
+    let router = renkei_web::router(WebState::new(WebShared {
         app: app.clone(),
         secure_cookies: tls.is_some(),
         card_font,
         public_url: settings.public_url.clone(),
-    });
+    }));
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
