@@ -157,6 +157,15 @@ impl Store {
             if !name.as_os_str().is_empty() && name.as_os_str() != ":memory:" {
                 file = Some(name.to_path_buf());
             }
+            // A file's checkpoints are the store's checkpointer thread's (see `direct`), not
+            // whichever commit takes the WAL past 1,000 pages.
+            let options = if file.is_some() {
+                options
+                    .pragma("wal_autocheckpoint", "0")
+                    .pragma("journal_size_limit", "67108864")
+            } else {
+                options
+            };
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 // An embedded database's connection cannot go stale: no ping before each use
