@@ -98,6 +98,10 @@ type Waiter<R> = tokio::sync::oneshot::Sender<std::result::Result<R, String>>;
 pub(crate) struct GroupQueue<J, R> {
     pending: std::sync::Mutex<Vec<(J, Waiter<R>)>>,
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// Told whenever a job joins `pending` (see [`GroupQueue::gather`]).
+    joined: tokio::sync::Notify,
+    /// How many jobs the last group committed.
+    last: std::sync::atomic::AtomicUsize,
 }
 
 impl<J, R> Default for GroupQueue<J, R> {
@@ -105,9 +109,14 @@ impl<J, R> Default for GroupQueue<J, R> {
         GroupQueue {
             pending: std::sync::Mutex::new(Vec::new()),
             writer: Arc::default(),
+            joined: tokio::sync::Notify::new(),
+            last: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }
+
+/// The longest a writer waits for the callers of the last group to join the next one.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl<J: Send + 'static, R: Send + 'static> GroupQueue<J, R> {
     /// Group commit: `job` joins the queue, and whoever holds the writer lock next runs
@@ -124,6 +133,7 @@ impl<J: Send + 'static, R: Send + 'static> GroupQueue<J, R> {
             Ok(mut p) => p.push((job, done)),
             Err(poisoned) => poisoned.into_inner().push((job, done)),
         }
+        self.joined.notify_one();
         // Either another writer's batch takes this job (and its result comes), or this caller
         // gets the lock first and writes the batch itself. A caller whose job was taken must
         // not wait for the lock: that would queue it behind later batches.
@@ -137,10 +147,15 @@ impl<J: Send + 'static, R: Send + 'static> GroupQueue<J, R> {
         for _ in 0..2 {
             tokio::task::yield_now().await;
         }
+        self.gather().await;
         let batch = match self.pending.lock() {
             Ok(mut p) => std::mem::take(&mut *p),
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
+        if !batch.is_empty() {
+            self.last
+                .store(batch.len(), std::sync::atomic::Ordering::Relaxed);
+        }
         if batch.is_empty() {
             // An earlier writer took this job with its own.
             drop(writer);
@@ -173,6 +188,34 @@ impl<J: Send + 'static, R: Send + 'static> GroupQueue<J, R> {
         match result.await {
             Ok(r) => r,
             Err(_) => Err("the writer stopped".into()),
+        }
+    }
+
+    /// Waits, up to [`GATHER`], until as many jobs are pending as the last group held. Under
+    /// steady load the callers of one group come back together, but not at once: the first
+    /// found the writer free and committed alone, and the rest waited for that commit to make
+    /// their own (FHIR creates, wrk -c8: groups of 1 and 7 in turn, 5.1 jobs per commit on
+    /// average). When fewer come, the next group is smaller and so is the next wait's goal;
+    /// a lone caller never waits.
+    async fn gather(&self) {
+        let goal = self.last.load(std::sync::atomic::Ordering::Relaxed);
+        let pending = || match self.pending.lock() {
+            Ok(p) => p.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        };
+        if pending() >= goal {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + GATHER;
+        loop {
+            let joined = self.joined.notified();
+            if pending() >= goal {
+                return;
+            }
+            tokio::select! {
+                _ = joined => {}
+                _ = tokio::time::sleep_until(deadline) => return,
+            }
         }
     }
 }
@@ -314,5 +357,80 @@ impl Actor {
         } else {
             Err(AppError::Forbidden)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    type Runs = Arc<std::sync::Mutex<Vec<usize>>>;
+
+    /// Submits `job` after `delay` yields, recording the size of the group that commits it.
+    fn submit_later(
+        q: &Arc<GroupQueue<u32, u32>>,
+        runs: &Runs,
+        job: u32,
+        delay: usize,
+    ) -> tokio::task::JoinHandle<std::result::Result<u32, String>> {
+        let (q, runs) = (q.clone(), runs.clone());
+        tokio::spawn(async move {
+            for _ in 0..delay {
+                tokio::task::yield_now().await;
+            }
+            q.submit(job, move |jobs| {
+                if let Ok(mut r) = runs.lock() {
+                    r.push(jobs.len());
+                }
+                async move { Ok(jobs) }
+            })
+            .await
+        })
+    }
+
+    async fn results(
+        tasks: Vec<tokio::task::JoinHandle<std::result::Result<u32, String>>>,
+    ) -> Vec<u32> {
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("task").expect("committed"));
+        }
+        out
+    }
+
+    fn sizes(runs: &Runs) -> Vec<usize> {
+        runs.lock().expect("runs").clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_groups_callers_commit_together_again() {
+        let q = Arc::new(GroupQueue::<u32, u32>::default());
+        q.last.store(3, Ordering::Relaxed);
+        let runs = Runs::default();
+        // They come back a moment apart: later than the writer's own two yields.
+        let tasks = (0..3)
+            .map(|i| submit_later(&q, &runs, i, i as usize * 10))
+            .collect();
+        assert_eq!(results(tasks).await, vec![0, 1, 2]);
+        assert_eq!(sizes(&runs), vec![3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_caller_does_not_wait_and_fewer_callers_lower_the_goal() {
+        let q = Arc::new(GroupQueue::<u32, u32>::default());
+        let runs = Runs::default();
+        let start = tokio::time::Instant::now();
+        assert_eq!(results(vec![submit_later(&q, &runs, 7, 0)]).await, vec![7]);
+        assert_eq!(start.elapsed(), std::time::Duration::ZERO, "nothing to wait for");
+
+        // The last group held 3, but only one caller comes: it commits after the gather wait,
+        // and the next writer waits for one.
+        q.last.store(3, Ordering::Relaxed);
+        let start = tokio::time::Instant::now();
+        assert_eq!(results(vec![submit_later(&q, &runs, 8, 0)]).await, vec![8]);
+        assert!(start.elapsed() >= GATHER);
+        assert_eq!(q.last.load(Ordering::Relaxed), 1);
+        assert_eq!(sizes(&runs), vec![1, 1]);
     }
 }
