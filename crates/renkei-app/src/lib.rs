@@ -422,7 +422,11 @@ mod tests {
         let runs = Runs::default();
         let start = tokio::time::Instant::now();
         assert_eq!(results(vec![submit_later(&q, &runs, 7, 0)]).await, vec![7]);
-        assert_eq!(start.elapsed(), std::time::Duration::ZERO, "nothing to wait for");
+        assert_eq!(
+            start.elapsed(),
+            std::time::Duration::ZERO,
+            "nothing to wait for"
+        );
 
         // The last group held 3, but only one caller comes: it commits after the gather wait,
         // and the next writer waits for one.
