@@ -129,10 +129,7 @@ impl<J: Send + 'static, R: Send + 'static> GroupQueue<J, R> {
         Fut: std::future::Future<Output = std::result::Result<Vec<R>, String>> + Send + 'static,
     {
         let (done, mut result) = tokio::sync::oneshot::channel();
-        match self.pending.lock() {
-            Ok(mut p) => p.push((job, done)),
-            Err(poisoned) => poisoned.into_inner().push((job, done)),
-        }
+        self.pending().push((job, done));
         self.joined.notify_one();
         // Either another writer's batch takes this job (and its result comes), or this caller
         // gets the lock first and writes the batch itself. A caller whose job was taken must
@@ -148,18 +145,13 @@ impl<J: Send + 'static, R: Send + 'static> GroupQueue<J, R> {
             tokio::task::yield_now().await;
         }
         self.gather().await;
-        let batch = match self.pending.lock() {
-            Ok(mut p) => std::mem::take(&mut *p),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        };
-        if !batch.is_empty() {
-            self.last
-                .store(batch.len(), std::sync::atomic::Ordering::Relaxed);
-        }
+        let batch = std::mem::take(&mut *self.pending());
         if batch.is_empty() {
             // An earlier writer took this job with its own.
             drop(writer);
         } else {
+            self.last
+                .store(batch.len(), std::sync::atomic::Ordering::Relaxed);
             let (jobs, waiters): (Vec<J>, Vec<Waiter<R>>) = batch.into_iter().unzip();
             tracing::debug!(jobs = jobs.len(), "group commit");
             let commit = run(jobs);
@@ -199,10 +191,7 @@ impl<J: Send + 'static, R: Send + 'static> GroupQueue<J, R> {
     /// a lone caller never waits.
     async fn gather(&self) {
         let goal = self.last.load(std::sync::atomic::Ordering::Relaxed);
-        let pending = || match self.pending.lock() {
-            Ok(p) => p.len(),
-            Err(poisoned) => poisoned.into_inner().len(),
-        };
+        let pending = || self.pending().len();
         if pending() >= goal {
             return;
         }
@@ -217,6 +206,13 @@ impl<J: Send + 'static, R: Send + 'static> GroupQueue<J, R> {
                 _ = tokio::time::sleep_until(deadline) => return,
             }
         }
+    }
+
+    /// The queue (a panic elsewhere while it was held leaves it usable).
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<(J, Waiter<R>)>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -256,9 +256,9 @@ impl Direct {
 
     /// Records `events` in this process's spool file (in the page cache: a crash of the
     /// process does not lose them) and hands them to the audit writer, which puts them in the
-    /// chain with its next group commit, within [`SPOOL_LINGER`] and a commit. Returns without waiting for
-    /// that commit. Should the spool file refuse the write, the events are committed durably
-    /// before this returns.
+    /// chain with its next group commit, within [`SPOOL_LINGER`] and a commit. Returns without
+    /// waiting for that commit. Should the spool file refuse the write, the events are committed
+    /// durably before this returns.
     pub(crate) async fn spool_audits(&self, events: Vec<AuditEvent>) -> Result<()> {
         let refused = {
             let mut s = lock(&self.audit);
