@@ -435,15 +435,28 @@ struct AuditQueue {
     ready: Condvar,
 }
 
-#[derive(Default)]
 struct QueueState {
     requests: Vec<AuditRequest>,
     /// The writer waits for the first request of its next group.
     idle: bool,
     /// A durable request is among `requests`.
     urgent: bool,
+    /// How many requests fill the group the writer is gathering (see [`AuditQueue::linger`]).
+    full_at: usize,
     /// No more requests come (the store is gone), or the writer stopped.
     closed: bool,
+}
+
+impl Default for QueueState {
+    fn default() -> Self {
+        QueueState {
+            requests: Vec::new(),
+            idle: false,
+            urgent: false,
+            full_at: SPOOL_GROUP,
+            closed: false,
+        }
+    }
 }
 
 impl AuditQueue {
@@ -454,7 +467,7 @@ impl AuditQueue {
         }
         s.urgent |= matches!(request, AuditRequest::Durable(..));
         s.requests.push(request);
-        let wake = s.idle || s.urgent || s.requests.len() >= SPOOL_GROUP;
+        let wake = s.idle || s.urgent || s.requests.len() >= s.full_at;
         drop(s);
         if wake {
             self.ready.notify_one();
@@ -497,7 +510,9 @@ impl AuditQueue {
     /// requests there are; also says whether more may come.
     fn linger(&self, deadline: Instant, have: usize) -> (Vec<AuditRequest>, bool) {
         let mut s = lock(&self.state);
-        while !s.urgent && !s.closed && have + s.requests.len() < SPOOL_GROUP {
+        // Senders wake the writer when the group is full, so they must know what full is.
+        s.full_at = SPOOL_GROUP.saturating_sub(have);
+        while !s.urgent && !s.closed && s.requests.len() < s.full_at {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -509,6 +524,7 @@ impl AuditQueue {
                 .0;
         }
         s.urgent = false;
+        s.full_at = SPOOL_GROUP;
         (std::mem::take(&mut s.requests), !s.closed)
     }
 }
@@ -1133,6 +1149,11 @@ mod tests {
             let q = q.clone();
             std::thread::spawn(move || q.linger(far(), 10))
         };
+        // The writer already waits (it holds 10 events): the request that fills the group
+        // wakes it.
+        while lock(&q.state).full_at != SPOOL_GROUP - 10 {
+            std::thread::yield_now();
+        }
         for _ in 0..SPOOL_GROUP - 10 {
             q.send(AuditRequest::Retired(file.clone())).expect("open");
         }
