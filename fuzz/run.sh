@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes a parser: `fuzz/run.sh [SECONDS] [TARGET]` (default 600 s, target hl7v2_parse; the
 # other target is jahis_parse). The HL7 corpus is seeded from the SS-MIX2 sample storage in
-# ../shared/fixtures and fuzz/seeds/; the JAHIS corpus from the medication-notebook fixtures.
+# the repository's fixtures/ and fuzz/seeds/; the JAHIS corpus from the medication-notebook fixtures.
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); the toolchain is stable, so RUSTC_BOOTSTRAP
 # lets cargo-fuzz pass its sanitizer-coverage flags.
 set -euo pipefail
@@ -11,11 +11,11 @@ target=${2:-hl7v2_parse}
 corpus=corpus/$target
 mkdir -p "$corpus"
 if [ "$target" = jahis_parse ]; then
-  fixtures=../../shared/fixtures/jahis-rx-parser/fixtures
+  fixtures=../fixtures/jahis-rx-parser/fixtures
   [ -d "$fixtures" ] && find "$fixtures" -name 'tc-*' -type f | while read -r f; do cp -n "$f" "$corpus/fixture-$(basename "$f")"; done
   dict=()
 else
-  fixtures=../../shared/fixtures/nho-ssmix2-testing-tool/sampleData
+  fixtures=../fixtures/nho-ssmix2-testing-tool/sampleData
   if [ -d "$fixtures" ]; then
     find "$fixtures" -type f | while read -r f; do cp -n "$f" "$corpus/fixture-$(basename "$f")"; done
   fi

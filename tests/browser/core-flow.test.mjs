@@ -144,7 +144,7 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     await clickAndLoad(pharmacyPage, button(pharmacyPage, '連携'));
     assert.ok((await bodyText(pharmacyPage)).includes('お薬手帳アプリと連携しました'), 'the app is linked to the card');
     await pharmacyPage.locator('#card').fill(payload);
-    const exported = fs.readFileSync(path.join(REPO_ROOT, '../shared/fixtures/jahis-rx-parser/fixtures/tc-multi-dispensing.txt'));
+    const exported = fs.readFileSync(path.join(REPO_ROOT, 'fixtures/jahis-rx-parser/fixtures/tc-multi-dispensing.txt'));
     await pharmacyPage.locator('#files').setInputFiles({ name: 'okusuri.txt', mimeType: 'text/plain', buffer: exported });
     await clickAndLoad(pharmacyPage, button(pharmacyPage, '登録'));
     assert.ok((await text(pharmacyPage.locator('#medication-report'))).includes('登録 2 件'), 'two dispensings are stored');

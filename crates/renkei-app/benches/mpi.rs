@@ -241,7 +241,7 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
     run("sqlite", renkei_store::testing::sqlite().await, &people).await;
-    match renkei_store::testing::postgres().await {
+    match renkei_store::testing::postgres_if_set().await {
         Some(t) => run("postgres", t, &people).await,
         None => println!("postgres skipped (set RENKEI_TEST_DATABASE_URL)"),
     }

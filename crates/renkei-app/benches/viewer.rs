@@ -380,7 +380,7 @@ async fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(100_000);
     run("sqlite", renkei_store::testing::sqlite().await, patients).await;
-    match renkei_store::testing::postgres().await {
+    match renkei_store::testing::postgres_if_set().await {
         Some(t) => run("postgres", t, patients).await,
         None => println!("postgres skipped (set RENKEI_TEST_DATABASE_URL)"),
     }

@@ -1,6 +1,6 @@
 //! JP-CLINS (電子カルテ情報共有サービス) send bundles: a facility's diagnoses, allergies (with
 //! contraindications folded in) or lab results for one patient, as `JP_Bundle_CLINS`
-//! collections following the IG's rules (`../shared/spec/standards.md` §5):
+//! collections following the IG's rules (the JP-CLINS implementation guide, see `docs/fhir.md`):
 //! - `Bundle.identifier` is `<10-digit institution>^<insured-person id>^<report id>`;
 //! - `meta.tag` declares the one resource type carried;
 //! - entry 0 is the Patient, every `fullUrl` a fresh `urn:uuid`, references point to them;

@@ -1,6 +1,10 @@
 //! Test support (feature `testing`): stores on a temporary SQLite file, and on a fresh
-//! PostgreSQL schema when `RENKEI_TEST_DATABASE_URL` is set. With `RENKEI_TEST_REQUIRE_POSTGRES=1`
-//! (set by `.ci/run`) a missing URL is an error, so the PostgreSQL suite cannot silently skip.
+//! PostgreSQL schema of the server at `RENKEI_TEST_DATABASE_URL`.
+//!
+//! Tests that need a service Renkei does not embed (PostgreSQL, an S3-compatible server) are
+//! declared `#[ignore = "needs …"]`: a plain `cargo nextest run` reports them as skipped, never
+//! as passed, and `--run-ignored all` (`cargo test -- --include-ignored`) runs them. Run that
+//! way without the service, they fail and say what to install or set.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -37,13 +41,22 @@ pub async fn sqlite() -> TestStore {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// A store in a new schema of the PostgreSQL at `RENKEI_TEST_DATABASE_URL`, or `None` (skip).
-pub async fn postgres() -> Option<TestStore> {
+/// A store in a new schema of the PostgreSQL at `RENKEI_TEST_DATABASE_URL`; fails the test,
+/// saying what to set, when the variable is missing.
+pub async fn postgres() -> TestStore {
+    match postgres_if_set().await {
+        Some(t) => t,
+        None => panic!(
+            "RENKEI_TEST_DATABASE_URL is not set: install PostgreSQL and set it (for example \
+             postgres://postgres@127.0.0.1:5432/test), or leave the PostgreSQL tests ignored"
+        ),
+    }
+}
+
+/// As [`postgres`], or `None` where `RENKEI_TEST_DATABASE_URL` is not set (for benchmarks,
+/// which print that they left PostgreSQL out).
+pub async fn postgres_if_set() -> Option<TestStore> {
     let Ok(url) = std::env::var("RENKEI_TEST_DATABASE_URL") else {
-        if std::env::var("RENKEI_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-            panic!("RENKEI_TEST_REQUIRE_POSTGRES=1 but RENKEI_TEST_DATABASE_URL is not set");
-        }
-        eprintln!("RENKEI_TEST_DATABASE_URL not set: PostgreSQL variant skipped");
         return None;
     };
     let nanos = std::time::SystemTime::UNIX_EPOCH
@@ -102,11 +115,11 @@ macro_rules! on_both_backends {
                 t.finish().await;
             }
             #[tokio::test]
+            #[ignore = "needs PostgreSQL: set RENKEI_TEST_DATABASE_URL and pass --run-ignored all"]
             async fn postgres() {
-                if let Some(t) = $crate::testing::postgres().await {
-                    super::$name(&t).await;
-                    t.finish().await;
-                }
+                let t = $crate::testing::postgres().await;
+                super::$name(&t).await;
+                t.finish().await;
             }
         }
     };
@@ -127,10 +140,9 @@ impl Drop for S3Server {
 }
 
 impl S3Server {
-    /// Starts moto, or `None` (skip) where it is not installed, unless
-    /// `RENKEI_TEST_REQUIRE_S3=1` (CI) makes that a failure.
-    pub async fn start() -> Option<S3Server> {
-        let required = std::env::var("RENKEI_TEST_REQUIRE_S3").is_ok_and(|v| v == "1");
+    /// Starts moto; fails the test, saying what to install, where it cannot. Tests that use it
+    /// are `#[ignore = "needs moto …"]` so that a plain run reports them as skipped.
+    pub async fn start() -> S3Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -150,14 +162,7 @@ impl S3Server {
             .spawn();
         let child = match child {
             Ok(c) => c,
-            Err(e) => {
-                assert!(
-                    !required,
-                    "RENKEI_TEST_REQUIRE_S3=1 but moto could not start: {e}"
-                );
-                eprintln!("moto not available: S3 variant skipped");
-                return None;
-            }
+            Err(e) => panic!("cannot start moto ({e}): pip install 'moto[server]'"),
         };
         let mut server = S3Server {
             child,
@@ -165,15 +170,10 @@ impl S3Server {
         };
         for _ in 0..200 {
             if let Ok(Some(_)) = server.child.try_wait() {
-                assert!(
-                    !required,
-                    "RENKEI_TEST_REQUIRE_S3=1 but moto exited (pip install 'moto[server]')"
-                );
-                eprintln!("moto not installed: S3 variant skipped");
-                return None;
+                panic!("moto exited at once: pip install 'moto[server]'");
             }
             if server.request("GET", "/").await.is_ok() {
-                return Some(server);
+                return server;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }

@@ -711,10 +711,7 @@ fn check_golden(name: &str, actual: &str) {
 /// backends.
 async fn golden_resources_from_the_nho_sample(t: &TestStore) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/nho-ssmix2-testing-tool/sampleData");
-    if !root.exists() {
-        return;
-    }
+        .join("../../fixtures/nho-ssmix2-testing-tool/sampleData");
     let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(START)));
     let app = App::new(t.store.clone(), clock.clone(), AppConfig::default());
     facility(&app, "operator", "", "事務局").await;
@@ -801,7 +798,7 @@ async fn golden_resources_from_the_nho_sample(t: &TestStore) {
     // JP-CLINS send bundles of the same patient, checked against the IG's examples' structure
     // and kept as golden files (fresh UUIDs numbered in order).
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/jp-clins-examples/ExampleJson");
+        .join("../../fixtures/jp-clins-examples/ExampleJson");
     let example = |name: &str| -> Value {
         serde_json::from_str(&std::fs::read_to_string(examples.join(name)).unwrap()).unwrap()
     };

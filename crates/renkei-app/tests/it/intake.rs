@@ -12,10 +12,15 @@ use renkei_core::time::{FixedClock, Timestamp};
 use renkei_store::on_both_backends;
 use renkei_store::testing::TestStore;
 
-fn storage() -> Option<PathBuf> {
+fn storage() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/nho-ssmix2-testing-tool/sampleData");
-    p.exists().then_some(p)
+        .join("../../fixtures/nho-ssmix2-testing-tool/sampleData");
+    assert!(
+        p.is_dir(),
+        "fixture missing: {} (part of the repository)",
+        p.display()
+    );
+    p
 }
 
 fn read_storage(root: &Path) -> Vec<SourceFile> {
@@ -112,7 +117,7 @@ fn check_snapshot(name: &str, actual: &str) {
 }
 
 async fn sample_storage_imports_to_the_snapshot(t: &TestStore) {
-    let Some(root) = storage() else { return };
+    let root = storage();
     let app = app(t);
     let facility = hospital(&app).await;
     let files = read_storage(&root);
@@ -166,7 +171,7 @@ async fn sample_storage_imports_to_the_snapshot(t: &TestStore) {
 on_both_backends!(sample_storage_imports_to_the_snapshot);
 
 async fn versions_supersede_and_deletions_retract(t: &TestStore) {
-    let Some(root) = storage() else { return };
+    let root = storage();
     let app = app(t);
     let facility = hospital(&app).await;
     let op = Actor::system("test");
@@ -348,7 +353,7 @@ async fn extended_storage_documents_keep_every_file(t: &TestStore) {
 on_both_backends!(extended_storage_documents_keep_every_file);
 
 async fn an_interrupted_import_resumes(t: &TestStore) {
-    let Some(root) = storage() else { return };
+    let root = storage();
     let app = app(t);
     let facility = hospital(&app).await;
     let op = Actor::system("test");

@@ -15,7 +15,7 @@ use renkei_store::testing::TestStore;
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/fixtures/jahis-rx-parser/fixtures")
+            .join("../../fixtures/jahis-rx-parser/fixtures")
             .join(name),
     )
     .unwrap()

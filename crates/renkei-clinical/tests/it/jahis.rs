@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use renkei_clinical::jahis::{self, Notebook};
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/jahis-rx-parser/fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/jahis-rx-parser/fixtures")
 }
 
 fn tc_files() -> Vec<(String, String)> {

@@ -10,10 +10,15 @@ use std::path::{Path, PathBuf};
 use renkei_clinical::map_message;
 use renkei_hl7v2::{Message, ssmix2};
 
-fn fixtures() -> Option<PathBuf> {
+fn fixtures() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/nho-ssmix2-testing-tool/sampleData");
-    p.exists().then_some(p)
+        .join("../../fixtures/nho-ssmix2-testing-tool/sampleData");
+    assert!(
+        p.is_dir(),
+        "fixture missing: {} (part of the repository)",
+        p.display()
+    );
+    p
 }
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -51,10 +56,7 @@ fn check(name: &str, actual: &str) {
 
 #[test]
 fn every_sample_message_maps_to_its_snapshot() {
-    let Some(root) = fixtures() else {
-        eprintln!("fixtures not present: skipped");
-        return;
-    };
+    let root = fixtures();
     let mut all = Vec::new();
     files(&root, &mut all);
     all.sort();

@@ -7,10 +7,15 @@ use std::path::{Path, PathBuf};
 use renkei_hl7v2::ssmix2::{self, Condition, NameError};
 use renkei_hl7v2::{AckCode, Charset, Message, ack};
 
-fn fixtures() -> Option<PathBuf> {
+fn fixtures() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/nho-ssmix2-testing-tool/sampleData");
-    p.exists().then_some(p)
+        .join("../../fixtures/nho-ssmix2-testing-tool/sampleData");
+    assert!(
+        p.is_dir(),
+        "fixture missing: {} (part of the repository)",
+        p.display()
+    );
+    p
 }
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -26,10 +31,7 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn every_sample_message_parses() {
-    let Some(root) = fixtures() else {
-        eprintln!("fixtures not present: skipped");
-        return;
-    };
+    let root = fixtures();
     let mut all = Vec::new();
     files(&root, &mut all);
     all.sort();
@@ -70,7 +72,7 @@ fn every_sample_message_parses() {
 
 #[test]
 fn patient_and_lab_values_from_the_samples() {
-    let Some(root) = fixtures() else { return };
+    let root = fixtures();
     let adt = root
         .join("999/901/9999013/-/ADT-00/9999013_-_ADT-00_999999999999999_20111220224447339_-_1");
     let m = Message::parse_bytes(&std::fs::read(adt).unwrap()).unwrap();
@@ -98,7 +100,7 @@ fn patient_and_lab_values_from_the_samples() {
 
 #[test]
 fn sample_storage_paths_agree_except_the_broken_one() {
-    let Some(root) = fixtures() else { return };
+    let root = fixtures();
     let mut all = Vec::new();
     files(&root, &mut all);
     let mut ok = 0;

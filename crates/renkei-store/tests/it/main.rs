@@ -1,6 +1,6 @@
-//! The storage story suite: every story runs on SQLite, and on PostgreSQL when
-//! `RENKEI_TEST_DATABASE_URL` is set (each run in a fresh schema). With
-//! `RENKEI_TEST_REQUIRE_POSTGRES=1` (set by `.ci/run`) a missing URL fails the PostgreSQL stories.
+//! The storage story suite: every story runs on SQLite, and on the PostgreSQL at
+//! `RENKEI_TEST_DATABASE_URL` (each run in a fresh schema). The PostgreSQL variants are ignored
+//! unless the run includes ignored tests (`--run-ignored all`); then a missing URL fails them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -7,7 +7,7 @@ use renkei_core::facility::FacilityCode;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::{FIXED_UNIX, renkei, start, stderr, stdout};
+use crate::{FIXED_UNIX, demo_dir, renkei, start, stderr, stdout};
 
 /// The demo's 広島中央総合病院: code 34 1 010011 + check digit.
 fn chuo_code() -> String {
@@ -53,7 +53,7 @@ async fn json(r: reqwest::Response) -> (StatusCode, String, Value) {
 
 #[tokio::test]
 async fn a_client_gets_a_token_and_uses_pixm_and_pdqm() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = demo_dir();
     let server = start(dir.path(), &["--listen", "127.0.0.1:0", "--demo"]);
     let base = server.base.clone();
     let key = ClientKey::generate("k1");
@@ -186,7 +186,7 @@ async fn a_client_gets_a_token_and_uses_pixm_and_pdqm() {
 /// refused, or ignored with a warning under lenient handling.
 #[tokio::test]
 async fn a_client_reads_the_record_over_fhir() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = demo_dir();
     let server = start(dir.path(), &["--listen", "127.0.0.1:0", "--demo"]);
     let base = server.base.clone();
     let key = ClientKey::generate("k1");

@@ -21,11 +21,8 @@ fn names(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_watched_folder_imports_settled_files_and_sorts_them() {
-    let fixtures = crate::workspace_root().join("../shared/fixtures/jahis-rx-parser/fixtures");
-    if !fixtures.exists() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    let fixtures = crate::fixture("jahis-rx-parser/fixtures");
+    let dir = crate::demo_dir();
     let d = dir.path();
     let inbox = d.join("okusuri");
     std::fs::create_dir_all(&inbox).unwrap();

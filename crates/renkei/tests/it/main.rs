@@ -29,6 +29,75 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A file or folder under the repository's `fixtures/` (public samples with their provenance);
+/// fails, naming it, when it is missing.
+pub fn fixture(rel: &str) -> PathBuf {
+    let p = workspace_root().join("fixtures").join(rel);
+    assert!(
+        p.exists(),
+        "fixture missing: {} (part of the repository)",
+        p.display()
+    );
+    p
+}
+
+/// A temporary data directory holding the seeded demo region. Seeding takes seconds in a debug
+/// build, and many times that on a busy machine, so it is done once per build of the binary:
+/// the first test to ask seeds a template under the target directory (`renkei dev seed-demo`,
+/// with a lock that the tests of other processes wait on), and every test gets a copy of it.
+/// `serve --demo` on the copy finds the region and only prints its users.
+pub fn demo_dir() -> tempfile::TempDir {
+    let template = demo_template();
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&template, dir.path());
+    dir
+}
+
+fn demo_template() -> PathBuf {
+    let meta = std::fs::metadata(bin()).unwrap();
+    let built = meta
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let stamp = format!("{}-{built}", meta.len());
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("renkei-demo");
+    std::fs::create_dir_all(&root).unwrap();
+    let lock = std::fs::File::create(root.join("lock")).unwrap();
+    lock.lock().unwrap();
+    let template = root.join(&stamp);
+    if !template.join(".seeded").exists() {
+        // Templates of earlier builds.
+        for entry in std::fs::read_dir(&root).unwrap().map_while(Result::ok) {
+            if entry.path().is_dir() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let o = renkei(&template, &["dev", "seed-demo"]);
+        assert!(
+            o.status.success(),
+            "seeding the demo failed: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        std::fs::write(template.join(".seeded"), "").unwrap();
+    }
+    template
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().map_while(Result::ok) {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_name() != ".seeded" {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 /// Runs the binary with a data directory and the fixed clock.
 pub fn renkei(data: &Path, args: &[&str]) -> Output {
     Command::new(bin())
@@ -98,6 +167,11 @@ pub fn bootstrap(data: &Path) -> i64 {
     f
 }
 
+/// How long a test waits for the server's ready line: far more than it takes on a busy machine
+/// (a debug build starts in well under a second once the demo is seeded), far less than
+/// nextest's limit.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// A running server; killed on drop.
 pub struct Server {
     child: Child,
@@ -155,15 +229,13 @@ pub fn start_with(data: &Path, extra: &[&str], fixed_clock: bool) -> Server {
         }
     });
     let started = Instant::now();
-    let base = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| {
-            panic!(
-                "server did not start in {:?}: {}",
-                started.elapsed(),
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            )
-        });
+    let base = rx.recv_timeout(READY_TIMEOUT).unwrap_or_else(|_| {
+        panic!(
+            "server did not start in {:?}: {}",
+            started.elapsed(),
+            std::fs::read_to_string(&stderr_path).unwrap_or_default()
+        )
+    });
     Server {
         child,
         base,

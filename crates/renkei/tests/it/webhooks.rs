@@ -18,10 +18,7 @@ struct Received {
 
 #[tokio::test]
 async fn a_subscribed_app_gets_signed_dispensings_after_a_retry() {
-    let fixtures = crate::workspace_root().join("../shared/fixtures/jahis-rx-parser/fixtures");
-    if !fixtures.exists() {
-        return;
-    }
+    let fixtures = crate::fixture("jahis-rx-parser/fixtures");
     // The app's receiver: fails the first delivery, accepts the next.
     let received = Arc::new(Mutex::new(Received::default()));
     let state = received.clone();
@@ -44,7 +41,7 @@ async fn a_subscribed_app_gets_signed_dispensings_after_a_retry() {
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, receiver).await });
 
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::demo_dir();
     let d = dir.path();
     let config = d.join("renkei.toml");
     std::fs::write(
