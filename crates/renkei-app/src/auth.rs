@@ -382,6 +382,52 @@ impl App {
         Ok(Some((new_token, codes)))
     }
 
+    /// Enrols a TOTP authenticator for a user from the operator's shell, without a first code:
+    /// for a demo region, whose users' secrets are printed so that anyone can log in with the
+    /// real second factor. Returns the Base32 secret. Audited as an enrolment.
+    pub async fn enrol_totp_unattended(&self, actor: &Actor, login_id: &str) -> Result<String> {
+        actor.require_operator()?;
+        let user = self
+            .store
+            .user_by_login(login_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let secret = Secret::from(secrets::random_bytes::<20>()?.to_vec()).to_base32();
+        self.store.set_pending_totp_secret(user.id, &secret).await?;
+        let (_, hashes) = recovery_codes()?;
+        let event = self.event(
+            actor,
+            "auth.totp.enrol",
+            format!("user:{}", user.id),
+            AuditOutcome::Success,
+            "unattended",
+        );
+        self.store.enable_totp(user.id, 0, &hashes, event).await?;
+        Ok(secret)
+    }
+
+    /// The TOTP secret of an enrolled user, and the code it gives now with the seconds it stays
+    /// valid. For the demo tooling only (`renkei dev totp`); the operator's shell has the
+    /// database anyway.
+    pub async fn current_totp_code(
+        &self,
+        actor: &Actor,
+        login_id: &str,
+    ) -> Result<(String, String, u64)> {
+        actor.require_operator()?;
+        let user = self
+            .store
+            .user_by_login(login_id)
+            .await?
+            .filter(|u| u.totp_enabled)
+            .ok_or(AppError::NotFound)?;
+        let secret = user.totp_secret.unwrap_or_default();
+        let totp = self.totp_for(&secret, &user.login_id)?;
+        let now = u64::try_from(self.now().unix_seconds()).unwrap_or(0);
+        let code = totp.generate(now);
+        Ok((secret, code.to_string(), 30 - now % 30))
+    }
+
     /// The logged-in session for `token`, touched; `Unauthenticated` when absent or idle too long.
     pub async fn session(&self, token: &str, client: &str) -> Result<SessionView> {
         let (session, user) = self.staged_session(token, STAGE_FULL).await?;

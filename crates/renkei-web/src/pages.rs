@@ -139,7 +139,7 @@ pub async fn totp_form(State(st): State<WebState>, jar: CookieJar) -> Response {
         return Redirect::to("/login").into_response();
     };
     render(&TotpPage {
-        layout: Layout::anonymous(&st.app, "二要素認証", csrf),
+        layout: Layout::signing_in(&st.app, "二要素認証", csrf),
     })
 }
 
@@ -178,7 +178,7 @@ pub async fn totp(
                 .into_response()
         }
         Ok(None) => render(&TotpPage {
-            layout: Layout::anonymous(&st.app, "二要素認証", csrf)
+            layout: Layout::signing_in(&st.app, "二要素認証", csrf)
                 .with_error(Some("確認コードが正しくありません".into())),
         }),
         Err(AppError::Unauthenticated) => (
@@ -211,7 +211,7 @@ async fn enrol_page(st: &WebState, jar: &CookieJar, error: Option<String>) -> Re
     };
     match st.app.begin_enrolment(&token).await {
         Ok(e) => render(&EnrolPage {
-            layout: Layout::anonymous(&st.app, "二要素認証の登録", csrf).with_error(error),
+            layout: Layout::signing_in(&st.app, "二要素認証の登録", csrf).with_error(error),
             qr_svg: qr_svg(&e.otpauth_url),
             secret: e.secret_base32,
             account: e.account,
@@ -238,7 +238,7 @@ pub async fn enrol(
         Ok(Some((new_token, codes))) => {
             let csrf = st.app.csrf_token(&new_token).await.unwrap_or_default();
             let page = RecoveryCodesPage {
-                layout: Layout::anonymous(&st.app, "回復コード", csrf),
+                layout: Layout::signing_in(&st.app, "回復コード", csrf),
                 codes,
             };
             (

@@ -27,6 +27,9 @@ pub struct Layout {
     pub flash: Option<String>,
     pub warning: Option<String>,
     pub error: Option<String>,
+    /// Between the password and the portal (second factor, enrolment, recovery codes): the
+    /// header neither offers ログイン nor names the user yet.
+    pub signing_in: bool,
 }
 
 impl Layout {
@@ -39,6 +42,15 @@ impl Layout {
             flash: None,
             warning: None,
             error: None,
+            signing_in: false,
+        }
+    }
+
+    /// A page of the login steps after the password.
+    pub fn signing_in(app: &App, title: &str, csrf: String) -> Layout {
+        Layout {
+            signing_in: true,
+            ..Layout::anonymous(app, title, csrf)
         }
     }
 

@@ -5,7 +5,7 @@ use renkei_app::directory::{FacilityInput, UserInput};
 use renkei_app::{Actor, App};
 use renkei_core::facility::FacilityCode;
 
-/// The password of every demo user (printed at start; TOTP is enrolled at first login).
+/// The password of every demo user (printed at start with each user's TOTP secret).
 pub const DEMO_PASSWORD: &str = "Renkei-Demo-2026";
 
 struct DemoFacility {
@@ -355,6 +355,9 @@ pub async fn seed_if_empty(app: &App, data_dir: &std::path::Path) -> Result<()> 
                 };
                 app.create_user_with_password(&actor, &user, DEMO_PASSWORD, false)
                     .await?;
+                // The real second factor, enrolled ahead so that the printed secret (or
+                // `renkei dev totp`) stands in for the phone.
+                app.enrol_totp_unattended(&actor, login).await?;
             }
         }
         let messages = hospital_records(app, data_dir).await?;
@@ -364,12 +367,52 @@ pub async fn seed_if_empty(app: &App, data_dir: &std::path::Path) -> Result<()> 
             FACILITIES.len()
         );
     }
+    std::fs::write(data_dir.join(DEMO_MARKER), "renkei serve --demo\n")?;
+    print_users(app).await
+}
+
+/// A file in the data directory that says it holds the demo region: `renkei dev totp` works
+/// only there.
+pub const DEMO_MARKER: &str = "demo-region";
+
+/// `text` padded with spaces to `width` terminal columns (kanji and kana take two).
+fn pad(text: &str, width: usize) -> String {
+    let used = unicode_width::UnicodeWidthStr::width(text);
+    format!("{text}{}", " ".repeat(width.saturating_sub(used)))
+}
+
+/// The demo users as a table that lines up in a terminal: facility, login ID and the secret to
+/// type into an authenticator app (demo only: a real region never prints secrets).
+async fn print_users(app: &App) -> Result<()> {
+    let actor = Actor::system("demo");
+    let name_width = FACILITIES
+        .iter()
+        .map(|f| unicode_width::UnicodeWidthStr::width(f.name))
+        .max()
+        .unwrap_or(0);
     println!(
-        "デモ利用者（パスワードはすべて {DEMO_PASSWORD}、初回ログイン時に認証アプリの登録が必要です）:"
+        "デモ利用者（パスワードはすべて {DEMO_PASSWORD}）。二要素認証は登録済みです。認証アプリに秘密鍵を登録するか、"
+    );
+    println!(
+        "`renkei dev totp ログインID` で今の確認コードを表示してログインしてください（デモ専用の表示です）。"
+    );
+    println!(
+        "  {}  {}  認証アプリの秘密鍵",
+        pad("施設", name_width),
+        pad("ログインID", 16)
     );
     for f in FACILITIES {
-        let logins: Vec<&str> = f.users.iter().map(|u| u.0).collect();
-        println!("  {:<28} {}", f.name, logins.join(", "));
+        for (login, ..) in f.users {
+            let secret = match app.current_totp_code(&actor, login).await {
+                Ok((secret, ..)) => secret,
+                Err(_) => "（未登録: 初回ログイン時に登録）".to_string(),
+            };
+            println!(
+                "  {}  {}  {secret}",
+                pad(f.name, name_width),
+                pad(login, 16)
+            );
+        }
     }
     Ok(())
 }
