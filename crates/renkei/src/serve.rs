@@ -41,7 +41,7 @@ pub async fn serve(
         }
         None => None,
     };
-    let app = crate::open(&settings).await?;
+    let app = crate::open(&settings, crate::Open::CreateIfMissing).await?;
     if demo {
         crate::demo::seed_if_empty(&app, &settings.data_dir).await?;
     }
@@ -56,9 +56,7 @@ pub async fn serve(
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("Renkei listening on {scheme}://{addr}");
-    tracing::info!(%addr, scheme, backend = ?app.backend(), "ready");
-
+    let mut mllp_line = None;
     if let Some(addr) = mllp {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| match e.kind() {
             std::io::ErrorKind::AddrInUse => anyhow::anyhow!("MLLP の {addr} は別のプログラムが使用中です。--mllp-listen で別のポートを指定してください"),
@@ -73,7 +71,7 @@ pub async fn serve(
         } else {
             "mllp"
         };
-        println!("Renkei MLLP listening on {scheme}://{bound}");
+        mllp_line = Some(format!("Renkei MLLP listening on {scheme}://{bound}"));
         tokio::spawn(crate::mllp::run(
             app.clone(),
             listener,
@@ -133,6 +131,13 @@ pub async fn serve(
         public_url: settings.public_url.clone(),
     }));
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    // The ready lines come once everything that answers is built: scripts and tests wait for
+    // them (the HTTP line first).
+    println!("Renkei listening on {scheme}://{addr}");
+    if let Some(line) = mllp_line {
+        println!("{line}");
+    }
+    tracing::info!(%addr, scheme, backend = ?app.backend(), "ready");
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {

@@ -62,14 +62,21 @@ fn malformed_config_and_unreachable_database_are_named() {
         .args([
             "--database-url",
             "postgres://renkei:secret@127.0.0.1:1/renkei",
-            "audit",
-            "verify",
+            "admin",
+            "create-facility",
+            "--type",
+            "operator",
+            "--name",
+            "事務局",
         ])
         .output()
         .unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("データベースを開けません"), "{err}");
+    assert!(
+        err.contains("PostgreSQL（postgres://renkei:***@127.0.0.1:1/renkei）に接続できません"),
+        "{err}"
+    );
     assert!(
         !err.contains("secret"),
         "the password must not be printed: {err}"
@@ -202,6 +209,263 @@ fn directory_commands_refuse_duplicates_and_warn_on_check_digits() {
     );
     let unknown = renkei(d, &["admin", "reset-password", "--login-id", "nobody"]);
     assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("ログインID「nobody」の利用者は登録されていません"),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
+/// Every file and folder under `dir`, relative, sorted.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().map_while(Result::ok) {
+            out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs the binary in `cwd` without --data-dir (so the default ./data would be created there).
+fn renkei_in(cwd: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .current_dir(cwd)
+        .args(args)
+        .env("RENKEI_FIXED_CLOCK", FIXED_CLOCK)
+        .env_remove("RENKEI_DATA_DIR")
+        .env_remove("RENKEI_DATABASE_URL")
+        .env_remove("RENKEI_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// A command refused for its arguments exits non-zero, names the bad value (and the valid
+/// ones for a choice), and creates nothing: no ./data, no audit key, no database.
+#[test]
+fn a_refused_command_names_the_problem_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let refusals: &[(&[&str], &str)] = &[
+        (
+            &["import", "ssmix2", "/nonexistent", "--facility", "123"],
+            "医療機関コード「123」",
+        ),
+        (
+            &[
+                "import",
+                "ssmix2",
+                "/nonexistent",
+                "--facility",
+                "3411234564",
+            ],
+            "フォルダ /nonexistent がありません",
+        ),
+        (
+            &[
+                "import",
+                "jahis",
+                "/nonexistent.txt",
+                "--facility",
+                "3411234564",
+            ],
+            "/nonexistent.txt がありません",
+        ),
+        (
+            &["admin", "create-facility", "--type", "foo", "--name", "x"],
+            "hospital（病院）",
+        ),
+        (
+            &[
+                "admin",
+                "create-facility",
+                "--type",
+                "clinic",
+                "--name",
+                "x",
+                "--code",
+                "12a",
+            ],
+            "「12a」",
+        ),
+        (
+            &[
+                "admin",
+                "create-user",
+                "--facility-id",
+                "1",
+                "--login-id",
+                "a b",
+                "--name",
+                "x",
+                "--profession",
+                "doctor",
+            ],
+            "ログインID「a b」",
+        ),
+        (
+            &[
+                "admin",
+                "create-user",
+                "--facility-id",
+                "1",
+                "--login-id",
+                "abc",
+                "--name",
+                "x",
+                "--profession",
+                "surgeon",
+            ],
+            "doctor（医師）",
+        ),
+        (
+            &[
+                "admin",
+                "create-user",
+                "--facility-id",
+                "1",
+                "--login-id",
+                "abc",
+                "--name",
+                "x",
+                "--profession",
+                "doctor",
+                "--role",
+                "boss",
+            ],
+            "facility_admin（施設管理者）",
+        ),
+        (
+            &["admin", "reset-password", "--login-id", "nobody"],
+            "データベース data/renkei.db がありません",
+        ),
+        (
+            &["audit", "verify"],
+            "データベース data/renkei.db がありません",
+        ),
+        (&["dev", "totp", "chuo.dr"], "デモ地域"),
+    ];
+    for (args, says) in refusals {
+        let o = renkei_in(cwd, args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr(&o).contains(says),
+            "{args:?}: expected «{says}» in {}",
+            stderr(&o)
+        );
+        assert!(tree(cwd).is_empty(), "{args:?} created {:?}", tree(cwd));
+    }
+}
+
+/// On an existing region: an empty or foreign folder is not a storage, an unknown facility or
+/// user is named, and a file that is not a database is said in words.
+#[test]
+fn errors_on_a_region_are_said_for_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    bootstrap(d);
+    let before = tree(d);
+    let empty = tempfile::tempdir().unwrap();
+    let o = renkei(
+        d,
+        &[
+            "import",
+            "ssmix2",
+            empty.path().to_str().unwrap(),
+            "--facility",
+            "3411234564",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("ファイルがありません"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(empty.path().join("readme.txt"), "not a storage").unwrap();
+    let o = renkei(
+        d,
+        &[
+            "import",
+            "ssmix2",
+            empty.path().to_str().unwrap(),
+            "--facility",
+            "3411234564",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("SS-MIX2 標準化ストレージのファイル"),
+        "{}",
+        stderr(&o)
+    );
+    let o = renkei(
+        d,
+        &[
+            "admin",
+            "create-user",
+            "--facility-id",
+            "99",
+            "--login-id",
+            "abc",
+            "--name",
+            "x",
+            "--profession",
+            "doctor",
+        ],
+    );
+    assert!(
+        stderr(&o).contains("施設 id=99 は登録されていません"),
+        "{}",
+        stderr(&o)
+    );
+    let o = renkei(
+        d,
+        &[
+            "import",
+            "ssmix2",
+            crate::fixture("nho-ssmix2-testing-tool/sampleData")
+                .to_str()
+                .unwrap(),
+            "--facility",
+            "3411234564",
+        ],
+    );
+    assert!(
+        stderr(&o).contains("医療機関コード 3411234564 の施設は登録されていません"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        tree(d),
+        before,
+        "refused commands changed the data directory"
+    );
+    let junk = d.join("junk.db");
+    std::fs::write(&junk, "this is not SQLite").unwrap();
+    let url = format!("sqlite://{}", junk.display());
+    let o = renkei(
+        d,
+        &[
+            "--database-url",
+            &url,
+            "admin",
+            "reset-password",
+            "--login-id",
+            "admin",
+        ],
+    );
+    let e = stderr(&o);
+    assert!(e.contains("SQLite のデータベースではありません"), "{e}");
+    assert!(
+        !e.contains("code:") && !e.contains("at line") && !e.contains("error returned"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -234,12 +498,7 @@ fn import_reports_unreadable_rows_with_line_numbers() {
 /// printed, not asserted).
 #[test]
 fn imports_the_national_code_list() {
-    let zip = workspace_root()
-        .join("../shared/fixtures/medical-institution-codes/202508_all_med_inst_cd.zip");
-    if !zip.exists() {
-        eprintln!("fixture {} not present: skipped", zip.display());
-        return;
-    }
+    let zip = fixture("medical-institution-codes/202508_all_med_inst_cd.zip");
     let dir = tempfile::tempdir().unwrap();
     let o = renkei(
         dir.path(),
@@ -340,12 +599,10 @@ fn audit_verify_detects_modified_deleted_and_inserted_events() {
 
 #[test]
 fn import_ssmix2_reports_bad_files_and_exits_non_zero_after_importing_the_rest() {
-    let storage = workspace_root().join("../shared/fixtures/nho-ssmix2-testing-tool/sampleData");
-    if !storage.exists() {
-        return;
-    }
+    let storage = fixture("nho-ssmix2-testing-tool/sampleData");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    bootstrap(d);
     let unknown = renkei(
         d,
         &[
@@ -470,14 +727,10 @@ fn generated_storages_import_cleanly() {
 
 #[test]
 fn import_jahis_stores_a_pharmacy_export_once() {
-    let fixtures = workspace_root().join("../shared/fixtures/jahis-rx-parser/fixtures");
-    if !fixtures.exists() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let fixtures = fixture("jahis-rx-parser/fixtures");
     // The demo region: cards for the hospitals' first patients, and かみや町薬局.
-    drop(start(d, &["--listen", "127.0.0.1:0", "--demo"]));
+    let dir = demo_dir();
+    let d = dir.path();
     let draft = renkei_core::facility::FacilityCode::parse("3440103040").unwrap();
     let pharmacy = format!("344010304{}", draft.expected_check_digit());
     let file = fixtures.join("tc-multi-dispensing.txt");

@@ -71,6 +71,7 @@ pub(crate) async fn login_and_enrol(
         .unwrap();
     assert_eq!(r.url().path(), "/login/enrol");
     let page = r.text().await.unwrap();
+    assert_signing_in(&page);
     let secret = code_text(&page, "totp-secret");
     let csrf = input_value(&page, "csrf");
     let code = totp(&secret, unix);
@@ -84,6 +85,7 @@ pub(crate) async fn login_and_enrol(
         .await
         .unwrap();
     assert!(page.contains("id=\"recovery-codes\""), "{page}");
+    assert_signing_in(&page);
     c.get(format!("{base}/"))
         .send()
         .await
@@ -91,6 +93,67 @@ pub(crate) async fn login_and_enrol(
         .text()
         .await
         .unwrap()
+}
+
+/// A page between the password and the portal: the header says so, and offers no ログイン.
+fn assert_signing_in(page: &str) {
+    assert!(page.contains("id=\"signing-in\""), "{page}");
+    assert!(!page.contains("<a href=\"/login\">ログイン</a>"), "{page}");
+}
+
+/// The demo keeps the real second factor: each user's secret is printed, and `renkei dev totp`
+/// gives the current code, which logs in.
+#[tokio::test]
+async fn a_demo_user_logs_in_with_the_printed_secret_or_dev_totp() {
+    let dir = demo_dir();
+    let d = dir.path();
+    let listed = renkei(d, &["dev", "seed-demo"]);
+    let table = stdout(&listed);
+    let row = table
+        .lines()
+        .find(|l| l.split_whitespace().rev().nth(1) == Some("chuo.dr"))
+        .unwrap_or_else(|| panic!("no chuo.dr row: {table}"));
+    let secret = row.split_whitespace().last().unwrap().to_string();
+    assert!(!table.contains("初回ログイン時に"), "{table}");
+    let code = renkei(d, &["dev", "totp", "chuo.dr"]);
+    assert!(code.status.success(), "{}", stderr(&code));
+    assert_eq!(stdout(&code).trim(), totp(&secret, FIXED_UNIX));
+    // The table lines up: the login IDs start in the same terminal column on every row.
+    let columns: std::collections::BTreeSet<usize> = table
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.contains("ログインID"))
+        .map(|l| {
+            let login = l.split_whitespace().rev().nth(1).unwrap();
+            unicode_width::UnicodeWidthStr::width(&l[..l.find(login).unwrap()])
+        })
+        .collect();
+    assert_eq!(columns.len(), 1, "{table}");
+
+    let server = start(d, &["--listen", "127.0.0.1:0", "--demo"]);
+    let base = &server.base;
+    let c = client();
+    let page = password_step(&c, base, "chuo.dr", "Renkei-Demo-2026").await;
+    assert!(page.contains("action=\"/login/totp\""), "{page}");
+    assert_signing_in(&page);
+    let top = submit(
+        &c,
+        format!("{base}/login/totp"),
+        format!("{base}/login/totp"),
+        &[("code", stdout(&code).trim())],
+    )
+    .await;
+    assert_eq!(top.url().path(), "/");
+    assert!(top.text().await.unwrap().contains("中央 一郎"));
+    // Not a demo region: no codes.
+    let plain = tempfile::tempdir().unwrap();
+    bootstrap(plain.path());
+    let refused = renkei(plain.path(), &["dev", "totp", "admin"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("デモ地域"),
+        "{}",
+        stderr(&refused)
+    );
 }
 
 #[tokio::test]
