@@ -107,8 +107,8 @@ export function startServer(bin, dataDir, extraEnv = {}) {
     };
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      finish(reject, new Error(`server did not report "Renkei listening on" within 30 s\nstdout:\n${stdout}\nstderr:\n${stderr}`));
-    }, 30_000);
+      finish(reject, new Error(`server did not report "Renkei listening on" within 120 s\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+    }, 120_000);
     // Keep consuming stdout after startup so the pipe never fills up.
     lines.on('line', (line) => {
       stdout = (stdout + line + '\n').slice(-20_000);
