@@ -216,7 +216,8 @@ fn directory_commands_refuse_duplicates_and_warn_on_check_digits() {
     );
 }
 
-/// Every file and folder under `dir`, relative, sorted.
+/// Every file and folder under `dir`, relative, sorted; the audit spool's files and SQLite's
+/// WAL and shared-memory files (which come and go as any process opens the store) left out.
 fn tree(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -228,6 +229,7 @@ fn tree(dir: &std::path::Path) -> Vec<String> {
             }
         }
     }
+    out.retain(|p| !p.contains(".audit-spool/") && !p.ends_with("-wal") && !p.ends_with("-shm"));
     out.sort();
     out
 }
