@@ -726,6 +726,20 @@ impl App {
             .await?)
     }
 
+    /// A refused break-the-glass request (an unknown or malformed ID), marked as an emergency
+    /// event so that the operator's emergency filter shows probes as well as grants.
+    async fn audit_emergency_probe(&self, actor: &Actor, target: String, why: &str) -> Result<()> {
+        let mut event = self.event(
+            actor,
+            "consent.emergency.grant",
+            target,
+            AuditOutcome::Failure,
+            why,
+        );
+        event.emergency = true;
+        self.append_audit(event).await
+    }
+
     /// Break-the-glass: a user states a reason and reads the patient's record for
     /// [`EMERGENCY_HOURS`]. The facilities holding the patient's records and the operator are
     /// notified; the grant and every read under it are marked in the audit trail.
@@ -743,11 +757,22 @@ impl App {
                 "緊急時閲覧の理由を具体的に入力してください（5文字以上）".into(),
             ));
         }
-        let person = match renkei_identity::CommonId::parse(common_id) {
-            Ok(id) => self.store.person_by_common_id(&id.digits()).await?,
-            Err(e) => return Err(AppError::Invalid(e.to_string())),
+        let (person, target) = match renkei_identity::CommonId::parse(common_id) {
+            Ok(id) => (
+                self.store.person_by_common_id(&id.digits()).await?,
+                format!("common_id:{}", id.digits()),
+            ),
+            Err(e) => {
+                // What was typed is not kept: it may be anything, a name included.
+                self.audit_emergency_probe(actor, String::new(), "invalid_id")
+                    .await?;
+                return Err(AppError::Invalid(e.to_string()));
+            }
         };
         let Some(mut person) = person else {
+            // A probe of an ID nobody holds is as visible to the operator as a grant.
+            self.audit_emergency_probe(actor, target, "unknown_id")
+                .await?;
             return Err(AppError::Invalid(
                 "この地域共通IDの方は見つかりません".into(),
             ));

@@ -479,6 +479,17 @@ impl App {
         use renkei_store::clinical::{Condition, IncomingMessage, IngestOutcome, NewItem};
         use sha2::{Digest, Sha256};
 
+        // The scope first: a caller that may not create learns nothing of its bodies' validity.
+        if !WRITABLE_TYPES.iter().any(|t| caller.may(t, 'c')) {
+            return Err(AppError::Forbidden);
+        }
+        for (_, resource) in entries {
+            if let Some(t) = resource.get("resourceType").and_then(Value::as_str)
+                && !caller.may(t, 'c')
+            {
+                return Err(AppError::Forbidden);
+            }
+        }
         let facility = self.store.facility(caller.client.facility_id).await?;
         let systems: Vec<String> = {
             let mut s = vec![self.facility_patient_system(&facility)];

@@ -709,6 +709,11 @@ pub async fn binary(
                 .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
             r.headers_mut()
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            // A document's bytes never run as a page of this site, whatever their type.
+            r.headers_mut().insert(
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(crate::session::FILE_POLICY),
+            );
             r
         }
         Err(e) => app_error(e),
@@ -907,6 +912,10 @@ pub async fn create(
                 renkei_app::fhir::WRITABLE_TYPES.join(", ")
             ),
         );
+    }
+    // The scope before the body: 403 before any 400 or 422.
+    if !caller.may(&resource_type, 'c') {
+        return app_error(AppError::Forbidden);
     }
     let resource = match json_body(&body) {
         Ok(v) => v,

@@ -439,7 +439,7 @@ pub async fn download(
     // Uploaded bytes never run as a page of this site.
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'"),
+        HeaderValue::from_static(crate::session::FILE_POLICY),
     );
     r
 }

@@ -261,6 +261,12 @@ pub fn policy_with_form_target(url: &str) -> String {
     )
 }
 
+/// The policy of a file that someone uploaded or a system sent (HM-Box and case files, a
+/// document's files in the viewer, FHIR Binary): it never runs as a page of this site, whatever
+/// its type says — an XML with a script or an HTML file is shown (or refused) as inert content.
+pub const FILE_POLICY: &str =
+    "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'";
+
 /// Headers every response carries: no framing, no sniffing, no caching of pages with records.
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;

@@ -775,9 +775,18 @@ pub async fn document_file(
             } else {
                 "application/octet-stream"
             };
+            // Sandboxed like every uploaded file; a PDF keeps the page policy only because
+            // Chromium will not open its PDF viewer in a sandboxed document (a PDF's own
+            // scripts never run as this site).
+            let policy = if kind == "application/pdf" {
+                crate::session::PAGE_POLICY
+            } else {
+                crate::session::FILE_POLICY
+            };
             (
                 [
                     (header::CONTENT_TYPE, kind.to_string()),
+                    (header::CONTENT_SECURITY_POLICY, policy.to_string()),
                     (
                         header::CONTENT_DISPOSITION,
                         format!(

@@ -386,6 +386,31 @@ async fn consent_rules_every_read(t: &TestStore) {
             .await,
         Err(AppError::Invalid(_))
     ));
+    // Probes of IDs nobody holds, or that are not IDs, are refused and audited as emergency
+    // events.
+    // 34009999997: a valid ID (Damm check digit) far beyond any card the test issues.
+    for probe in ["34009999997", "not-an-id"] {
+        assert!(matches!(
+            app.request_emergency_access(&s_dr, probe, "意識障害で救急搬送、既往歴の確認")
+                .await,
+            Err(AppError::Invalid(_))
+        ));
+    }
+    let (probes, _) = app
+        .search_audit(
+            &Actor::system("test"),
+            &renkei_app::audit::AuditSearch {
+                action: "consent.emergency.grant".into(),
+                outcome: "failure".into(),
+                emergency_only: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(probes.len(), 2, "{probes:?}");
+    assert!(probes.iter().any(|e| e.event.detail == "unknown_id"));
+    assert!(probes.iter().all(|e| !e.event.target.contains("not-an-id")));
     app.request_emergency_access(
         &s_dr,
         &card.common_id.digits(),

@@ -1293,6 +1293,17 @@ async fn a_facility_submits_records_over_fhir(t: &TestStore) {
         .await,
         Err(AppError::Forbidden)
     ));
+    // The scope is checked before the body: an invalid resource, or one that is not a
+    // resource at all, is refused for the scope (403), not for its content (422).
+    for body in [
+        json!({ "resourceType": "Observation", "status": "bogus" }),
+        json!({ "no": "resourceType" }),
+    ] {
+        assert!(matches!(
+            app.fhir_write(&reader_only, &[(String::new(), body)]).await,
+            Err(AppError::Forbidden)
+        ));
+    }
     // Created, by the common ID; the same again is not stored twice.
     let first = app
         .fhir_write(

@@ -541,6 +541,10 @@ async fn a_client_reads_the_record_over_fhir() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
+        // A document's bytes never run as a page of this site.
+        let policy = r.headers()["content-security-policy"].to_str().unwrap();
+        assert!(policy.starts_with("sandbox;"), "{policy}");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
         assert_eq!(r.bytes().await.unwrap().as_ref(), file.as_slice());
         // Sent by hand: a client that writes the whole body before reading would see the
         // server's answer as a broken pipe.
