@@ -46,6 +46,18 @@ pub struct FileConfig {
     pub mllp_frame_seconds: Option<u64>,
     /// MLLP: connections served at once (default 256).
     pub mllp_max_connections: Option<usize>,
+    /// MLLP: connections one peer address may hold at once (default 16).
+    pub mllp_max_connections_per_peer: Option<usize>,
+    /// HTTP: a request's headers must arrive within this time (default 20).
+    pub http_header_seconds: Option<u64>,
+    /// HTTP: close a connection on which no byte moved for this long (default 300).
+    pub http_idle_seconds: Option<u64>,
+    /// HTTPS: a TLS handshake must finish within this time (default 10).
+    pub tls_handshake_seconds: Option<u64>,
+    /// HTTP: connections served at once (default 8192).
+    pub http_max_connections: Option<usize>,
+    /// HTTP: connections one peer address may hold at once (default 512).
+    pub http_max_connections_per_peer: Option<usize>,
     /// The server's public base URL (`https://renkei.example.jp`): OAuth client assertions must
     /// name `<public_url>/oauth/token` as their audience. Unset, the request's host is used.
     pub public_url: Option<String>,
@@ -100,6 +112,7 @@ pub struct Settings {
     pub audit_key_file: PathBuf,
     pub app: AppConfig,
     pub mllp: crate::mllp::Limits,
+    pub http: crate::limits::HttpLimits,
     pub card_font: PathBuf,
     pub public_url: Option<String>,
     pub webhook_poll_seconds: u64,
@@ -120,7 +133,29 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
 }
 
+fn http_limits(file: &FileConfig) -> crate::limits::HttpLimits {
+    let seconds = |s: u64| std::time::Duration::from_secs(s.max(1));
+    let mut http = crate::limits::HttpLimits::default();
+    if let Some(s) = file.http_header_seconds {
+        http.header_read = seconds(s);
+    }
+    if let Some(s) = file.http_idle_seconds {
+        http.idle = seconds(s);
+    }
+    if let Some(s) = file.tls_handshake_seconds {
+        http.tls_handshake = seconds(s);
+    }
+    if let Some(n) = file.http_max_connections {
+        http.max_connections = n.max(1);
+    }
+    if let Some(n) = file.http_max_connections_per_peer {
+        http.max_connections_per_peer = n.max(1);
+    }
+    http
+}
+
 pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
+    let http = http_limits(&file);
     let data_dir = o
         .data_dir
         .or(file.data_dir)
@@ -191,6 +226,9 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
     if let Some(s) = file.mllp_frame_seconds {
         mllp.frame_deadline = std::time::Duration::from_secs(s.max(1));
     }
+    if let Some(n) = file.mllp_max_connections_per_peer {
+        mllp.max_connections_per_peer = n.max(1);
+    }
     if let Some(n) = file.mllp_max_connections {
         mllp.max_connections = n.max(1);
     }
@@ -231,6 +269,7 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
         audit_key_file,
         app,
         mllp,
+        http,
         card_font,
         webhook_poll_seconds: file.webhook_poll_seconds.unwrap_or(5),
         jahis_watch: file.jahis_watch,

@@ -10,6 +10,7 @@ mod generate;
 mod import;
 mod intake;
 mod jahis_watch;
+mod limits;
 mod mllp;
 mod serve;
 mod webhooks;

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use renkei_app::App;
 use renkei_hl7v2::mllp::{self, FrameError};
@@ -19,10 +19,14 @@ pub struct Limits {
     pub max_message: usize,
     /// A connection with no bytes for this long is closed.
     pub idle: Duration,
-    /// A started message must be complete within this time.
+    /// A started message must be complete within this time of its first byte, however the
+    /// bytes trickle in.
     pub frame_deadline: Duration,
     /// Connections served at once; more wait for a free slot.
     pub max_connections: usize,
+    /// Connections one peer address may hold at once; more are closed at once, so that one
+    /// host cannot take the slots of the others.
+    pub max_connections_per_peer: usize,
 }
 
 impl Default for Limits {
@@ -32,6 +36,7 @@ impl Default for Limits {
             idle: Duration::from_secs(300),
             frame_deadline: Duration::from_secs(60),
             max_connections: 256,
+            max_connections_per_peer: 16,
         }
     }
 }
@@ -44,16 +49,24 @@ pub async fn run(
     limits: Limits,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let peers = crate::limits::PeerCounts::default();
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "MLLP accept failed");
                 continue;
             }
+        };
+        // One host's connections beyond its share are closed at once, before they wait for
+        // (or take) a slot that a real sender needs.
+        let Some(peer_slot) = peers.take(peer.ip(), limits.max_connections_per_peer) else {
+            tracing::warn!(%peer, "MLLP connection refused: too many from this address");
+            drop(stream);
+            continue;
+        };
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
         };
         let _ = stream.set_nodelay(true);
         let (app, tls, limits) = (app.clone(), tls.clone(), limits.clone());
@@ -76,6 +89,7 @@ pub async fn run(
                 tracing::debug!(%peer, error = %e, "MLLP connection ended");
             }
             drop(permit);
+            drop(peer_slot);
         });
     }
 }
@@ -88,6 +102,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let mut decoder = mllp::Decoder::new(limits.max_message);
     let mut buffer = vec![0u8; 64 * 1024];
+    // When the message being received began: its deadline does not restart with each read.
+    let mut frame_started: Option<Instant> = None;
     loop {
         // Answer every complete frame in order before reading more.
         while let Some(frame) = decoder.next_frame() {
@@ -114,8 +130,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         let wait = if decoder.pending() > 0 {
-            limits.frame_deadline
+            let started = *frame_started.get_or_insert_with(Instant::now);
+            limits.frame_deadline.saturating_sub(started.elapsed())
         } else {
+            frame_started = None;
             limits.idle
         };
         let n = match tokio::time::timeout(wait, stream.read(&mut buffer)).await {

@@ -145,15 +145,28 @@ pub async fn serve(
         tracing::info!("shutting down");
         stopper.graceful_shutdown(Some(Duration::from_secs(10)));
     });
+    let limits = crate::limits::LimitAcceptor::new(settings.http.clone());
+    let mut server = axum_server::from_tcp(listener)?;
+    // Without a timer hyper applies no header-read timeout at all.
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(settings.http.header_read);
     match tls {
         Some(config) => {
-            axum_server::from_tcp_rustls(listener, config)?
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+                .handshake_timeout(settings.http.tls_handshake)
+                .acceptor(limits);
+            server
+                .acceptor(acceptor)
                 .handle(handle)
                 .serve(service)
                 .await?
         }
         None => {
-            axum_server::from_tcp(listener)?
+            server
+                .acceptor(limits)
                 .handle(handle)
                 .serve(service)
                 .await?

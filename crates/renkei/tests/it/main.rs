@@ -10,6 +10,7 @@ mod files;
 mod jahis_watch;
 mod mllp;
 mod server;
+mod slow_peers;
 mod webhooks;
 
 use std::io::{BufRead, BufReader};

@@ -233,6 +233,80 @@ fn limits_on_size_and_idle_senders() {
     );
 }
 
+/// A sender that trickles a message one byte at a time does not hold it open: the deadline
+/// runs from the message's first byte, not from the last read.
+#[test]
+fn a_trickled_message_meets_an_absolute_deadline() {
+    let dir = with_hospital();
+    let d = dir.path();
+    let config = d.join("renkei.toml");
+    std::fs::write(&config, "mllp_frame_seconds = 2\nmllp_idle_seconds = 60\n").unwrap();
+    let (_server, mllp) = serve_mllp(d, &["--config", config.to_str().unwrap()]);
+    let mut slow = TcpStream::connect(address(&mllp)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let message = adt("SLOW1", "患者");
+    let mut framed = vec![0x0b];
+    framed.extend_from_slice(&message);
+    let mut closed_at = None;
+    for byte in framed.iter().take(40) {
+        if slow.write_all(&[*byte]).is_err() {
+            closed_at = Some(started.elapsed());
+            break;
+        }
+        let mut b = [0u8; 1];
+        match slow.read(&mut b) {
+            Ok(0) => {
+                closed_at = Some(started.elapsed());
+                break;
+            }
+            Ok(_) => panic!("an answer to half a message"),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                closed_at = Some(started.elapsed());
+                break;
+            }
+        }
+    }
+    let closed_at = closed_at.expect("the trickling sender was never cut off");
+    assert!(
+        closed_at < Duration::from_secs(6),
+        "cut off after {closed_at:?}, not near the 2 s deadline"
+    );
+}
+
+/// One address cannot take every slot: its connections beyond its share are closed at once,
+/// and the ones it has keep working.
+#[test]
+fn one_peer_cannot_take_every_connection() {
+    let dir = with_hospital();
+    let d = dir.path();
+    let config = d.join("renkei.toml");
+    std::fs::write(&config, "mllp_max_connections_per_peer = 2\n").unwrap();
+    let (_server, mllp) = serve_mllp(d, &["--config", config.to_str().unwrap()]);
+    let addr = address(&mllp);
+    let mut first = TcpStream::connect(&addr).unwrap();
+    let _second = TcpStream::connect(&addr).unwrap();
+    let mut third = TcpStream::connect(&addr).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let closed = match third.read(&mut byte) {
+        Ok(0) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    };
+    assert!(closed, "the third is closed at once, not left waiting");
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert!(exchange(&mut first, &adt("PEER1", "患者")).contains("MSA|AA|PEER1"));
+}
+
 #[test]
 fn mllp_over_tls() {
     let dir = with_hospital();
