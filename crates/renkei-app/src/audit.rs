@@ -1,6 +1,8 @@
 //! Searching and verifying the audit trail.
 
-use renkei_core::audit::{AuditKey, AuditOutcome, ChainReport, ChainVerifier, ChainedAuditEvent};
+use renkei_core::audit::{
+    Anchor, AuditKey, AuditOutcome, ChainReport, ChainVerifier, ChainedAuditEvent,
+};
 use renkei_core::time::Timestamp;
 use renkei_store::AuditQuery;
 
@@ -80,14 +82,29 @@ impl App {
         Ok(result)
     }
 
-    /// Walks the whole chain in sequence order, in pages, and checks every link.
+    /// Walks the whole chain in sequence order, in pages, and checks every link and the head's
+    /// seal.
     pub async fn verify_audit(
         &self,
         key: AuditKey,
+        progress: impl FnMut(u64),
+    ) -> Result<ChainReport> {
+        self.verify_audit_anchored(key, None, progress).await
+    }
+
+    /// As [`App::verify_audit`], and against the latest anchor kept outside the database: a
+    /// chain that ends before it, or differs at it, was cut short or replaced. An empty chain
+    /// in a database that holds a region was emptied.
+    pub async fn verify_audit_anchored(
+        &self,
+        key: AuditKey,
+        anchor: Option<Anchor>,
         mut progress: impl FnMut(u64),
     ) -> Result<ChainReport> {
         const PAGE: i64 = 5_000;
-        let mut verifier = ChainVerifier::new(key);
+        let mut verifier = ChainVerifier::new(key)
+            .with_anchor(anchor)
+            .expect_events(self.store.holds_a_region().await?);
         let mut after = 0;
         let mut seen = 0u64;
         loop {
@@ -100,6 +117,14 @@ impl App {
             seen += page.len() as u64;
             progress(seen);
         }
-        Ok(verifier.finish(Some(self.store.audit_head().await?)))
+        let (seq, hash, mac) = self.store.audit_head_sealed().await?;
+        verifier.check_head_seal(seq, &hash, &mac);
+        Ok(verifier.finish(Some((seq, hash))))
+    }
+
+    /// Where the chain stands (sequence number and hash of its last event), for the anchor the
+    /// server and the command line write beside the key.
+    pub async fn audit_head(&self) -> Result<(i64, String)> {
+        Ok(self.store.audit_head().await?)
     }
 }

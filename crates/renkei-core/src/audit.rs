@@ -5,7 +5,11 @@
 //! number, the previous hash and every field. The key lives outside the database (a file in the
 //! data directory or a configured path), so someone who can write the database but not read the
 //! key cannot forge a consistent chain. A separate head record (last sequence number and hash)
-//! catches the removal of events from the end.
+//! catches the removal of events from the end; it is sealed with its own MAC under the key, so
+//! that someone who deletes the newest events cannot point it at an older one. Because that
+//! person could still put back a head row they saw earlier, the head is also anchored outside
+//! the database: [`Anchor`] lines, each sealed under the key, appended to a file beside the
+//! key. Verification compares the chain with the latest anchor.
 //!
 //! No patient data goes into `detail`: targets are identifiers, never names.
 
@@ -161,6 +165,79 @@ pub fn chain_hash(key: &AuditKey, seq: i64, prev_hash: &str, event: &AuditEvent)
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// The seal of the head record (`seq`, `hash`) under the key.
+pub fn head_mac(key: &AuditKey, seq: i64, hash: &str) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key.0) else {
+        return String::new();
+    };
+    put(&mut mac, b"renkei-audit-head-v1");
+    put(&mut mac, &seq.to_be_bytes());
+    put(&mut mac, hash.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A point the chain is known to have reached, kept outside the database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: i64,
+    pub hash: String,
+    /// When it was written.
+    pub at: Timestamp,
+}
+
+fn anchor_mac(key: &AuditKey, a: &Anchor) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key.0) else {
+        return String::new();
+    };
+    put(&mut mac, b"renkei-audit-anchor-v1");
+    put(&mut mac, &a.seq.to_be_bytes());
+    put(&mut mac, a.hash.as_bytes());
+    put(&mut mac, &a.at.0.to_be_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// One line of the anchor file: `seq hash at mac`, newline-terminated.
+pub fn anchor_line(key: &AuditKey, a: &Anchor) -> String {
+    format!("{} {} {} {}\n", a.seq, a.hash, a.at.0, anchor_mac(key, a))
+}
+
+/// The latest anchor of an anchor file's text, after checking every line's seal and that the
+/// sequence numbers never go back; the error names the first bad line. A torn last line (no
+/// newline: the writer stopped mid-line) is left out.
+pub fn latest_anchor(key: &AuditKey, text: &str) -> Result<Option<Anchor>, String> {
+    let mut latest: Option<Anchor> = None;
+    let complete = match text.rfind('\n') {
+        Some(end) => text.get(..end).unwrap_or_default(),
+        None => "",
+    };
+    for (i, line) in complete.lines().enumerate() {
+        let Some((anchor, mac)) = parse_anchor(line) else {
+            return Err(format!("anchor line {} is not an anchor", i + 1));
+        };
+        if anchor_mac(key, &anchor) != mac {
+            return Err(format!("anchor line {} is not sealed by this key", i + 1));
+        }
+        if latest.as_ref().is_some_and(|l| anchor.seq < l.seq) {
+            return Err(format!("anchor line {} goes back in the chain", i + 1));
+        }
+        latest = Some(anchor);
+    }
+    Ok(latest)
+}
+
+fn parse_anchor(line: &str) -> Option<(Anchor, &str)> {
+    let fields: Vec<&str> = line.split(' ').collect();
+    let [seq, hash, at, mac] = fields.as_slice() else {
+        return None;
+    };
+    let anchor = Anchor {
+        seq: seq.parse().ok()?,
+        hash: hash.to_string(),
+        at: Timestamp(at.parse().ok()?),
+    };
+    Some((anchor, mac))
+}
+
 /// Links `event` after the event with `prev_seq` / `prev_hash`.
 pub fn link(
     key: &AuditKey,
@@ -190,6 +267,14 @@ pub enum ChainProblem {
     /// The chain does not end where the head record says: events were removed from or added to
     /// the end.
     HeadMismatch { head_seq: i64, last_seq: i64 },
+    /// The head record's seal does not match: it was rewritten without the key.
+    HeadForged,
+    /// The chain ends before the latest anchor: events were removed from the end.
+    Truncated { anchored_seq: i64, last_seq: i64 },
+    /// The event at an anchored position is not the one anchored: the chain was replaced.
+    AnchorMismatch { seq: i64 },
+    /// No event at all, although the database holds a region: the trail was emptied.
+    EmptyChain,
 }
 
 impl std::fmt::Display for ChainProblem {
@@ -216,6 +301,25 @@ impl std::fmt::Display for ChainProblem {
                 f,
                 "the chain ends at event {last_seq} but the head record says {head_seq} (events removed or added at the end)"
             ),
+            ChainProblem::HeadForged => write!(
+                f,
+                "the head record is not sealed by the audit key (rewritten without the key)"
+            ),
+            ChainProblem::Truncated {
+                anchored_seq,
+                last_seq,
+            } => write!(
+                f,
+                "the chain ends at event {last_seq} but the anchor beside the key says it reached {anchored_seq} (events removed from the end)"
+            ),
+            ChainProblem::AnchorMismatch { seq } => write!(
+                f,
+                "event {seq}: not the event the anchor beside the key recorded (the chain was replaced)"
+            ),
+            ChainProblem::EmptyChain => write!(
+                f,
+                "the audit trail is empty although the database holds a region (the trail was emptied)"
+            ),
         }
     }
 }
@@ -228,6 +332,8 @@ pub struct ChainVerifier {
     last_hash: String,
     checked: u64,
     problems: Vec<ChainProblem>,
+    anchor: Option<Anchor>,
+    expect_events: bool,
 }
 
 impl ChainVerifier {
@@ -238,6 +344,27 @@ impl ChainVerifier {
             last_hash: GENESIS_HASH.to_string(),
             checked: 0,
             problems: Vec::new(),
+            anchor: None,
+            expect_events: false,
+        }
+    }
+
+    /// Also checks the chain against the latest anchor kept outside the database.
+    pub fn with_anchor(mut self, anchor: Option<Anchor>) -> Self {
+        self.anchor = anchor;
+        self
+    }
+
+    /// An empty chain is a problem: the database holds a region, whose creation was audited.
+    pub fn expect_events(mut self, expect: bool) -> Self {
+        self.expect_events = expect;
+        self
+    }
+
+    /// Checks the head record's seal (`mac` as stored beside `seq` and `hash`).
+    pub fn check_head_seal(&mut self, seq: i64, hash: &str, mac: &str) {
+        if head_mac(&self.key, seq, hash) != mac {
+            self.problems.push(ChainProblem::HeadForged);
         }
     }
 
@@ -255,6 +382,13 @@ impl ChainVerifier {
             self.problems
                 .push(ChainProblem::BrokenLink { seq: row.seq });
         }
+        if let Some(a) = &self.anchor
+            && a.seq == row.seq
+            && a.hash != row.hash
+        {
+            self.problems
+                .push(ChainProblem::AnchorMismatch { seq: row.seq });
+        }
         self.last_seq = row.seq;
         self.last_hash = row.hash.clone();
     }
@@ -267,6 +401,17 @@ impl ChainVerifier {
                 head_seq,
                 last_seq: self.last_seq,
             });
+        }
+        if let Some(a) = &self.anchor
+            && a.seq > self.last_seq
+        {
+            self.problems.push(ChainProblem::Truncated {
+                anchored_seq: a.seq,
+                last_seq: self.last_seq,
+            });
+        }
+        if self.expect_events && self.checked == 0 {
+            self.problems.push(ChainProblem::EmptyChain);
         }
         ChainReport {
             checked: self.checked,
@@ -383,5 +528,82 @@ mod tests {
                 last_seq: 4
             }]
         );
+    }
+
+    #[test]
+    fn anchors_catch_a_chain_cut_short_and_a_replaced_head() {
+        let rows = chain(5);
+        let k = key();
+        let anchor = |n: usize| Anchor {
+            seq: rows[n - 1].seq,
+            hash: rows[n - 1].hash.clone(),
+            at: Timestamp(n as i64),
+        };
+        let file = format!(
+            "{}{}",
+            anchor_line(&k, &anchor(3)),
+            anchor_line(&k, &anchor(5))
+        );
+        let latest = latest_anchor(&k, &file).unwrap().unwrap();
+        assert_eq!(latest.seq, 5);
+        // Cut to event 3, the head pointed at event 3 (as the attacker can): the anchor says 5.
+        let mut v = ChainVerifier::new(k.clone()).with_anchor(Some(latest.clone()));
+        for r in &rows[..3] {
+            v.push(r);
+        }
+        let cut = v.finish(Some((3, rows[2].hash.clone())));
+        assert_eq!(
+            cut.problems,
+            vec![ChainProblem::Truncated {
+                anchored_seq: 5,
+                last_seq: 3
+            }]
+        );
+        // The whole chain passes; a head row resealed without the key does not.
+        let mut v = ChainVerifier::new(k.clone()).with_anchor(Some(latest.clone()));
+        rows.iter().for_each(|r| v.push(r));
+        v.check_head_seal(5, &rows[4].hash, &head_mac(&k, 5, &rows[4].hash));
+        assert!(v.finish(Some((5, rows[4].hash.clone()))).is_intact());
+        let mut v = ChainVerifier::new(k.clone());
+        rows.iter().for_each(|r| v.push(r));
+        v.check_head_seal(5, &rows[4].hash, &"0".repeat(64));
+        assert!(
+            v.finish(Some((5, rows[4].hash.clone())))
+                .problems
+                .contains(&ChainProblem::HeadForged)
+        );
+        // An emptied trail, head reset to the genesis.
+        let empty = ChainVerifier::new(k.clone())
+            .with_anchor(Some(latest))
+            .expect_events(true)
+            .finish(None);
+        assert!(empty.problems.contains(&ChainProblem::EmptyChain));
+        assert!(empty.problems.contains(&ChainProblem::Truncated {
+            anchored_seq: 5,
+            last_seq: 0
+        }));
+    }
+
+    #[test]
+    fn an_anchor_file_is_checked_line_by_line() {
+        let rows = chain(3);
+        let k = key();
+        let a = |n: usize| Anchor {
+            seq: rows[n - 1].seq,
+            hash: rows[n - 1].hash.clone(),
+            at: Timestamp(1),
+        };
+        // A torn last line is left out.
+        let torn = format!("{}2 abc", anchor_line(&k, &a(1)));
+        assert_eq!(latest_anchor(&k, &torn).unwrap().unwrap().seq, 1);
+        assert_eq!(latest_anchor(&k, "").unwrap(), None);
+        // A line sealed with another key, edited, or going back is refused.
+        let other = AuditKey::new(vec![8u8; 32]).unwrap();
+        assert!(latest_anchor(&k, &anchor_line(&other, &a(2))).is_err());
+        let edited = anchor_line(&k, &a(2)).replacen('2', "9", 1);
+        assert!(latest_anchor(&k, &edited).unwrap_err().contains("line 1"));
+        let back = format!("{}{}", anchor_line(&k, &a(3)), anchor_line(&k, &a(1)));
+        assert!(latest_anchor(&k, &back).unwrap_err().contains("goes back"));
+        assert!(latest_anchor(&k, "junk\n").is_err());
     }
 }

@@ -3,7 +3,7 @@
 use renkei_core::audit::{self, AuditEvent, AuditOutcome, ChainedAuditEvent};
 use renkei_core::time::Timestamp;
 
-use crate::{AuditQuery, Result, Store, StoreError, Tx, exec_tx, with_db};
+use crate::{AuditQuery, Result, Store, StoreError, Tx, exec_db, exec_tx, with_db};
 
 #[derive(sqlx::FromRow)]
 struct AuditRow {
@@ -165,10 +165,12 @@ impl Store {
                 q.execute(&mut *c).await
             })?;
         }
+        let mac = audit::head_mac(&self.audit_key, seq, &hash);
         exec_tx!(tx, |c| {
-            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2, mac = $3 WHERE id = 1")
                 .bind(seq)
                 .bind(&hash)
+                .bind(&mac)
                 .execute(&mut *c)
                 .await
         })?;
@@ -259,6 +261,47 @@ impl Store {
         .fetch_all(pool)
         .await)?;
         Ok(rows.into_iter().map(AuditRow::into_chained).collect())
+    }
+
+    /// The head record with its seal: the last sequence number, hash and MAC written.
+    pub async fn audit_head_sealed(&self) -> Result<(i64, String, String)> {
+        self.settle_audits().await?;
+        let head: Option<(i64, String, String)> = with_db!(&self.db, |pool| {
+            sqlx::query_as("SELECT seq, hash, mac FROM audit_head WHERE id = 1")
+                .fetch_optional(pool)
+                .await
+        })?;
+        head.ok_or_else(|| StoreError::Internal("the audit head record is missing".to_string()))
+    }
+
+    /// Seals a head record that has no seal yet, under this store's key: run only by the open
+    /// that adds the seal column (a new database, or one from before seals).
+    pub(crate) async fn seal_audit_head(&self) -> Result<()> {
+        let (seq, hash): (i64, String) = with_db!(&self.db, |pool| {
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_one(pool)
+                .await
+        })?;
+        let mac = audit::head_mac(&self.audit_key, seq, &hash);
+        exec_db!(&self.db, |pool| {
+            sqlx::query("UPDATE audit_head SET mac = $1 WHERE id = 1 AND mac = '' AND seq = $2")
+                .bind(&mac)
+                .bind(seq)
+                .execute(pool)
+                .await
+        })?;
+        Ok(())
+    }
+
+    /// Whether the database holds a region (any facility): then an empty audit trail means
+    /// the trail was emptied, since creating a facility is audited.
+    pub async fn holds_a_region(&self) -> Result<bool> {
+        let n: i64 = with_db!(&self.db, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM facilities LIMIT 1) AS f")
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(n > 0)
     }
 
     /// The head record: the last sequence number and hash written.

@@ -815,8 +815,9 @@ fn append_in(
         seqs.push(next);
         (seq, hash) = (next, h);
     }
-    tx.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")?
-        .execute(params![seq, hash])?;
+    let mac = audit::head_mac(key, seq, &hash);
+    tx.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2, mac = ?3 WHERE id = 1")?
+        .execute(params![seq, hash, mac])?;
     Ok(seqs)
 }
 

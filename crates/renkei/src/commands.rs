@@ -50,8 +50,20 @@ async fn with_app<T>(cli: &Cli, mode: Open, f: impl AsyncFnOnce(&App) -> Result<
     let settings = settings(cli, None)?;
     let app = open(&settings, mode).await?;
     let result = f(&app).await;
+    anchor_quietly(&app, &settings.audit_key_file).await;
     app.shutdown().await;
     result
+}
+
+/// Anchors the chain beside the key as a command closes; a failure is logged, not fatal.
+async fn anchor_quietly(app: &App, key_file: &Path) {
+    let written = match crate::audit_key(key_file) {
+        Ok(key) => crate::anchor::write(app, &key, &crate::anchor::path_for(key_file)).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "the audit anchor could not be written");
+    }
 }
 
 fn exit_status(ok: bool) -> ExitCode {
@@ -138,9 +150,18 @@ async fn import_jahis_by_name(
 
 async fn audit_verify(cli: &Cli) -> Result<ExitCode> {
     let settings = settings(cli, None)?;
+    let anchor_file = crate::anchor::path_for(&settings.audit_key_file);
     let report = with_app(cli, Open::Existing, async |app| {
         let key = crate::audit_key(&settings.audit_key_file)?;
-        Ok(app.verify_audit(key, |_| {}).await?)
+        // Read before this command's own anchor is written at close.
+        let anchor = crate::anchor::read(&key, &anchor_file)?;
+        if anchor.is_none() {
+            println!(
+                "注意: 監査アンカー {} がありません。末尾から削除された監査ログは検出できません",
+                anchor_file.display()
+            );
+        }
+        Ok(app.verify_audit_anchored(key, anchor, |_| {}).await?)
     })
     .await?;
     if report.is_intact() {

@@ -1,5 +1,6 @@
 //! `renkei`: the one binary of the Renkei regional health information exchange.
 
+mod anchor;
 mod args;
 mod checks;
 mod commands;

@@ -106,6 +106,13 @@ pub async fn serve(
             }
         }
     });
+    let anchor_file = crate::anchor::path_for(&settings.audit_key_file);
+    let key = crate::audit_key(&settings.audit_key_file)?;
+    tokio::spawn(crate::anchor::run(
+        app.clone(),
+        key.clone(),
+        anchor_file.clone(),
+    ));
     let purge = app.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(300));
@@ -171,6 +178,9 @@ pub async fn serve(
                 .serve(service)
                 .await?
         }
+    }
+    if let Err(e) = crate::anchor::write(&app, &key, &anchor_file).await {
+        tracing::warn!(error = %e, "the audit anchor could not be written");
     }
     app.shutdown().await;
     Ok(())

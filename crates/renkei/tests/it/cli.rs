@@ -599,6 +599,131 @@ fn audit_verify_detects_modified_deleted_and_inserted_events() {
     );
 }
 
+/// One value read straight from the database.
+fn raw_text(d: &std::path::Path, sql: &str) -> String {
+    let url = format!("sqlite://{}", d.join("renkei.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let v: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        v
+    })
+}
+
+/// Someone who can write the database cuts the trail short: the newest events deleted and the
+/// head pointed at an older one (its seal cannot be forged, but a head row seen earlier can be
+/// put back), or the trail emptied and the head reset. The head's seal and the anchor beside
+/// the key catch each.
+#[test]
+fn audit_verify_detects_a_trail_cut_short_or_emptied() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    bootstrap(d);
+    // The head as it stood after the first two events, saved by the attacker.
+    let saved = raw_text(d, "SELECT seq || '|' || hash || '|' || mac FROM audit_head");
+    for i in 0..3 {
+        let o = renkei(
+            d,
+            &[
+                "admin",
+                "create-facility",
+                "--type",
+                "clinic",
+                "--name",
+                &format!("診療所{i}"),
+            ],
+        );
+        assert!(o.status.success());
+    }
+    assert!(
+        d.join("audit.anchor").exists(),
+        "commands anchor the chain beside the key"
+    );
+    let ok = renkei(d, &["audit", "verify"]);
+    assert!(ok.status.success(), "{}", stdout(&ok));
+    raw(
+        d,
+        "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;",
+    );
+
+    // Cut to event 2 and the head pointed there without the key: the seal and the anchor.
+    let hash2 = raw_text(d, "SELECT hash FROM audit_events WHERE seq = 2");
+    raw(
+        d,
+        &format!(
+            "DELETE FROM audit_events WHERE seq > 2; UPDATE audit_head SET seq = 2, hash = '{hash2}'"
+        ),
+    );
+    let cut = renkei(d, &["audit", "verify"]);
+    assert_eq!(cut.status.code(), Some(1), "{}", stdout(&cut));
+    assert!(
+        stdout(&cut).contains("not sealed by the audit key"),
+        "{}",
+        stdout(&cut)
+    );
+    assert!(
+        stdout(&cut).contains("anchor beside the key says it reached 5"),
+        "{}",
+        stdout(&cut)
+    );
+
+    // The saved head row put back: its seal is genuine, the anchor still catches the cut.
+    let parts: Vec<&str> = saved.split('|').collect();
+    raw(
+        d,
+        &format!(
+            "UPDATE audit_head SET seq = {}, hash = '{}', mac = '{}'",
+            parts[0], parts[1], parts[2]
+        ),
+    );
+    let restored = renkei(d, &["audit", "verify"]);
+    assert_eq!(restored.status.code(), Some(1));
+    assert!(
+        !stdout(&restored).contains("not sealed"),
+        "{}",
+        stdout(&restored)
+    );
+    assert!(
+        stdout(&restored).contains("says it reached 5"),
+        "{}",
+        stdout(&restored)
+    );
+
+    // Emptied, head reset to the beginning.
+    raw(
+        d,
+        "DELETE FROM audit_events; UPDATE audit_head SET seq = 0, hash = '0000000000000000000000000000000000000000000000000000000000000000', mac = ''",
+    );
+    let emptied = renkei(d, &["audit", "verify"]);
+    assert_eq!(emptied.status.code(), Some(1));
+    assert!(
+        stdout(&emptied).contains("the audit trail is empty"),
+        "{}",
+        stdout(&emptied)
+    );
+    // Even with the anchor file gone too.
+    std::fs::remove_file(d.join("audit.anchor")).unwrap();
+    let no_anchor = renkei(d, &["audit", "verify"]);
+    assert_eq!(no_anchor.status.code(), Some(1));
+    assert!(
+        stdout(&no_anchor).contains("監査アンカー"),
+        "{}",
+        stdout(&no_anchor)
+    );
+    assert!(
+        stdout(&no_anchor).contains("the audit trail is empty"),
+        "{}",
+        stdout(&no_anchor)
+    );
+}
+
 #[test]
 fn import_ssmix2_reports_bad_files_and_exits_non_zero_after_importing_the_rest() {
     let storage = fixture("nho-ssmix2-testing-tool/sampleData");
