@@ -48,6 +48,11 @@ pub struct AppConfig {
     /// Failed logins in a row before the account locks.
     pub lockout_threshold: i64,
     pub lockout_seconds: i64,
+    /// Failed logins from one client address (any accounts) within `lockout_seconds` after
+    /// which that address may not try again until the window passes: one host cannot guess
+    /// across many accounts or lock them all. Generous, because a hospital's staff often share
+    /// one NAT address.
+    pub source_lockout_threshold: u32,
     /// The package insert (添付文書) of a drug by YJ code: a URL with `{yj}` in it, set by the
     /// operator (`package_insert_url`); empty, drug names are not linked.
     pub package_insert_url: String,
@@ -68,6 +73,7 @@ impl Default for AppConfig {
             session_idle_seconds: 30 * 60,
             lockout_threshold: 5,
             lockout_seconds: 15 * 60,
+            source_lockout_threshold: 50,
             package_insert_url: String::new(),
             webhook_retry_seconds: 60,
             office_url: String::new(),
@@ -90,6 +96,8 @@ pub struct App {
     /// Where file bytes live (consultation cases, HM-Box); see [`App::with_objects`].
     objects: Option<renkei_store::objects::Objects>,
     busy_uploads: Arc<files::BusyUploads>,
+    /// Failed logins per client address (see [`AppConfig::source_lockout_threshold`]).
+    pub(crate) login_sources: Arc<auth::SourceThrottle>,
 }
 
 type Waiter<R> = tokio::sync::oneshot::Sender<std::result::Result<R, String>>;
@@ -262,6 +270,7 @@ impl App {
             token_cache: Arc::default(),
             objects: None,
             busy_uploads: Arc::default(),
+            login_sources: Arc::default(),
         }
     }
 

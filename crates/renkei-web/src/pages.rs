@@ -101,6 +101,9 @@ pub struct LoginForm {
     password: String,
 }
 
+/// The answer to every refused password step.
+pub const LOGIN_REFUSED: &str = "利用者IDまたはパスワードが正しくないか、ログインの失敗が続いたため一時的にログインできません。しばらく待っても入れないときは、施設管理者・事務局に連絡してください";
+
 pub async fn login(
     State(st): State<WebState>,
     Peer { 0: peer }: Peer,
@@ -108,22 +111,26 @@ pub async fn login(
     Form(f): Form<LoginForm>,
 ) -> Response {
     let client = peer.ip().to_string();
-    match st.app.login_password(&f.login_id, &f.password, &client).await {
-        Ok(PasswordOutcome::SecondFactor(token)) => {
-            (jar.add(session::session_cookie(token, st.secure_cookies)), Redirect::to("/login/totp")).into_response()
+    match st
+        .app
+        .login_password(&f.login_id, &f.password, &client)
+        .await
+    {
+        Ok(PasswordOutcome::SecondFactor(token)) => (
+            jar.add(session::session_cookie(token, st.secure_cookies)),
+            Redirect::to("/login/totp"),
+        )
+            .into_response(),
+        Ok(PasswordOutcome::Enrol(token)) => (
+            jar.add(session::session_cookie(token, st.secure_cookies)),
+            Redirect::to("/login/enrol"),
+        )
+            .into_response(),
+        // One message whatever the reason: it tells nobody whether an account exists or is
+        // locked.
+        Ok(PasswordOutcome::Refused | PasswordOutcome::Locked) => {
+            login_page(&st, jar, f.login_id, Some(LOGIN_REFUSED.into()))
         }
-        Ok(PasswordOutcome::Enrol(token)) => {
-            (jar.add(session::session_cookie(token, st.secure_cookies)), Redirect::to("/login/enrol")).into_response()
-        }
-        Ok(PasswordOutcome::Refused) => {
-            login_page(&st, jar, f.login_id, Some("利用者IDまたはパスワードが正しくありません".into()))
-        }
-        Ok(PasswordOutcome::Locked) => login_page(
-            &st,
-            jar,
-            f.login_id,
-            Some("ログインの失敗が続いたため、このアカウントは一時的にロックされています。しばらく待つか、施設管理者・事務局に連絡してください".into()),
-        ),
         Err(e) => error_page(&st.app, e),
     }
 }

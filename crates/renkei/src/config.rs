@@ -36,6 +36,9 @@ pub struct FileConfig {
     pub session_idle_minutes: Option<i64>,
     pub lockout_threshold: Option<i64>,
     pub lockout_minutes: Option<i64>,
+    /// Failed logins from one client address within the lockout window after which that
+    /// address is refused until the window passes (default 50).
+    pub source_lockout_threshold: Option<u32>,
     /// The Japanese font for printable cards (default: Debian's Noto Sans CJK).
     pub card_font: Option<PathBuf>,
     /// MLLP: the largest message accepted, in bytes (default 16 MiB).
@@ -209,6 +212,9 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
             bail!("lockout_threshold は 1〜100 で指定してください");
         }
         app.lockout_threshold = n;
+    }
+    if let Some(n) = file.source_lockout_threshold {
+        app.source_lockout_threshold = n.max(1);
     }
     if let Some(m) = file.lockout_minutes {
         app.lockout_seconds = m.max(1) * 60;

@@ -207,6 +207,66 @@ async fn second_factor_replay_recovery_codes_and_idle_timeout() {
     ));
 }
 
+/// One client address that fails too often (across any accounts) is refused for the window,
+/// even with a right password; other addresses are not.
+#[tokio::test]
+async fn one_source_address_is_throttled_across_accounts() {
+    let w = world().await;
+    setup(&w).await;
+    for i in 0..w.app.config().source_lockout_threshold {
+        assert_eq!(
+            w.app
+                .login_password(&format!("guess{i}"), "wrong", "198.51.100.7")
+                .await
+                .unwrap(),
+            PasswordOutcome::Refused
+        );
+    }
+    assert_eq!(
+        w.app
+            .login_password("midori.dr", PASSWORD, "198.51.100.7")
+            .await
+            .unwrap(),
+        PasswordOutcome::Locked,
+        "the guessing address is refused"
+    );
+    assert!(
+        matches!(
+            w.app
+                .login_password("midori.dr", PASSWORD, "192.0.2.10")
+                .await
+                .unwrap(),
+            PasswordOutcome::Enrol(_)
+        ),
+        "the account itself is not locked by someone else's guessing"
+    );
+    w.clock.advance_seconds(16 * 60);
+    assert!(
+        matches!(
+            w.app
+                .login_password("midori.dr", PASSWORD, "198.51.100.7")
+                .await
+                .unwrap(),
+            PasswordOutcome::Enrol(_)
+        ),
+        "after the window"
+    );
+    let op = operator(&w).await;
+    let (events, _) = w
+        .app
+        .search_audit(
+            &op,
+            &renkei_app::audit::AuditSearch {
+                action: "auth.login".into(),
+                outcome: "denied".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(events.iter().any(|e| e.event.detail == "source_throttled"));
+}
+
 #[tokio::test]
 async fn lockout_after_repeated_failures_expires() {
     let w = world().await;

@@ -374,12 +374,22 @@ async fn repeated_failures_lock_the_account() {
     let server = start(dir.path(), &["--listen", "127.0.0.1:0"]);
     let base = &server.base;
     let c = client();
+    let message = "利用者IDまたはパスワードが正しくないか、ログインの失敗が続いたため一時的にログインできません";
     for _ in 0..5 {
         let page = password_step(&c, base, "admin", "wrong-password-1").await;
-        assert!(page.contains("正しくありません"));
+        assert!(page.contains(message), "{page}");
     }
-    let page = password_step(&c, base, "admin", OPERATOR_PASSWORD).await;
-    assert!(page.contains("ロックされています"), "{page}");
+    // Locked, unknown and wrong look the same.
+    let locked = password_step(&c, base, "admin", OPERATOR_PASSWORD).await;
+    let unknown = password_step(&c, base, "nobody", OPERATOR_PASSWORD).await;
+    let error = |page: &str| {
+        let at = page
+            .find("class=\"error\"")
+            .unwrap_or_else(|| panic!("{page}"));
+        page[at..].split("</p>").next().unwrap().to_string()
+    };
+    assert_eq!(error(&locked), error(&unknown));
+    assert!(locked.contains(message), "{locked}");
     drop(server);
     // The operator unlocks from the shell by issuing a temporary password.
     let reset = renkei(
