@@ -4,8 +4,6 @@
 //! pending) or `enrol` (password accepted, no second factor yet), then `full`. Each move issues a
 //! new token. Every login attempt, successful or not, is audited.
 
-use std::collections::HashMap;
-
 use renkei_core::audit::AuditOutcome;
 use renkei_core::user::{LoginId, Role};
 use renkei_store::{SessionRecord, User};
@@ -130,7 +128,7 @@ impl App {
         let Some(user) = user else {
             // Spend the same time as for a real account, then refuse.
             secrets::verify_password(password.to_string(), DUMMY_HASH.to_string()).await;
-            self.login_sources.failed(client, now.0, window);
+            self.login_sources.add(client, now.0, window);
             let actor = self.anonymous(login_id, client);
             self.append_audit(self.event(
                 &actor,
@@ -147,7 +145,7 @@ impl App {
         if user.locked_until.is_some_and(|t| t > now.0) {
             // As long as a password check, so that timing does not tell a locked account.
             secrets::verify_password(password.to_string(), DUMMY_HASH.to_string()).await;
-            self.login_sources.failed(client, now.0, window);
+            self.login_sources.add(client, now.0, window);
             self.append_audit(self.event(
                 &actor,
                 "auth.login",
@@ -167,7 +165,7 @@ impl App {
         let password_ok =
             secrets::verify_password(password.to_string(), user.password_hash.clone()).await;
         if !password_ok {
-            self.login_sources.failed(client, now.0, window);
+            self.login_sources.add(client, now.0, window);
             self.fail(&user, &actor, "bad_password").await?;
             return Ok(PasswordOutcome::Refused);
         }
@@ -649,39 +647,6 @@ pub fn check_new_password(new: &str, confirm: &str, login_id: &str) -> Result<()
         ));
     }
     Ok(())
-}
-
-/// Failed logins per client address in a fixed window: in memory, per server process (a
-/// restart forgets them; each node of a cluster counts its own).
-#[derive(Default)]
-pub struct SourceThrottle(std::sync::Mutex<HashMap<String, (i64, u32)>>);
-
-/// Addresses tracked at most; the oldest windows are dropped first beyond this.
-const MAX_SOURCES: usize = 100_000;
-
-impl SourceThrottle {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, u32)>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether `client` has failed `threshold` times within the window that includes `now`.
-    pub fn blocked(&self, client: &str, now: i64, window: i64, threshold: u32) -> bool {
-        self.lock()
-            .get(client)
-            .is_some_and(|(since, n)| now - since < window && *n >= threshold)
-    }
-
-    pub fn failed(&self, client: &str, now: i64, window: i64) {
-        let mut map = self.lock();
-        if map.len() >= MAX_SOURCES {
-            map.retain(|_, (since, _)| now - *since < window);
-        }
-        let entry = map.entry(client.to_string()).or_insert((now, 0));
-        if now - entry.0 >= window {
-            *entry = (now, 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
-    }
 }
 
 /// A fresh set of recovery codes and the digests under which they are stored.

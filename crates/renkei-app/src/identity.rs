@@ -7,6 +7,7 @@ use renkei_identity::{CardPayload, CommonId, normalize_address, normalize_kana, 
 use renkei_store::identity::{CandidateKeys, NewPerson, Person, PersonKeys, PersonSearch};
 pub use renkei_store::identity::{Card, Person as PersonRow, PersonLink};
 
+pub use crate::card_proof::CardProof;
 use crate::{Actor, App, AppError, Result};
 
 /// Which card.
@@ -90,8 +91,10 @@ pub struct IssuedCard {
     pub person: Person,
     pub card: Card,
     pub common_id: CommonId,
-    /// What the QR code carries.
+    /// What the QR code carries, the card's secret included.
     pub payload: String,
+    /// The verification code printed on the card, for reading it by hand.
+    pub code: String,
 }
 
 impl App {
@@ -218,26 +221,52 @@ impl App {
         let payload = CardPayload {
             id: common_id,
             reserved: String::new(),
+            secret: self.card_secret(&person.common_id, card.id),
         }
         .encode();
+        let code = self.card_code(&person.common_id, card.id);
         Ok(IssuedCard {
             person,
             card,
             common_id,
             payload,
+            code,
         })
     }
 
-    /// Reads a card at the acting facility (a barcode reader types the QR payload, or a clerk
-    /// types the ID): links the facility's patient ID to the person. A typo is refused by the
-    /// check digit; a revoked or replaced card is refused; nothing tells whether an ID exists.
+    /// Reads a card's QR code at the acting facility (a barcode reader types the payload):
+    /// [`App::read_card_with`] with nothing typed beside it.
     pub async fn read_card(
         &self,
         actor: &Actor,
         scanned: &str,
         patient_local_id: &str,
     ) -> Result<Person> {
+        self.read_card_with(actor, scanned, &CardProof::default(), patient_local_id)
+            .await
+    }
+
+    /// Reads a card at the acting facility and links the facility's patient ID to the person.
+    /// The read must prove the card or the patient is present (the QR code's secret, or for an
+    /// ID typed by hand the printed verification code or the name and birth date; see
+    /// [`crate::card_proof`]). A typo is refused by the check digit; an unknown ID, a revoked
+    /// or replaced card and a missing or wrong proof are refused alike, before anything about
+    /// the person is shown. Reads are rate-limited per user and per facility.
+    pub async fn read_card_with(
+        &self,
+        actor: &Actor,
+        scanned: &str,
+        proof: &CardProof,
+        patient_local_id: &str,
+    ) -> Result<Person> {
         let facility_id = self.facility_of(actor)?;
+        let patient = patient_local_id.trim();
+        if patient.is_empty() {
+            return Err(AppError::Invalid(
+                "自施設の患者ID（カルテ番号）を入力してください".into(),
+            ));
+        }
+        self.count_card_read(actor, facility_id).await?;
         let payload = CardPayload::parse(scanned).map_err(|e| AppError::Invalid(e.to_string()))?;
         let id = payload.id.digits();
         let refuse = |detail: &'static str| async move {
@@ -256,21 +285,29 @@ impl App {
         let Some(mut person) = self.store.person_by_common_id(&payload.id.digits()).await? else {
             return refuse("unknown").await;
         };
-        let cards_holder = person.id;
-        let cards = self.store.cards_of(cards_holder).await?;
-        if !cards.iter().any(|c| c.status == "active") {
+        let cards = self.store.cards_of(person.id).await?;
+        let active: Vec<&Card> = cards.iter().filter(|c| c.status == "active").collect();
+        if active.is_empty() {
             return refuse("no_active_card").await;
+        }
+        if !self.card_present(&payload, &person, &active, proof) {
+            return refuse(if payload.secret.is_empty() {
+                "no_proof"
+            } else {
+                "wrong_secret"
+            })
+            .await;
         }
         // A merged person's card keeps working: it leads to the survivor.
         if let Some(survivor) = person.merged_into {
             person = self.store.person(survivor).await?;
         }
-        let patient = patient_local_id.trim();
-        if patient.is_empty() {
-            return Err(AppError::Invalid(
-                "自施設の患者ID（カルテ番号）を入力してください".into(),
-            ));
-        }
+        let new_here = !self
+            .store
+            .links_of(person.id)
+            .await?
+            .iter()
+            .any(|l| l.active && l.facility_id == facility_id);
         let event = self.event(
             actor,
             "identity.card.read",
@@ -288,6 +325,9 @@ impl App {
             )
             .await?;
         self.grant_cardless(facility_id, &person).await?;
+        if new_here {
+            self.notify_first_read(&person, facility_id).await?;
+        }
         Ok(person)
     }
 
@@ -404,6 +444,8 @@ pub struct PrintableCard {
     pub card: Card,
     pub common_id: CommonId,
     pub payload: String,
+    /// The verification code printed on the card.
+    pub code: String,
     pub issuer_name: String,
 }
 
@@ -435,6 +477,7 @@ impl App {
             card: issued.card,
             common_id: issued.common_id,
             payload: issued.payload,
+            code: issued.code,
             issuer_name,
         })
     }

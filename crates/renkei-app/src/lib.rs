@@ -7,6 +7,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+mod card_proof;
 pub mod consent;
 pub mod directory;
 mod error;
@@ -21,6 +22,7 @@ pub mod notices;
 mod secrets;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod throttle;
 pub mod viewer;
 pub mod wopi;
 
@@ -53,6 +55,13 @@ pub struct AppConfig {
     /// across many accounts or lock them all. Generous, because a hospital's staff often share
     /// one NAT address.
     pub source_lockout_threshold: u32,
+    /// Card reads (accepted or not) one user may make in ten minutes; more are refused and
+    /// the operator is alerted.
+    pub card_reads_per_user: u32,
+    /// The same for all the users of one facility.
+    pub card_reads_per_facility: u32,
+    /// What a card typed by hand (no QR code) must come with.
+    pub manual_card_check: ManualCardCheck,
     /// The package insert (添付文書) of a drug by YJ code: a URL with `{yj}` in it, set by the
     /// operator (`package_insert_url`); empty, drug names are not linked.
     pub package_insert_url: String,
@@ -74,6 +83,9 @@ impl Default for AppConfig {
             lockout_threshold: 5,
             lockout_seconds: 15 * 60,
             source_lockout_threshold: 50,
+            card_reads_per_user: 30,
+            card_reads_per_facility: 120,
+            manual_card_check: ManualCardCheck::Either,
             package_insert_url: String::new(),
             webhook_retry_seconds: 60,
             office_url: String::new(),
@@ -97,7 +109,20 @@ pub struct App {
     objects: Option<renkei_store::objects::Objects>,
     busy_uploads: Arc<files::BusyUploads>,
     /// Failed logins per client address (see [`AppConfig::source_lockout_threshold`]).
-    pub(crate) login_sources: Arc<auth::SourceThrottle>,
+    pub(crate) login_sources: Arc<throttle::WindowCounts>,
+    /// Card reads per user and per facility (see [`AppConfig::card_reads_per_user`]).
+    pub(crate) card_reads: Arc<throttle::WindowCounts>,
+}
+
+/// What proves, for a card typed by hand, that the patient or the card is present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManualCardCheck {
+    /// The verification code printed on the card.
+    Code,
+    /// The patient's name and birth date, matching the person.
+    NameAndBirthDate,
+    /// Either of them.
+    Either,
 }
 
 type Waiter<R> = tokio::sync::oneshot::Sender<std::result::Result<R, String>>;
@@ -271,6 +296,7 @@ impl App {
             objects: None,
             busy_uploads: Arc::default(),
             login_sources: Arc::default(),
+            card_reads: Arc::default(),
         }
     }
 

@@ -165,6 +165,19 @@ pub fn chain_hash(key: &AuditKey, seq: i64, prev_hash: &str, event: &AuditEvent)
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// A MAC under the key for another purpose than the chain (a card's secret, its verification
+/// code): `purpose` separates the uses, so one key file serves them all.
+pub fn keyed_mac(key: &AuditKey, purpose: &str, parts: &[&str]) -> Vec<u8> {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key.0) else {
+        return Vec::new();
+    };
+    put(&mut mac, purpose.as_bytes());
+    for p in parts {
+        put(&mut mac, p.as_bytes());
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
 /// The seal of the head record (`seq`, `hash`) under the key.
 pub fn head_mac(key: &AuditKey, seq: i64, hash: &str) -> String {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key.0) else {

@@ -137,37 +137,55 @@ pub struct CardPayload {
     pub id: CommonId,
     /// Reserved for the national medical ID; empty until it exists.
     pub reserved: String,
+    /// The card's secret: issued by the network per card (a MAC under the network's key over
+    /// the common ID and the card), so that a read proves the card is present. Empty for a
+    /// bare ID typed by hand and for cards printed before secrets.
+    pub secret: String,
+}
+
+/// A field of the payload: ASCII letters, digits and `-`, at most 64.
+fn field_ok(text: &str) -> bool {
+    text.len() <= 64 && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 impl CardPayload {
     pub const PREFIX: &'static str = "RENKEI1";
 
+    /// `RENKEI1:<common ID>:<reserved>:<secret>` (without the last field when there is no
+    /// secret, as cards printed before secrets carry).
     pub fn encode(&self) -> String {
-        format!("{}:{}:{}", Self::PREFIX, self.id.digits(), self.reserved)
+        let mut out = format!("{}:{}:{}", Self::PREFIX, self.id.digits(), self.reserved);
+        if !self.secret.is_empty() {
+            out.push(':');
+            out.push_str(&self.secret);
+        }
+        out
     }
 
-    /// Reads a scanned QR payload, or a bare ID typed by hand (then the reserved field is empty).
+    /// Reads a scanned QR payload, or a bare ID typed by hand (then the other fields are
+    /// empty).
     pub fn parse(text: &str) -> Result<CardPayload, CommonIdError> {
         let text = text.trim();
         match text.split_once(':') {
             Some((Self::PREFIX, rest)) => {
-                let (id, reserved) = rest.split_once(':').ok_or(CommonIdError::NotAPayload)?;
-                if !reserved
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    || reserved.len() > 64
-                {
+                let mut fields = rest.split(':');
+                let id = fields.next().ok_or(CommonIdError::NotAPayload)?;
+                let reserved = fields.next().ok_or(CommonIdError::NotAPayload)?;
+                let secret = fields.next().unwrap_or_default();
+                if fields.next().is_some() || !field_ok(reserved) || !field_ok(secret) {
                     return Err(CommonIdError::NotAPayload);
                 }
                 Ok(CardPayload {
                     id: CommonId::parse(id)?,
                     reserved: reserved.to_string(),
+                    secret: secret.to_ascii_uppercase(),
                 })
             }
             Some(_) => Err(CommonIdError::NotAPayload),
             None => Ok(CardPayload {
                 id: CommonId::parse(text)?,
                 reserved: String::new(),
+                secret: String::new(),
             }),
         }
     }
@@ -249,6 +267,7 @@ mod tests {
         let p = CardPayload {
             id,
             reserved: String::new(),
+            secret: String::new(),
         };
         assert_eq!(p.encode(), format!("RENKEI1:{}:", id.digits()));
         assert_eq!(CardPayload::parse(&p.encode()).unwrap(), p);
@@ -262,5 +281,20 @@ mod tests {
             Err(CommonIdError::NotAPayload)
         );
         assert!(CardPayload::parse("RENKEI1:34000000420").is_err());
+        // With the card's secret (read in any case, as some readers send lower case).
+        let with = CardPayload {
+            secret: "ABCDEFGHJKLMNPQR".into(),
+            ..p.clone()
+        };
+        assert_eq!(
+            with.encode(),
+            format!("RENKEI1:{}::ABCDEFGHJKLMNPQR", id.digits())
+        );
+        let lower = with
+            .encode()
+            .replace("ABCDEFGHJKLMNPQR", "abcdefghjklmnpqr");
+        assert_eq!(CardPayload::parse(&lower).unwrap(), with);
+        assert!(CardPayload::parse(&format!("{}:extra", with.encode())).is_err());
+        assert!(CardPayload::parse(&format!("RENKEI1:{}::a b", id.digits())).is_err());
     }
 }

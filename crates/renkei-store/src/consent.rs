@@ -4,7 +4,7 @@
 
 use renkei_core::audit::AuditEvent;
 
-use crate::{Result, Store, StoreError, exec_tx, with_db, with_tx};
+use crate::{Result, Store, StoreError, exec_db, exec_tx, with_db, with_tx};
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct PolicyRow {
@@ -470,6 +470,30 @@ impl Store {
         self.append_audit_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Notifications of `kind` to facilities (a first card read at a new facility, a burst
+    /// of card reads), each with its message.
+    pub async fn add_notifications(
+        &self,
+        kind: &str,
+        person_id: Option<i64>,
+        at: i64,
+        notify: &[(i64, String)],
+    ) -> Result<()> {
+        for (facility, message) in notify {
+            exec_db!(&self.db, |pool| {
+                sqlx::query("INSERT INTO notifications (facility_id, kind, message, person_id, created_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(facility)
+                    .bind(kind)
+                    .bind(message)
+                    .bind(person_id)
+                    .bind(at)
+                    .execute(pool)
+                    .await
+            })?;
+        }
+        Ok(())
     }
 
     /// A facility's notifications, newest first.

@@ -210,6 +210,12 @@ impl Store {
         Ok(store)
     }
 
+    /// A MAC under the deployment's key for `purpose` (card secrets and verification codes):
+    /// see [`renkei_core::audit::keyed_mac`].
+    pub fn keyed_mac(&self, purpose: &str, parts: &[&str]) -> Vec<u8> {
+        renkei_core::audit::keyed_mac(&self.audit_key, purpose, parts)
+    }
+
     pub fn backend(&self) -> Backend {
         match self.db {
             Db::Sqlite(_) => Backend::Sqlite,

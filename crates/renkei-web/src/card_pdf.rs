@@ -25,6 +25,8 @@ pub struct CardContent {
     pub issued_on: String,
     /// What the QR code holds.
     pub payload: String,
+    /// The verification code, printed for reading the card by hand.
+    pub code: String,
 }
 
 const MM: f32 = 72.0 / 25.4;
@@ -113,6 +115,14 @@ pub fn card_pdf(font_bytes: Vec<u8>, card: &CardContent) -> Result<Vec<u8>, Stri
             &format!("発行 {} {}", card.issuer, card.issued_on),
         );
         qr(&mut s, &card.payload, w - 30.0 * MM, 14.0 * MM, 27.0 * MM)?;
+        // For reading the card by hand; not on the chart label below.
+        text(
+            &mut s,
+            w - 30.0 * MM,
+            45.5 * MM,
+            6.5,
+            &format!("確認コード {}", card.code),
+        );
         s.finish();
         page.finish();
     }
@@ -137,13 +147,16 @@ mod tests {
     use super::*;
 
     /// Renders a card with the system's Japanese font and reads the text back out of the PDF
-    /// (the glyphs map back to the right characters); skipped where the font is not installed.
+    /// (the glyphs map back to the right characters); fails, saying what to install, without the
+    /// font or pdftotext.
     #[test]
     fn renders_a_card_with_japanese_text() {
-        let Ok(font) = std::fs::read(crate::DEFAULT_CARD_FONT) else {
-            eprintln!("{} not installed: skipped", crate::DEFAULT_CARD_FONT);
-            return;
-        };
+        let font = std::fs::read(crate::DEFAULT_CARD_FONT).unwrap_or_else(|e| {
+            panic!(
+                "{} is needed ({e}): apt-get install fonts-noto-cjk",
+                crate::DEFAULT_CARD_FONT
+            )
+        });
         let card = CardContent {
             title: "HMカード".into(),
             network: "ひろしま医療情報ネットワーク".into(),
@@ -152,7 +165,8 @@ mod tests {
             kana_name: "タカハシ タロウ".into(),
             issuer: "広島中央総合病院".into(),
             issued_on: "2026-11-21".into(),
-            payload: "RENKEI1:34000000018:".into(),
+            payload: "RENKEI1:34000000018::ABCDEFGHIJKLMNOP".into(),
+            code: "123456".into(),
         };
         let pdf = card_pdf(font, &card).unwrap();
         assert!(pdf.starts_with(b"%PDF"));
@@ -182,6 +196,7 @@ mod tests {
                     "タカハシ",
                     "34-0000-0001-8",
                     "広島中央総合病院",
+                    "確認コード 123456",
                 ] {
                     assert!(
                         text.contains(wanted),
@@ -189,7 +204,10 @@ mod tests {
                     );
                 }
             }
-            _ => eprintln!("pdftotext not installed: text check skipped"),
+            Ok(out) => panic!("pdftotext failed: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) => panic!(
+                "pdftotext is needed to read the card back ({e}): apt-get install poppler-utils"
+            ),
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

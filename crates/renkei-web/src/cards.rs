@@ -56,6 +56,14 @@ pub struct ReadForm {
     patient_local_id: String,
     #[serde(default)]
     scanned: String,
+    /// For an ID typed by hand: the verification code printed on the card, or the patient's
+    /// name and birth date.
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    birth_date: String,
     /// `patients`: read from the patient list, go back there.
     #[serde(default)]
     back: String,
@@ -68,7 +76,16 @@ pub async fn read(
 ) -> Response {
     match st
         .app
-        .read_card(&user.view.actor, &f.scanned, &f.patient_local_id)
+        .read_card_with(
+            &user.view.actor,
+            &f.scanned,
+            &renkei_app::identity::CardProof {
+                code: f.code.clone(),
+                name: f.name.clone(),
+                birth_date: f.birth_date.clone(),
+            },
+            &f.patient_local_id,
+        )
         .await
     {
         Ok(person) => {
@@ -282,6 +299,7 @@ pub async fn pdf(
         issuer: printable.issuer_name.clone(),
         issued_on: renkei_core::time::Timestamp(printable.card.issued_at).jst_date(),
         payload: printable.payload.clone(),
+        code: printable.code.clone(),
     };
     match tokio::task::spawn_blocking(move || {
         crate::card_pdf::card_pdf(font.as_ref().clone(), &content)

@@ -216,13 +216,15 @@ pub fn consent_pdf(font_bytes: Vec<u8>, form: &ConsentForm) -> Result<Vec<u8>, S
 mod tests {
     use super::*;
 
-    /// Renders a form and reads its text back (skipped without the font or pdftotext).
+    /// Renders a form and reads its text back (fails, saying what to install, without the font or pdftotext).
     #[test]
     fn renders_a_consent_form_in_japanese() {
-        let Ok(font) = std::fs::read(crate::DEFAULT_CARD_FONT) else {
-            eprintln!("{} not installed: skipped", crate::DEFAULT_CARD_FONT);
-            return;
-        };
+        let font = std::fs::read(crate::DEFAULT_CARD_FONT).unwrap_or_else(|e| {
+            panic!(
+                "{} is needed ({e}): apt-get install fonts-noto-cjk",
+                crate::DEFAULT_CARD_FONT
+            )
+        });
         let form = ConsentForm {
             network: "ひろしま医療情報ネットワーク".into(),
             hospital: "広島中央総合病院".into(),
@@ -263,7 +265,10 @@ mod tests {
                     assert!(text.contains(wanted), "{wanted} missing: {text}");
                 }
             }
-            _ => eprintln!("pdftotext not installed: text check skipped"),
+            Ok(out) => panic!("pdftotext failed: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) => panic!(
+                "pdftotext is needed to read the form back ({e}): apt-get install poppler-utils"
+            ),
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -39,6 +39,12 @@ pub struct FileConfig {
     /// Failed logins from one client address within the lockout window after which that
     /// address is refused until the window passes (default 50).
     pub source_lockout_threshold: Option<u32>,
+    /// What a card typed by hand needs: `code`, `name_and_birth_date` or `either` (default).
+    pub manual_card_check: Option<String>,
+    /// Card reads one user may make in ten minutes (default 30).
+    pub card_reads_per_user: Option<u32>,
+    /// Card reads one facility may make in ten minutes (default 120).
+    pub card_reads_per_facility: Option<u32>,
     /// The Japanese font for printable cards (default: Debian's Noto Sans CJK).
     pub card_font: Option<PathBuf>,
     /// MLLP: the largest message accepted, in bytes (default 16 MiB).
@@ -212,6 +218,22 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
             bail!("lockout_threshold は 1〜100 で指定してください");
         }
         app.lockout_threshold = n;
+    }
+    if let Some(check) = file.manual_card_check.as_deref() {
+        app.manual_card_check = match check {
+            "code" => renkei_app::ManualCardCheck::Code,
+            "name_and_birth_date" => renkei_app::ManualCardCheck::NameAndBirthDate,
+            "either" => renkei_app::ManualCardCheck::Either,
+            other => bail!(
+                "manual_card_check「{other}」は code、name_and_birth_date、either のいずれかで指定してください"
+            ),
+        };
+    }
+    if let Some(n) = file.card_reads_per_user {
+        app.card_reads_per_user = n.max(1);
+    }
+    if let Some(n) = file.card_reads_per_facility {
+        app.card_reads_per_facility = n.max(1);
     }
     if let Some(n) = file.source_lockout_threshold {
         app.source_lockout_threshold = n.max(1);

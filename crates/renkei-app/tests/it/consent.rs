@@ -424,7 +424,13 @@ async fn consent_rules_every_read(t: &TestStore) {
         vec!["diagnosis", "lab"],
         "emergency shows what the profession may see"
     );
-    let notices = app.notifications(&h_admin).await.unwrap();
+    let notices: Vec<_> = app
+        .notifications(&h_admin)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.kind == "emergency_access")
+        .collect();
     assert_eq!(notices.len(), 1);
     assert!(
         notices[0].message.contains("救急クリニック") && notices[0].message.contains("意識障害")

@@ -70,9 +70,15 @@ async fn cards_link_patients_across_facilities(t: &TestStore) {
         .unwrap();
     assert_eq!(card.common_id.prefecture(), 34);
     assert_eq!(card.common_id.serial(), 1);
-    assert_eq!(
-        card.payload,
-        format!("RENKEI1:{}:", card.common_id.digits())
+    // The QR code carries the card's secret (16 Base32 characters) after the reserved field.
+    let prefix = format!("RENKEI1:{}::", card.common_id.digits());
+    assert!(card.payload.starts_with(&prefix), "{}", card.payload);
+    let secret = &card.payload[prefix.len()..];
+    assert_eq!(secret.len(), 16, "{secret}");
+    assert!(
+        secret
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c))
     );
     let again = app
         .issue_card(&hospital, "H-0001", CardKind::Hm, None)
@@ -107,14 +113,78 @@ async fn cards_link_patients_across_facilities(t: &TestStore) {
         .await
         .unwrap();
     assert_eq!(person.id, card.person.id);
-    assert_eq!(
-        app.read_card(&clinic, &card.common_id.printed(), "C-123")
-            .await
-            .unwrap()
-            .id,
-        person.id,
-        "typed by hand, read twice"
+    // Typed by hand: the ID alone is refused as an unknown ID would be; with the code printed
+    // on the card, or the patient's name and birth date, it reads.
+    let bare = app
+        .read_card(&clinic, &card.common_id.printed(), "C-123")
+        .await;
+    assert!(
+        matches!(bare, Err(AppError::Invalid(ref m)) if m.contains("使用できません")),
+        "{bare:?}"
     );
+    let proof = |code: &str, name: &str, birth: &str| renkei_app::identity::CardProof {
+        code: code.into(),
+        name: name.into(),
+        birth_date: birth.into(),
+    };
+    assert_eq!(card.code.len(), 6);
+    assert_eq!(
+        app.read_card_with(
+            &clinic,
+            &card.common_id.printed(),
+            &proof(&card.code, "", ""),
+            "C-123"
+        )
+        .await
+        .unwrap()
+        .id,
+        person.id,
+        "typed by hand with the printed code, read twice"
+    );
+    let wrong_code = if card.code == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    let refused_code = app
+        .read_card_with(
+            &clinic,
+            &card.common_id.digits(),
+            &proof(wrong_code, "", ""),
+            "C-123",
+        )
+        .await;
+    assert_eq!(format!("{refused_code:?}"), format!("{bare:?}"));
+    let d = details();
+    assert!(
+        app.read_card_with(
+            &clinic,
+            &card.common_id.digits(),
+            &proof("", &d.kana_name, &d.birth_date.replace('-', "")),
+            "C-123"
+        )
+        .await
+        .is_ok(),
+        "name and birth date, as the patient says them"
+    );
+    let wrong_birth = app
+        .read_card_with(
+            &clinic,
+            &card.common_id.digits(),
+            &proof("", &d.kanji_name, "1900-01-01"),
+            "C-123",
+        )
+        .await;
+    assert_eq!(format!("{wrong_birth:?}"), format!("{bare:?}"));
+    // A QR code whose secret was altered, or copied onto another ID, is refused alike.
+    let last = if card.payload.ends_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    let forged = format!("{}{last}", &card.payload[..card.payload.len() - 1]);
+    let forged = app.read_card(&clinic, &forged, "C-123").await;
+    assert_eq!(format!("{forged:?}"), format!("{bare:?}"));
     // A typo is refused by the check digit, with a message for the clerk.
     let mut typo = card.common_id.digits().into_bytes();
     typo.swap(3, 4);
@@ -422,3 +492,67 @@ async fn mpi_suggests_confirms_and_searches(t: &TestStore) {
     );
 }
 on_both_backends!(mpi_suggests_confirms_and_searches);
+
+/// A burst of reads is refused and alerts the operator; the disclosing hospital hears of a
+/// facility's first read of its patient (not of later reads).
+async fn card_reads_are_rate_limited_and_first_reads_notified(t: &TestStore) {
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_795_219_200)));
+    let config = AppConfig {
+        card_reads_per_user: 3,
+        ..AppConfig::default()
+    };
+    let app = App::new(t.store.clone(), clock.clone(), config);
+    let op_facility = app
+        .create_facility(
+            &Actor::system("test"),
+            &FacilityInput {
+                facility_type: "operator".into(),
+                name: "事務局".into(),
+                max_accounts: "5".into(),
+                active: true,
+                ..FacilityInput::default()
+            },
+        )
+        .await
+        .unwrap()
+        .0
+        .id;
+    let hospital = staff(&app, "hospital", "広島中央総合病院", true, "chuo.clerk").await;
+    let clinic = staff(&app, "clinic", "みどり内科", false, "midori.clerk").await;
+    let card = app
+        .issue_card(&hospital, "H-0001", CardKind::Hm, Some(&details()))
+        .await
+        .unwrap();
+    app.read_card(&clinic, &card.payload, "C-1").await.unwrap();
+    app.read_card(&clinic, &card.payload, "C-1").await.unwrap();
+    let notices = app.notifications(&hospital).await.unwrap();
+    assert_eq!(
+        notices.len(),
+        1,
+        "one notice for the first read only: {notices:?}"
+    );
+    assert!(
+        notices[0].message.contains("みどり内科"),
+        "{}",
+        notices[0].message
+    );
+    // Two more within ten minutes: the fourth is refused, and the operator hears of it.
+    app.read_card(&clinic, &card.payload, "C-1").await.unwrap();
+    let burst = app.read_card(&clinic, &card.payload, "C-1").await;
+    assert!(
+        matches!(burst, Err(AppError::Invalid(ref m)) if m.contains("短時間")),
+        "{burst:?}"
+    );
+    let op = Actor {
+        facility_id: Some(op_facility),
+        ..Actor::system("test")
+    };
+    let alerts = app.notifications(&op).await.unwrap();
+    assert!(
+        alerts.iter().any(|n| n.message.contains("読み取りの集中")),
+        "{alerts:?}"
+    );
+    clock.advance_seconds(11 * 60);
+    app.read_card(&clinic, &card.payload, "C-1").await.unwrap();
+}
+on_both_backends!(card_reads_are_rate_limited_and_first_reads_notified);
