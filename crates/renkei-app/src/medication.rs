@@ -250,6 +250,8 @@ pub const CODE_MINUTES: i64 = 10;
 /// Code characters: no 0/O, 1/I/L, so that a code read aloud or typed is unambiguous.
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 const CODE_LENGTH: usize = 8;
+/// Codes one client address may present in [`CODE_MINUTES`] (right or wrong); more are refused.
+const CODE_TRIES: u32 = 10;
 
 /// Why a one-time code did not work (each says so plainly to the app).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -330,17 +332,53 @@ fn fhir_bundle(nb: &Notebook) -> serde_json::Value {
 
 impl App {
     /// Issues a one-time code with which an external medication-notebook app reads the
-    /// patient's history once, within [`CODE_MINUTES`]. A pharmacy (or any facility the
-    /// patient is at) issues it on the patient's behalf, reading the HM card. Audited; the
-    /// code itself is never stored, only its digest.
+    /// patient's notebook once, within [`CODE_MINUTES`]. Staff issue it on the patient's
+    /// behalf while reading the patient's HM card: [`App::issue_medication_code_with`] with the
+    /// QR code's secret and nothing typed beside it.
     pub async fn issue_medication_code(&self, actor: &Actor, card: &str) -> Result<(String, i64)> {
+        self.issue_medication_code_with(actor, card, &crate::identity::CardProof::default())
+            .await
+    }
+
+    /// As [`App::issue_medication_code`], with what a clerk typed beside a hand-typed ID (the
+    /// printed verification code, or the name and birth date). The card must prove the
+    /// patient is present exactly as a card read does; an unknown ID, a revoked card and a
+    /// missing proof are refused alike. Issuing counts as a card read (rate-limited); audited,
+    /// and the code itself is never stored, only its digest.
+    pub async fn issue_medication_code_with(
+        &self,
+        actor: &Actor,
+        card: &str,
+        proof: &crate::identity::CardProof,
+    ) -> Result<(String, i64)> {
         let facility_id = actor.facility_id.ok_or(AppError::Forbidden)?;
+        self.count_card_read(actor, facility_id).await?;
         let payload = renkei_identity::CardPayload::parse(card)
             .map_err(|e| AppError::Invalid(e.to_string()))?;
-        let Some(mut person) = self.store.person_by_common_id(&payload.id.digits()).await? else {
-            return Err(AppError::Invalid(
+        let refused = || {
+            AppError::Invalid(
                 "このカードは使用できません。発行施設または事務局にお問い合わせください".into(),
-            ));
+            )
+        };
+        let person = self.store.person_by_common_id(&payload.id.digits()).await?;
+        let proven = match &person {
+            Some(p) => {
+                let cards = self.store.cards_of(p.id).await?;
+                let active: Vec<_> = cards.iter().filter(|c| c.status == "active").collect();
+                !active.is_empty() && self.card_present(&payload, p, &active, proof)
+            }
+            None => false,
+        };
+        let (Some(mut person), true) = (person, proven) else {
+            self.append_audit(self.event(
+                actor,
+                "medication.code.issue",
+                format!("common_id:{}", payload.id.digits()),
+                AuditOutcome::Denied,
+                "card_not_proven",
+            ))
+            .await?;
+            return Err(refused());
         };
         if let Some(survivor) = person.merged_into {
             person = self.store.person(survivor).await?;
@@ -380,6 +418,18 @@ impl App {
         client: &str,
     ) -> std::result::Result<MedicationHistory, CodeError> {
         let code = normalise_code(code);
+        let now = self.now().0;
+        let window = CODE_MINUTES * 60 * 1_000_000;
+        if self
+            .card_reads
+            .blocked(&format!("code-client:{client}"), now, window, CODE_TRIES)
+        {
+            return Err(CodeError::Other(
+                "ワンタイムコードの試行が多すぎます。しばらくしてからもう一度お試しください".into(),
+            ));
+        }
+        self.card_reads
+            .add(&format!("code-client:{client}"), now, window);
         let redemption = self
             .store
             .redeem_medication_code(&crate::secrets::digest(&code), self.now().0, client)
@@ -393,16 +443,17 @@ impl App {
             ..Actor::system("medication-app")
         };
         let caller = &app_actor;
+        // An audit failure fails the request: nothing is handed out unrecorded.
         let refuse = |why: &'static str, error: CodeError| async move {
-            let _ = self
-                .append_audit(self.event(
-                    caller,
-                    "medication.code.use",
-                    "persons".into(),
-                    AuditOutcome::Denied,
-                    why,
-                ))
-                .await;
+            self.append_audit(self.event(
+                caller,
+                "medication.code.use",
+                "persons".into(),
+                AuditOutcome::Denied,
+                why,
+            ))
+            .await
+            .map_err(|e| CodeError::Other(e.to_string()))?;
             Err::<MedicationHistory, CodeError>(error)
         };
         let person_id = match redemption {
@@ -424,7 +475,15 @@ impl App {
             ..Notebook::default()
         };
         for link in self.store.links_of(person_id).await.map_err(other)? {
-            if !link.active {
+            // Only what the facility discloses to the region (a pharmacy that does not
+            // disclose keeps its records to itself here too).
+            let discloses = self
+                .store
+                .facility(link.facility_id)
+                .await
+                .map(|f| f.discloses)
+                .map_err(other)?;
+            if !link.active || !discloses {
                 continue;
             }
             for (_, raw) in self
@@ -444,19 +503,27 @@ impl App {
         combined
             .dispensings
             .sort_by_key(|d| jahis::iso_date(&d.date).unwrap_or_default());
+        // The notebook only: who the patient is (name, sex, birth date) for the app to match,
+        // not where they live or how to call them.
+        if let Some(patient) = combined.patient.as_mut() {
+            patient.address = String::new();
+            patient.phone = String::new();
+            patient.postal_code = String::new();
+            patient.emergency_contact = String::new();
+        }
         let history = MedicationHistory {
             jahis: jahis::write(&combined),
             fhir: fhir_bundle(&combined),
         };
-        let _ = self
-            .append_audit(self.event(
-                &app_actor,
-                "medication.code.use",
-                format!("person:{person_id}"),
-                AuditOutcome::Success,
-                &format!("dispensings={}", combined.dispensings.len()),
-            ))
-            .await;
+        self.append_audit(self.event(
+            &app_actor,
+            "medication.code.use",
+            format!("person:{person_id}"),
+            AuditOutcome::Success,
+            &format!("dispensings={}", combined.dispensings.len()),
+        ))
+        .await
+        .map_err(|e| CodeError::Other(e.to_string()))?;
         Ok(history)
     }
 }

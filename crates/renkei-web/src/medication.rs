@@ -158,6 +158,12 @@ pub async fn upload(
 pub struct CodeForm {
     #[serde(default)]
     card: String,
+    #[serde(default)]
+    proof_code: String,
+    #[serde(default)]
+    proof_name: String,
+    #[serde(default)]
+    proof_birth_date: String,
 }
 
 /// `POST /medication/code`: a one-time code for the patient's notebook app.
@@ -168,7 +174,15 @@ pub async fn issue_code(
 ) -> Response {
     match st
         .app
-        .issue_medication_code(&user.view.actor, &f.card)
+        .issue_medication_code_with(
+            &user.view.actor,
+            &f.card,
+            &renkei_app::identity::CardProof {
+                code: f.proof_code.clone(),
+                name: f.proof_name.clone(),
+                birth_date: f.proof_birth_date.clone(),
+            },
+        )
         .await
     {
         Ok((code, expires)) => render(&MedicationCodePage {

@@ -174,6 +174,31 @@ async fn dispensings_are_stored_once_and_viewed_under_consent(t: &TestStore) {
     let detail: serde_json::Value = serde_json::from_str(&item.item.detail).unwrap();
     assert_eq!(detail["days"], "14");
     assert_eq!(detail["prescriber"]["name"], "中央 一郎");
+    // A one-time code is issued only while the patient's card is read: a bare (enumerable)
+    // ID is refused, as an unknown one is, and the refusal is audited.
+    let bare = app
+        .issue_medication_code(&pharmacy, &card.common_id.digits())
+        .await;
+    assert!(
+        matches!(bare, Err(AppError::Invalid(ref m)) if m.contains("使用できません")),
+        "{bare:?}"
+    );
+    let unknown = app.issue_medication_code(&pharmacy, "34009999997").await;
+    assert_eq!(format!("{bare:?}"), format!("{unknown:?}"));
+    let typed = app
+        .issue_medication_code_with(
+            &pharmacy,
+            &card.common_id.digits(),
+            &renkei_app::identity::CardProof {
+                code: card.code.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(
+        typed.is_ok(),
+        "typed by hand with the printed code: {typed:?}"
+    );
     // A one-time code: the app reads the history once, in JAHIS and in FHIR; a second use,
     // an expired code and a wrong code fail plainly.
     let (code, _) = app
@@ -187,6 +212,12 @@ async fn dispensings_are_stored_once_and_viewed_under_consent(t: &TestStore) {
         .unwrap();
     let back = renkei_clinical::jahis::parse_text(&history.jahis).unwrap();
     assert_eq!(back.dispensings.len(), 2);
+    // The notebook only: not where the patient lives or how to reach them.
+    let patient = back.patient.clone().unwrap_or_default();
+    assert!(
+        patient.address.is_empty() && patient.phone.is_empty() && patient.postal_code.is_empty(),
+        "{patient:?}"
+    );
     assert_eq!(back.dispensings[0].date, "20260220", "oldest first");
     assert_eq!(history.fhir["entry"].as_array().unwrap().len(), 2);
     assert_eq!(
@@ -220,6 +251,20 @@ async fn dispensings_are_stored_once_and_viewed_under_consent(t: &TestStore) {
             .unwrap_err(),
         renkei_app::medication::CodeError::Expired
     );
+    // One client address that tries many codes is stopped, even with a right one.
+    let (right, _) = app
+        .issue_medication_code(&pharmacy, &card.payload)
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        let _ = app
+            .medication_history_by_code("ZZZZ9999", "198.51.100.9")
+            .await;
+    }
+    assert!(matches!(
+        app.medication_history_by_code(&right, "198.51.100.9").await,
+        Err(renkei_app::medication::CodeError::Other(ref m)) if m.contains("多すぎ")
+    ));
     let uses = app
         .access_history(&Actor::system("test"), card.person.id)
         .await
