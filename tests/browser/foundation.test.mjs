@@ -174,7 +174,9 @@ test('foundation: bootstrap, operator administration, first user login, public s
       throw new Error(`no card after issuing:\n${(await bodyText(page)).slice(0, 1000)}`);
     });
     const payload = await text(page.locator('#payload'));
-    assert.match(payload, /^RENKEI1:34\d{9}:$/, 'the QR payload carries the common ID');
+    const cardCode = await text(page.locator('#card-code'));
+    assert.match(cardCode, /^\d{6}$/, 'the verification code is shown for the card');
+    assert.match(payload, /^RENKEI1:34\d{9}::[A-Z2-7]{16}$/, 'the QR payload carries the common ID and the card secret');
     assert.ok(await page.locator('#card-qr svg').isVisible(), 'the card QR is shown');
     await shot(page, 'card-issued');
     // The printable card and seal label (PDF, card size).
@@ -229,6 +231,19 @@ test('foundation: bootstrap, operator administration, first user login, public s
     await page.locator('#scanned').fill(typo === digits ? digits.slice(0, 10) : typo);
     await Promise.all([page.waitForLoadState('load'), page.locator('#scanned').press('Enter')]);
     assert.ok((await bodyText(page)).match(/検査用数字|11桁/), 'a typo is refused with a reason');
+    // The ID typed by hand alone opens nothing and names no one; with the printed code it reads.
+    await page.locator('#read_patient').fill('C-0002');
+    await page.locator('#scanned').fill(digits);
+    await Promise.all([page.waitForLoadState('load'), page.locator('#scanned').press('Enter')]);
+    const bare = await bodyText(page);
+    assert.ok(bare.includes('このカードは使用できません') && !bare.includes('髙橋'), `a bare ID is refused without a name:\n${bare.slice(0, 600)}`);
+    await page.locator('#read_patient').fill('C-0001');
+    await page.locator('#scanned').fill(digits);
+    await page.locator('#manual-proof summary').click();
+    await page.locator('#code').fill(cardCode);
+    await clickAndLoad(page, button(page, '読み取り'));
+    assert.ok((await text(page.locator('#linked'))).includes('髙橋 太郎'), 'typed by hand with the printed code, the card reads');
+    await shot(page, 'card-read-by-hand');
 
     // l2b. Consent: the hospital records what it discloses, to whom, for which period; the
     //      consent form prints; the clinic finds the patient on its card-less list; the

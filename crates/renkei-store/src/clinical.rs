@@ -360,6 +360,25 @@ impl Store {
     }
 
     /// Whose an active item is: (facility, local patient ID), by the item's id.
+    /// The content hash of the message stored under (`facility_id`, `source`, `source_key`),
+    /// if any: lets a live sender's re-sent control ID be told apart from a changed one.
+    pub async fn stored_message_hash(
+        &self,
+        facility_id: i64,
+        source: &str,
+        source_key: &str,
+    ) -> Result<Option<String>> {
+        let hash: Option<(String,)> = with_db!(&self.db, |pool| {
+            sqlx::query_as("SELECT content_hash FROM clinical_messages WHERE facility_id = $1 AND source = $2 AND source_key = $3")
+                .bind(facility_id)
+                .bind(source)
+                .bind(source_key)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(hash.map(|(h,)| h))
+    }
+
     pub async fn item_owner(&self, item_id: i64) -> Result<Option<(i64, String)>> {
         with_db!(&self.db, |pool| {
             sqlx::query_as(

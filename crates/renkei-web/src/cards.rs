@@ -254,6 +254,7 @@ pub async fn issue(
             qr_svg: crate::pages::qr_svg(&issued.payload),
             printed: issued.common_id.printed(),
             payload: issued.payload,
+            code: issued.code,
             card_id: issued.card.id,
             name: issued.person.kanji_name,
             kana: issued.person.kana_name,

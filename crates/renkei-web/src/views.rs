@@ -524,6 +524,8 @@ pub struct CardIssuedPage {
     pub qr_svg: String,
     pub printed: String,
     pub payload: String,
+    /// The verification code printed on the card.
+    pub code: String,
     pub card_id: i64,
     pub name: String,
     pub kana: String,
