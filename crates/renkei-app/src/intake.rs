@@ -385,9 +385,27 @@ impl App {
             messages,
             report: mut part,
         } = batch;
+        // Each committed batch carries its own audit event (counts only), so an import that is
+        // killed half way leaves no stored message unrecorded.
+        let files = messages.len();
+        let event = |outcomes: &[IngestOutcome]| {
+            let count = |o: IngestOutcome| outcomes.iter().filter(|x| **x == o).count();
+            self.event(
+                actor,
+                "intake.ssmix2.batch",
+                format!("facility:{facility_id}"),
+                AuditOutcome::Success,
+                &format!(
+                    "messages={files};stored={};unchanged={};replaced={}",
+                    count(IngestOutcome::Stored),
+                    count(IngestOutcome::Unchanged),
+                    count(IngestOutcome::Replaced)
+                ),
+            )
+        };
         let outcomes = self
             .store
-            .ingest(facility_id, self.now().0, &messages)
+            .ingest_audited(facility_id, self.now().0, &messages, event)
             .await?;
         for (m, o) in messages.iter().zip(outcomes) {
             match o {
@@ -496,6 +514,22 @@ pub struct Receipt {
     pub ack: Vec<u8>,
     /// `stored`, `duplicate`, `replaced`, `rejected` or `error` (for logs and counters).
     pub outcome: &'static str,
+    /// Why it was refused, for the audit trail (`not_hl7`, `unknown_sender`, `not_the_sender`,
+    /// `unsupported`, `unreadable`, `changed_resend`, …); empty when accepted.
+    pub reason: &'static str,
+}
+
+/// Who sent a live message, as the listener established it.
+#[derive(Clone, Debug, Default)]
+pub struct HlSender {
+    /// The peer's address (for the audit trail).
+    pub peer: String,
+    /// The 10-digit code of the facility the connection is authenticated as (an allowed
+    /// address, a TLS client certificate); `None` when it is not.
+    pub facility_code: Option<String>,
+    /// Whether MSH-4 must name that facility: the listener requires it off loopback and
+    /// wherever senders are configured.
+    pub must_match: bool,
 }
 
 /// Where a live message belongs among versions: its order (ORC-2), or per patient for messages
@@ -527,6 +561,91 @@ impl App {
     /// that says why). A message sent again (same sender and MSH-10, same content) is
     /// acknowledged and not stored twice.
     pub async fn receive_hl7(&self, bytes: &[u8]) -> Receipt {
+        self.receive_hl7_from(bytes, &HlSender::default()).await
+    }
+
+    /// Receives a message from `sender` and audits it (facility, control ID, outcome, reason,
+    /// peer) whatever the outcome. A message stored but not audited is answered AE, so that
+    /// the sender sends it again (a duplicate then, audited).
+    pub async fn receive_hl7_from(&self, bytes: &[u8], sender: &HlSender) -> Receipt {
+        let receipt = self.receive_checked(bytes, sender).await;
+        match self.audit_received(bytes, sender, &receipt).await {
+            Ok(()) => receipt,
+            Err(e) => {
+                tracing::error!(code = e.code(), "auditing a received message failed");
+                self.unaudited(bytes)
+            }
+        }
+    }
+
+    async fn audit_received(&self, bytes: &[u8], sender: &HlSender, r: &Receipt) -> Result<()> {
+        let message = Message::parse_bytes(bytes).ok();
+        let field = |path: &str| {
+            let v: String = message
+                .as_ref()
+                .and_then(|m| m.get(path))
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+                .take(40)
+                .collect();
+            if v.is_empty() {
+                "unknown".to_string()
+            } else {
+                v
+            }
+        };
+        let outcome = match r.outcome {
+            "stored" | "duplicate" | "replaced" => AuditOutcome::Success,
+            "rejected" => AuditOutcome::Denied,
+            _ => AuditOutcome::Failure,
+        };
+        let actor = Actor {
+            client: sender.peer.clone(),
+            ..Actor::system("mllp")
+        };
+        self.append_audit(self.event(
+            &actor,
+            "intake.hl7.receive",
+            format!("facility:{}/control:{}", field("MSH-4.1"), field("MSH-10")),
+            outcome,
+            &format!("{};{}", r.outcome, r.reason),
+        ))
+        .await
+    }
+
+    /// AE for a message whose audit event could not be written.
+    fn unaudited(&self, bytes: &[u8]) -> Receipt {
+        use renkei_hl7v2::{AckCode, AckError, ack};
+        let message = Message::parse_bytes(bytes).ok();
+        let now = self.now();
+        let stamp = now.jst_minutes().replace(['-', ' ', ':'], "") + "00";
+        let control = format!("R{}{:06}", stamp, now.0.rem_euclid(1_000_000));
+        let error = AckError {
+            code: "207",
+            location: None,
+            text: "the message could not be recorded in the audit trail; send it again later"
+                .into(),
+        };
+        let text = ack(
+            message.as_ref(),
+            AckCode::Error,
+            &control,
+            &stamp,
+            Some(&error),
+        );
+        let charset = message
+            .as_ref()
+            .map(|m| m.charset())
+            .unwrap_or(renkei_hl7v2::Charset::Ascii);
+        Receipt {
+            ack: charset.encode(&text),
+            outcome: "error",
+            reason: "unaudited",
+        }
+    }
+
+    async fn receive_checked(&self, bytes: &[u8], from: &HlSender) -> Receipt {
         use renkei_hl7v2::{AckCode, AckError, ack};
         let now = self.now();
         let stamp = now.jst_minutes().replace(['-', ' ', ':'], "") + "00";
@@ -540,23 +659,33 @@ impl App {
                 Receipt {
                     ack: charset.encode(&text),
                     outcome,
+                    reason: "",
                 }
             };
-        let reject = |m: Option<&Message>, code: &'static str, text: String| {
-            reply(
-                m,
-                AckCode::Reject,
-                Some(AckError {
-                    code,
-                    location: None,
-                    text,
-                }),
-                "rejected",
-            )
-        };
+        let reject =
+            |m: Option<&Message>, code: &'static str, reason: &'static str, text: String| Receipt {
+                reason,
+                ..reply(
+                    m,
+                    AckCode::Reject,
+                    Some(AckError {
+                        code,
+                        location: None,
+                        text,
+                    }),
+                    "rejected",
+                )
+            };
         let message = match Message::parse_bytes(bytes) {
             Ok(m) => m,
-            Err(e) => return reject(None, "100", format!("not an HL7 v2 message: {e}")),
+            Err(e) => {
+                return reject(
+                    None,
+                    "100",
+                    "not_hl7",
+                    format!("not an HL7 v2 message: {e}"),
+                );
+            }
         };
         // The sending facility (MSH-4: its 10-digit code, as namespace ID or universal ID).
         let sender = [message.get("MSH-4.1"), message.get("MSH-4.2")]
@@ -576,19 +705,30 @@ impl App {
             return reject(
                 Some(&message),
                 "103",
+                "unknown_sender",
                 "MSH-4 does not name a participating facility by its 10-digit code".into(),
             );
         };
+        // The connection speaks for one facility only.
+        if from.must_match && from.facility_code.as_deref() != facility.code.as_deref() {
+            return reject(
+                Some(&message),
+                "103",
+                "not_the_sender",
+                "MSH-4 names a facility this connection is not authenticated for".into(),
+            );
+        }
         let mapped = match map_message(&message, None) {
             Ok(m) => m,
             Err(renkei_clinical::MapError::Unsupported(t)) => {
                 return reject(
                     Some(&message),
                     "200",
+                    "unsupported",
                     format!("message type {t} is not accepted"),
                 );
             }
-            Err(e) => return reject(Some(&message), "101", e.to_string()),
+            Err(e) => return reject(Some(&message), "101", "unreadable", e.to_string()),
         };
         let patient = mapped.patient_id.clone();
         let incoming = IncomingMessage {
@@ -629,7 +769,26 @@ impl App {
             return reject(
                 Some(&message),
                 "101",
+                "unreadable",
                 "ADT^A40 needs MRG-1 (the prior patient ID), different from PID-3".into(),
+            );
+        }
+        // A control ID seen before with other content is refused, never a silent replacement:
+        // a correction comes as a new message (its own control ID).
+        if let Ok(Some(hash)) = self
+            .store
+            .stored_message_hash(facility.id, "mllp", &incoming.source_key)
+            .await
+            && hash != incoming.content_hash
+        {
+            return reject(
+                Some(&message),
+                "205",
+                "changed_resend",
+                format!(
+                    "control ID {} was already received with other content; send a correction under a new control ID",
+                    message.control_id()
+                ),
             );
         }
         match self

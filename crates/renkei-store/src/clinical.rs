@@ -157,6 +157,24 @@ impl Store {
         Ok(outcomes)
     }
 
+    /// As [`ingest`](Store::ingest), with the audit event that `audit_of` makes from the
+    /// outcomes, in the same transaction: a batch is never stored without its record.
+    pub async fn ingest_audited(
+        &self,
+        facility_id: i64,
+        received_at: i64,
+        batch: &[IncomingMessage],
+        audit_of: impl FnOnce(&[IngestOutcome]) -> renkei_core::audit::AuditEvent,
+    ) -> Result<Vec<IngestOutcome>> {
+        let mut tx = self.begin_ingest().await?;
+        let refs: Vec<&IncomingMessage> = batch.iter().collect();
+        let outcomes = ingest_batch(&mut tx, facility_id, received_at, &refs).await?;
+        self.append_audits_in(&mut tx, vec![audit_of(&outcomes)])
+            .await?;
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
     /// Stores the submissions of several callers in one transaction (a group commit: one
     /// fsync for all), each with the audit event that records it, which `audit_of` makes from
     /// the submission's outcomes. The messages of one facility go through one set-based

@@ -57,6 +57,10 @@ pub struct FileConfig {
     pub mllp_max_connections: Option<usize>,
     /// MLLP: connections one peer address may hold at once (default 16).
     pub mllp_max_connections_per_peer: Option<usize>,
+    /// MLLP: the sending facilities and their addresses (`[[mllp_sender]]` tables with
+    /// `facility` and `addresses`).
+    #[serde(default)]
+    pub mllp_sender: Vec<crate::mllp::Sender>,
     /// HTTP: a request's headers must arrive within this time (default 20).
     pub http_header_seconds: Option<u64>,
     /// HTTP: close a connection on which no byte moved for this long (default 300).
@@ -254,6 +258,12 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
     if let Some(s) = file.mllp_frame_seconds {
         mllp.frame_deadline = std::time::Duration::from_secs(s.max(1));
     }
+    for sender in &file.mllp_sender {
+        renkei_core::facility::FacilityCode::parse(&sender.facility)
+            .map_err(|e| anyhow::anyhow!("mllp_sender の facility「{}」: {e}", sender.facility))?;
+        sender.networks().map_err(|e| anyhow::anyhow!(e))?;
+    }
+    mllp.senders = file.mllp_sender.clone();
     if let Some(n) = file.mllp_max_connections_per_peer {
         mllp.max_connections_per_peer = n.max(1);
     }

@@ -27,6 +27,54 @@ pub struct Limits {
     /// Connections one peer address may hold at once; more are closed at once, so that one
     /// host cannot take the slots of the others.
     pub max_connections_per_peer: usize,
+    /// Which facility each sender is (`[[mllp_sender]]`): a message whose MSH-4 names
+    /// another facility is refused. With none configured, only loopback senders are trusted
+    /// to name themselves.
+    pub senders: Vec<Sender>,
+}
+
+/// One sending facility and the addresses its messages come from (inside an IPsec VPN).
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sender {
+    /// The facility's 10-digit code.
+    pub facility: String,
+    /// Addresses or networks (`10.1.2.3`, `10.1.2.0/24`, IPv6 too).
+    pub addresses: Vec<String>,
+}
+
+impl Sender {
+    /// The addresses as networks; an error names the one that is not an address.
+    pub fn networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.addresses
+            .iter()
+            .map(|a| {
+                a.parse::<ipnet::IpNet>()
+                    .or_else(|_| a.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("mllp_sender の addresses「{a}」は IP アドレスでもネットワーク（CIDR）でもありません"))
+            })
+            .collect()
+    }
+}
+
+/// Who a connection from `peer` speaks for.
+fn sender_of(limits: &Limits, peer: SocketAddr) -> renkei_app::intake::HlSender {
+    let ip = peer.ip();
+    let facility_code = limits
+        .senders
+        .iter()
+        .find(|s| {
+            s.networks()
+                .unwrap_or_default()
+                .iter()
+                .any(|n| n.contains(&ip))
+        })
+        .map(|s| s.facility.clone());
+    renkei_app::intake::HlSender {
+        peer: peer.to_string(),
+        facility_code,
+        must_match: !ip.is_loopback() || !limits.senders.is_empty(),
+    }
 }
 
 impl Default for Limits {
@@ -37,6 +85,7 @@ impl Default for Limits {
             frame_deadline: Duration::from_secs(60),
             max_connections: 256,
             max_connections_per_peer: 16,
+            senders: Vec::new(),
         }
     }
 }
@@ -100,6 +149,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     peer: SocketAddr,
     limits: &Limits,
 ) -> std::io::Result<()> {
+    let sender = sender_of(limits, peer);
     let mut decoder = mllp::Decoder::new(limits.max_message);
     let mut buffer = vec![0u8; 64 * 1024];
     // When the message being received began: its deadline does not restart with each read.
@@ -109,8 +159,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         while let Some(frame) = decoder.next_frame() {
             match frame {
                 Ok(bytes) => {
-                    let receipt = app.receive_hl7(&bytes).await;
-                    tracing::info!(%peer, outcome = receipt.outcome, bytes = bytes.len(), "HL7 message");
+                    let receipt = app.receive_hl7_from(&bytes, &sender).await;
+                    tracing::info!(%peer, outcome = receipt.outcome, reason = receipt.reason, bytes = bytes.len(), "HL7 message");
                     stream.write_all(&mllp::frame(&receipt.ack)).await?;
                     stream.flush().await?;
                 }

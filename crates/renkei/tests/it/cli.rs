@@ -799,6 +799,15 @@ fn import_ssmix2_reports_bad_files_and_exits_non_zero_after_importing_the_rest()
     assert_eq!(report["stored"], 0);
     assert_eq!(report["errors"].as_array().unwrap().len(), 1);
     assert!(renkei(d, &["audit", "verify"]).status.success());
+    // Each committed batch has its audit event, in the batch's own transaction.
+    let batches = raw_text(
+        d,
+        "SELECT group_concat(detail, ' | ') FROM audit_events WHERE action = 'intake.ssmix2.batch'",
+    );
+    assert_eq!(
+        batches,
+        "messages=21;stored=21;unchanged=0;replaced=0 | messages=21;stored=0;unchanged=21;replaced=0"
+    );
 }
 
 #[test]

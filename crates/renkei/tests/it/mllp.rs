@@ -385,3 +385,76 @@ fn adt_a40_merges_the_prior_patient_id() {
     });
     assert_eq!((old, new, merges), (0, 1, 1));
 }
+
+fn audit_details(d: &Path, action: &str) -> Vec<String> {
+    let url = format!("sqlite://{}", d.join("renkei.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT target, detail FROM audit_events WHERE action = $1 ORDER BY seq",
+        )
+        .bind(action)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        rows.into_iter().map(|(t, d)| format!("{t} {d}")).collect()
+    })
+}
+
+/// A connection speaks for the facility its address is bound to (`[[mllp_sender]]`): a
+/// message naming another facility in MSH-4 is refused. A control ID re-sent with other
+/// content is refused, never a silent replacement. Every message is audited.
+#[test]
+fn a_sender_speaks_only_for_itself_and_cannot_rewrite_a_message() {
+    let dir = with_hospital();
+    let d = dir.path();
+    let config = d.join("renkei.toml");
+    std::fs::write(
+        &config,
+        "[[mllp_sender]]\nfacility = \"3410100113\"\naddresses = [\"127.0.0.0/8\"]\n",
+    )
+    .unwrap();
+    {
+        let (_server, mllp) = serve_mllp(d, &["--config", config.to_str().unwrap()]);
+        let mut s = TcpStream::connect(address(&mllp)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let reply = exchange(&mut s, &adt("IMP01", "患者"));
+        assert!(
+            reply.contains("MSA|AR|IMP01") && reply.contains("not authenticated"),
+            "{reply}"
+        );
+    }
+    assert_eq!(count_messages(d), 0, "nothing stored for an impostor");
+    std::fs::write(
+        &config,
+        format!("[[mllp_sender]]\nfacility = \"{HOSPITAL}\"\naddresses = [\"127.0.0.1\"]\n"),
+    )
+    .unwrap();
+    let (_server, mllp) = serve_mllp(d, &["--config", config.to_str().unwrap()]);
+    let mut s = TcpStream::connect(address(&mllp)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert!(exchange(&mut s, &adt("CHG01", "患者")).contains("MSA|AA|CHG01"));
+    assert!(
+        exchange(&mut s, &adt("CHG01", "患者")).contains("MSA|AA|CHG01"),
+        "the same again"
+    );
+    let changed = exchange(&mut s, &adt("CHG01", "別人"));
+    assert!(
+        changed.contains("MSA|AR|CHG01") && changed.contains("already received with other content"),
+        "{changed}"
+    );
+    assert_eq!(count_messages(d), 1);
+    let audited = audit_details(d, "intake.hl7.receive");
+    let want = [
+        format!("facility:{HOSPITAL}/control:IMP01 rejected;not_the_sender"),
+        format!("facility:{HOSPITAL}/control:CHG01 stored;"),
+        format!("facility:{HOSPITAL}/control:CHG01 duplicate;"),
+        format!("facility:{HOSPITAL}/control:CHG01 rejected;changed_resend"),
+    ];
+    assert_eq!(audited, want);
+}
