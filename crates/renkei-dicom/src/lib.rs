@@ -5,24 +5,66 @@
 //! Architecture invariant: no IO, and never a panic on input: files come from hospitals and
 //! clinics, so a malformed one is an error value. The decoding libraries are called behind
 //! `catch_unwind` as a last line, since their guarantees are not ours.
+//!
+//! Memory invariant: one file cannot take the server's memory. Every file is walked by
+//! `prescan` before dicom-rs sees it (declared lengths within the file, shallow nesting, a
+//! bounded element count, a transfer syntax we decode), and a frame is decoded only when its
+//! decoded size fits [`RENDER_BUDGET_BYTES`].
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use dicom_pixeldata::{ConvertOptions, PixelDecoder, VoiLutOption, WindowLevel};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+mod prescan;
+
+pub use prescan::{MAX_DEPTH, MAX_HEADERS};
+use prescan::{Pixels, Scanned, prescan};
+
+/// The most memory one render may need, in bytes. A decoded frame, its windowed 8-bit copy,
+/// the scaled copy and the PNG are alive together, so a frame is decoded only when
+/// [`RENDER_COPIES`] times its decoded size fits. 256 MiB lets through a 16-bit frame of about
+/// 5,800 × 5,800 pixels (mammography and large radiographs are smaller); the web server also
+/// bounds how many renders run at once.
+pub const RENDER_BUDGET_BYTES: u64 = 256 * 1024 * 1024;
+
+/// How many times a decoded frame's size a render holds at its peak (see
+/// [`RENDER_BUDGET_BYTES`]).
+pub const RENDER_COPIES: u64 = 4;
+
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DicomError {
     #[error("DICOM ファイルではありません（128 バイトのプリアンブルの後に DICM がありません）")]
     NotDicom,
     #[error("DICOM ファイルを読めません: {0}")]
     Unreadable(String),
+    /// An element, sequence or item declares more bytes than the file has after it.
+    #[error(
+        "DICOM ファイルが壊れています（{offset} バイト目の要素が {declared} バイトを宣言していますが、残りは {remaining} バイトです）"
+    )]
+    DeclaredLength {
+        offset: usize,
+        declared: u32,
+        remaining: usize,
+    },
+    /// The structure is not one dicom-rs may be given (too deep, too many elements, lengths
+    /// that do not add up).
+    #[error("DICOM ファイルの構造が不正です（{0}）")]
+    Malformed(String),
+    #[error("対応していない転送構文です: {0}")]
+    UnsupportedTransferSyntax(String),
     #[error("画像を含まない DICOM です")]
     NoImage,
     #[error("フレーム {frame} はありません（全 {frames} フレーム）")]
     NoSuchFrame { frame: u32, frames: u32 },
+    /// Decoding the frame would need more memory than one render may take.
+    #[error(
+        "画像が大きすぎて表示できません（展開に約 {needed} バイト必要で、上限は {budget} バイトです）。ファイルをダウンロードしてご覧ください"
+    )]
+    TooLarge { needed: u64, budget: u64 },
     #[error("画像に変換できません: {0}")]
     Render(String),
 }
@@ -122,15 +164,24 @@ pub fn is_dicom(bytes: &[u8]) -> bool {
     bytes.get(128..132) == Some(b"DICM")
 }
 
-fn open(bytes: &[u8]) -> Result<DefaultDicomObject, DicomError> {
-    if !is_dicom(bytes) {
-        return Err(DicomError::NotDicom);
+/// Checks a file with [`prescan`] and parses it: everything up to the pixel data when
+/// `with_pixels` is false (enough for [`inspect`], and the pixels are not copied), else all.
+/// Files without top-level pixel data are refused here, before the parse.
+fn open(bytes: &[u8], with_pixels: bool) -> Result<(Scanned, DefaultDicomObject), DicomError> {
+    let scanned = prescan(bytes)?;
+    if !scanned.pixel_data {
+        return Err(DicomError::NoImage);
     }
-    let attempt = catch_unwind(AssertUnwindSafe(|| {
-        OpenFileOptions::new().from_reader(Cursor::new(&bytes[128..]))
-    }));
+    let body = bytes.get(128..).ok_or(DicomError::NotDicom)?;
+    // The preamble is skipped here, never detected: detection looks for another `DICM` 128
+    // bytes further, and would then read a meta group other than the one just checked.
+    let mut options = OpenFileOptions::new().read_preamble(ReadPreamble::Never);
+    if !with_pixels {
+        options = options.read_until(tags::PIXEL_DATA);
+    }
+    let attempt = catch_unwind(AssertUnwindSafe(|| options.from_reader(Cursor::new(body))));
     match attempt {
-        Ok(Ok(obj)) => Ok(obj),
+        Ok(Ok(obj)) => Ok((scanned, obj)),
         Ok(Err(e)) => Err(DicomError::Unreadable(e.to_string())),
         Err(_) => Err(DicomError::Unreadable("malformed data".into())),
     }
@@ -157,59 +208,156 @@ fn float(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> Option<f64> {
 
 /// The identity and shape of an image file.
 pub fn inspect(bytes: &[u8]) -> Result<DicomInfo, DicomError> {
-    let obj = open(bytes)?;
-    if obj.element(tags::PIXEL_DATA).is_err() {
-        return Err(DicomError::NoImage);
-    }
+    let (_, obj) = open(bytes, false)?;
+    Ok(info(&obj))
+}
+
+fn info(obj: &DefaultDicomObject) -> DicomInfo {
     let window = match (
-        float(&obj, tags::WINDOW_CENTER),
-        float(&obj, tags::WINDOW_WIDTH),
+        float(obj, tags::WINDOW_CENTER),
+        float(obj, tags::WINDOW_WIDTH),
     ) {
         (Some(c), Some(w)) if w > 0.0 => Some((c, w)),
         _ => None,
     };
-    Ok(DicomInfo {
-        modality: text(&obj, tags::MODALITY),
-        study_uid: text(&obj, tags::STUDY_INSTANCE_UID),
-        series_uid: text(&obj, tags::SERIES_INSTANCE_UID),
-        series_number: int(&obj, tags::SERIES_NUMBER).unwrap_or(0) as i32,
-        series_description: text(&obj, tags::SERIES_DESCRIPTION),
-        instance_number: int(&obj, tags::INSTANCE_NUMBER).unwrap_or(0) as i32,
-        study_date: text(&obj, tags::STUDY_DATE),
-        frames: int(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as u32,
-        rows: int(&obj, tags::ROWS).unwrap_or(0) as u32,
-        columns: int(&obj, tags::COLUMNS).unwrap_or(0) as u32,
+    DicomInfo {
+        modality: text(obj, tags::MODALITY),
+        study_uid: text(obj, tags::STUDY_INSTANCE_UID),
+        series_uid: text(obj, tags::SERIES_INSTANCE_UID),
+        series_number: int(obj, tags::SERIES_NUMBER).unwrap_or(0) as i32,
+        series_description: text(obj, tags::SERIES_DESCRIPTION),
+        instance_number: int(obj, tags::INSTANCE_NUMBER).unwrap_or(0) as i32,
+        study_date: text(obj, tags::STUDY_DATE),
+        frames: int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as u32,
+        rows: int(obj, tags::ROWS).unwrap_or(0) as u32,
+        columns: int(obj, tags::COLUMNS).unwrap_or(0) as u32,
         window,
-    })
+    }
+}
+
+/// The bytes one decoded frame takes, refused when it is nothing, when its sample layout is
+/// one the renderer does not draw (its lookup tables grow with 2^BitsStored), or when
+/// [`RENDER_COPIES`] of it exceed [`RENDER_BUDGET_BYTES`]. JPEG frames are also measured by
+/// their own headers, which is what jpeg-decoder allocates by.
+fn check_budget(obj: &DefaultDicomObject, scanned: &Scanned) -> Result<u64, DicomError> {
+    let attribute = |tag| int(obj, tag).and_then(|v| u64::try_from(v).ok());
+    let bits_allocated = attribute(tags::BITS_ALLOCATED).unwrap_or(0);
+    if !matches!(bits_allocated, 1 | 8 | 16) {
+        return Err(DicomError::Render(format!(
+            "BitsAllocated {bits_allocated} には対応していません（1・8・16 のみ）"
+        )));
+    }
+    if let Some(stored) = attribute(tags::BITS_STORED)
+        && (stored == 0 || stored > bits_allocated)
+    {
+        return Err(DicomError::Render(format!(
+            "BitsStored {stored} が BitsAllocated {bits_allocated} と矛盾しています"
+        )));
+    }
+    let frame = [
+        attribute(tags::ROWS).unwrap_or(0),
+        attribute(tags::COLUMNS).unwrap_or(0),
+        attribute(tags::SAMPLES_PER_PIXEL).unwrap_or(1),
+        bits_allocated.div_ceil(8),
+    ]
+    .into_iter()
+    .try_fold(1u64, u64::checked_mul);
+    let frame = match frame {
+        Some(0) => {
+            return Err(DicomError::Render(
+                "画像の大きさ（Rows・Columns）がありません".into(),
+            ));
+        }
+        Some(n) => n,
+        None => u64::MAX,
+    };
+    let jpeg = if scanned.pixels == Pixels::Jpeg {
+        largest_jpeg_frame(obj)?
+    } else {
+        0
+    };
+    let needed = frame.max(jpeg).saturating_mul(RENDER_COPIES);
+    if needed > RENDER_BUDGET_BYTES {
+        return Err(DicomError::TooLarge {
+            needed,
+            budget: RENDER_BUDGET_BYTES,
+        });
+    }
+    // dicom-pixeldata copies the decoded JPEG into a buffer sized by Rows and Columns, and
+    // panics when it is bigger.
+    if jpeg > frame {
+        return Err(DicomError::Render(
+            "JPEG の画像が Rows・Columns より大きくなっています".into(),
+        ));
+    }
+    Ok(frame)
+}
+
+/// The most bytes any JPEG frame in the pixel data declares (width × height × bytes per
+/// pixel). jpeg-decoder sizes its buffers by the JPEG's own frame header, not by Rows and
+/// Columns, and dicom-pixeldata hands it a frame that starts at a fragment; so every fragment
+/// that starts a JPEG stream (SOI) is read up to its frame header, which reads nothing more.
+/// A stream whose frame header is not in its first fragment is refused: it cannot be measured
+/// without assembling the frame.
+fn largest_jpeg_frame(obj: &DefaultDicomObject) -> Result<u64, DicomError> {
+    let fragments = obj
+        .element(tags::PIXEL_DATA)
+        .ok()
+        .and_then(|e| e.value().fragments())
+        .ok_or_else(|| DicomError::Render("JPEG の画素データが断片になっていません".into()))?;
+    let measured = catch_unwind(AssertUnwindSafe(|| -> Result<u64, DicomError> {
+        let mut largest = 0u64;
+        for fragment in fragments.iter().filter(|f| f.starts_with(&[0xFF, 0xD8])) {
+            let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(fragment.as_slice()));
+            decoder
+                .read_info()
+                .map_err(|e| DicomError::Render(format!("JPEG のヘッダーを読めません: {e}")))?;
+            let info = decoder
+                .info()
+                .ok_or_else(|| DicomError::Render("JPEG のヘッダーを読めません".into()))?;
+            let size = u64::from(info.width)
+                * u64::from(info.height)
+                * info.pixel_format.pixel_bytes() as u64;
+            largest = largest.max(size);
+        }
+        Ok(largest)
+    }));
+    match measured {
+        Ok(r) => r,
+        Err(_) => Err(DicomError::Render("malformed JPEG header".into())),
+    }
 }
 
 /// One frame as PNG, windowed by `preset` (or the file's own window), scaled down so that its
-/// longer edge is at most `max_edge` pixels when given (thumbnails).
+/// longer edge is at most `max_edge` pixels when given (thumbnails). The file is parsed once,
+/// and only the requested frame is decoded.
 pub fn render_png(
     bytes: &[u8],
     frame: u32,
     preset: Preset,
     max_edge: Option<u32>,
 ) -> Result<Vec<u8>, DicomError> {
-    let info = inspect(bytes)?;
+    let (scanned, obj) = open(bytes, true)?;
+    let info = info(&obj);
     if frame >= info.frames {
         return Err(DicomError::NoSuchFrame {
             frame,
             frames: info.frames,
         });
     }
-    let obj = open(bytes)?;
+    check_budget(&obj, &scanned)?;
     let voi = match preset.window().or(info.window) {
         Some((center, width)) => VoiLutOption::Custom(WindowLevel { center, width }),
         None => VoiLutOption::Normalize,
     };
     let rendered = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<u8>, DicomError> {
         let pixels = obj
-            .decode_pixel_data()
+            .decode_pixel_data_frame(frame)
             .map_err(|e| DicomError::Render(e.to_string()))?;
         let options = ConvertOptions::new().with_voi_lut(voi).force_8bit();
+        // The decoded data holds only the requested frame, now frame 0.
         let mut image = pixels
-            .to_dynamic_image_with_options(frame, &options)
+            .to_dynamic_image_with_options(0, &options)
             .map_err(|e| DicomError::Render(e.to_string()))?;
         if let Some(edge) = max_edge {
             let edge = edge.max(1);
@@ -320,6 +468,9 @@ pub fn synthetic_ct(size: u16, frames: u16, series: (&str, i32), instance: i32) 
 }
 
 #[cfg(test)]
+mod limit_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -382,10 +533,10 @@ mod tests {
     }
 }
 
-/// The largest picture decoded (each side), and the most memory a decoder may take: a hostile
-/// file cannot make the server allocate gigabytes.
+/// The largest picture decoded (each side), and the most memory a decoder may take (the same
+/// budget as a DICOM render): a hostile file cannot make the server allocate gigabytes.
 const MAX_PICTURE_SIDE: u32 = 20_000;
-const MAX_PICTURE_ALLOC: u64 = 512 * 1024 * 1024;
+const MAX_PICTURE_ALLOC: u64 = RENDER_BUDGET_BYTES;
 
 /// An ordinary picture (JPEG, PNG, BMP, GIF, TIFF; the format is read from the bytes) as PNG,
 /// scaled down so that its longer edge is at most `max_edge` when given. Used for files sent in

@@ -477,7 +477,7 @@ pub async fn image(
         Err(e) => return error_page(&st.app, e),
     };
     let size = q.size.map(|s| s.clamp(16, 4096));
-    let rendered = tokio::task::spawn_blocking(move || {
+    let rendered = crate::render::off_worker(move || {
         if renkei_dicom::is_dicom(&bytes) {
             renkei_dicom::render_png(&bytes, 0, renkei_dicom::Preset::from_key(""), size)
         } else {
@@ -495,7 +495,7 @@ pub async fn image(
         )
             .into_response(),
         Ok(Err(e)) => error_page(&st.app, AppError::Invalid(e.to_string())),
-        Err(_) => error_page(&st.app, AppError::Internal("rendering failed".into())),
+        Err(e) => crate::render::refused(&st.app, e),
     }
 }
 

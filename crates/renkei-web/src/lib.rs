@@ -13,6 +13,7 @@ mod fhir;
 mod files;
 mod medication;
 mod pages;
+mod render;
 mod session;
 mod viewer;
 mod views;

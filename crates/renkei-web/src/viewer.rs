@@ -831,13 +831,11 @@ pub async fn document(
         Ok(f) => f,
         Err(e) => return error_page(&st.app, e),
     };
-    // Images in series order; other files as they came.
-    let mut images: Vec<(usize, renkei_dicom::DicomInfo)> = files
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (_, bytes))| renkei_dicom::inspect(bytes).ok().map(|info| (i, info)))
-        .collect();
-    images.sort_by_key(|(i, info)| (info.series_number, info.instance_number, *i));
+    // Reading every DICOM file and stripping XML is decoding work: off the async workers.
+    let (images, files) = match crate::render::off_worker(move || document_contents(files)).await {
+        Ok(contents) => contents,
+        Err(e) => return crate::render::refused(&st.app, e),
+    };
     let shown = q
         .file
         .and_then(|f| images.iter().position(|(i, _)| *i == f))
@@ -876,23 +874,68 @@ pub async fn document(
         person,
         item,
         viewer,
-        files: files
-            .into_iter()
-            .enumerate()
-            .filter(|(_, (_, bytes))| !renkei_dicom::is_dicom(bytes))
-            .map(|(i, (name, bytes))| {
-                let lower = name.to_ascii_lowercase();
-                let text = if lower.ends_with(".xml") {
-                    Some(readable_xml(&String::from_utf8_lossy(&bytes)))
-                } else {
-                    lower
-                        .ends_with(".txt")
-                        .then(|| String::from_utf8_lossy(&bytes).into_owned())
-                };
-                (i, name, text)
-            })
-            .collect(),
+        files,
     })
+}
+
+/// Images of a document page, in series order: (file index, what the image is).
+type Images = Vec<(usize, renkei_dicom::DicomInfo)>;
+/// Its other files, as they came: (file index, name, the text shown when it is text).
+type OtherFiles = Vec<(usize, String, Option<String>)>;
+
+/// A document's DICOM images in series order, and its other files with the text shown inline.
+/// Runs on the blocking pool (see `render::off_worker`).
+fn document_contents(files: Vec<(String, Vec<u8>)>) -> (Images, OtherFiles) {
+    let mut images: Images = files
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, bytes))| renkei_dicom::inspect(bytes).ok().map(|info| (i, info)))
+        .collect();
+    images.sort_by_key(|(i, info)| (info.series_number, info.instance_number, *i));
+    let others = files
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (_, bytes))| !renkei_dicom::is_dicom(bytes))
+        .map(|(i, (name, bytes))| {
+            let lower = name.to_ascii_lowercase();
+            let text = if lower.ends_with(".xml") {
+                Some(inline_text(&bytes, true))
+            } else {
+                lower.ends_with(".txt").then(|| inline_text(&bytes, false))
+            };
+            (i, name, text)
+        })
+        .collect();
+    (images, others)
+}
+
+/// The most of a text or XML file shown inline. Files may be 64 MiB: shown whole, one view
+/// would hold a blocking thread for seconds and send a page of hundreds of megabytes; the file
+/// itself is one click away.
+const INLINE_TEXT_MAX: usize = 1024 * 1024;
+
+/// A text file's first [`INLINE_TEXT_MAX`] bytes as shown on the page (XML made readable),
+/// with a note when there is more.
+fn inline_text(bytes: &[u8], xml: bool) -> String {
+    let mut end = bytes.len().min(INLINE_TEXT_MAX);
+    // Not in the middle of a UTF-8 character (continuation bytes are 0b10xx_xxxx).
+    for _ in 0..3 {
+        if bytes.get(end).is_some_and(|b| b & 0xC0 == 0x80) {
+            end = end.saturating_sub(1);
+        }
+    }
+    let head = String::from_utf8_lossy(bytes.get(..end).unwrap_or(bytes));
+    let mut text = if xml {
+        readable_xml(&head)
+    } else {
+        head.into_owned()
+    };
+    if end < bytes.len() {
+        text.push_str(
+            "\n\n……（表示はここまでです。続きは上のファイル名からダウンロードしてご覧ください）",
+        );
+    }
+    text
 }
 
 /// A CDA (or other XML) document as readable text: its title, then its text content with the
@@ -957,7 +1000,7 @@ pub async fn image(
         Err(e) => return error_page(&st.app, e),
     };
     let preset = renkei_dicom::Preset::from_key(&q.preset);
-    let rendered = tokio::task::spawn_blocking(move || {
+    let rendered = crate::render::off_worker(move || {
         renkei_dicom::render_png(&bytes, q.frame, preset, q.size.map(|s| s.clamp(16, 2048)))
     })
     .await;
@@ -971,7 +1014,7 @@ pub async fn image(
         )
             .into_response(),
         Ok(Err(e)) => error_page(&st.app, AppError::Invalid(e.to_string())),
-        Err(_) => error_page(&st.app, AppError::Internal("rendering failed".into())),
+        Err(e) => crate::render::refused(&st.app, e),
     }
 }
 
@@ -1076,6 +1119,26 @@ mod tests {
             january.weeks.last().unwrap()[6].as_ref().map(|d| d.day),
             Some(31)
         );
+    }
+
+    #[test]
+    fn only_the_first_mebibyte_of_a_text_file_is_shown_inline() {
+        assert_eq!(inline_text("経過良好".as_bytes(), false), "経過良好");
+        // 3-byte characters, so the cut falls inside one unless it backs off.
+        let long = "経過良好。".repeat(100_000);
+        assert!(long.len() > 1_400_000);
+        let shown = inline_text(long.as_bytes(), false);
+        assert!(shown.len() <= INLINE_TEXT_MAX + 200, "{}", shown.len());
+        assert!(shown.starts_with("経過良好。経過良好。"));
+        assert!(!shown.contains('\u{FFFD}'), "cut inside a character");
+        assert!(shown.ends_with("ダウンロードしてご覧ください）"));
+        let xml = format!(
+            "<ClinicalDocument><title>退院時サマリー</title><text>{long}</text></ClinicalDocument>"
+        );
+        let shown = inline_text(xml.as_bytes(), true);
+        assert!(shown.starts_with("退院時サマリー\n経過良好。"));
+        assert!(shown.len() <= INLINE_TEXT_MAX + 200);
+        assert!(shown.contains("表示はここまでです"));
     }
 
     #[test]
