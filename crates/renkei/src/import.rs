@@ -80,12 +80,41 @@ fn load(path: &Path) -> Result<Vec<u8>> {
                 .is_ok_and(|f| f.name().to_ascii_lowercase().ends_with(".csv"))
         })
         .with_context(|| format!("{} に CSV ファイルがありません", path.display()))?;
-    let mut entry = archive.by_index(index)?;
-    let mut out = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
-    entry
-        .read_to_end(&mut out)
-        .with_context(|| format!("{} の CSV を展開できません", path.display()))?;
+    let entry = archive.by_index(index)?;
+    inflate_bounded(entry, MAX_CSV_BYTES)
+        .with_context(|| format!("{} の CSV を展開できません", path.display()))
+}
+
+/// The most a code list may inflate to: the national list is about 12 MB; a ZIP whose entry
+/// declares or inflates to more is refused rather than filling memory (a zip bomb).
+const MAX_CSV_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Reads a ZIP entry, refusing one that declares or inflates to more than `max` bytes; nothing
+/// is reserved on the entry's word.
+fn inflate_bounded(entry: impl std::io::Read + ZipSize, max: u64) -> Result<Vec<u8>> {
+    if entry.declared() > max {
+        anyhow::bail!(
+            "展開後 {} バイトと宣言されており、上限 {max} バイトを超えています",
+            entry.declared()
+        );
+    }
+    let mut out = Vec::new();
+    entry.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        anyhow::bail!("展開すると上限 {max} バイトを超えます");
+    }
     Ok(out)
+}
+
+/// The uncompressed size a ZIP entry declares.
+trait ZipSize {
+    fn declared(&self) -> u64;
+}
+
+impl<R: std::io::Read> ZipSize for zip::read::ZipFile<'_, R> {
+    fn declared(&self) -> u64 {
+        self.size()
+    }
 }
 
 pub async fn import_facilities(app: &App, actor: &Actor, path: &Path) -> Result<()> {
@@ -142,6 +171,33 @@ pub async fn import_facilities(app: &App, actor: &Actor, path: &Path) -> Result<
 
 #[cfg(test)]
 mod tests {
+
+    /// A reader standing in for a ZIP entry that says one size and holds another.
+    struct Entry(std::io::Cursor<Vec<u8>>, u64);
+
+    impl std::io::Read for Entry {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+
+    impl ZipSize for Entry {
+        fn declared(&self) -> u64 {
+            self.1
+        }
+    }
+
+    #[test]
+    fn a_zip_entry_is_inflated_only_up_to_the_limit() {
+        let ok = inflate_bounded(Entry(std::io::Cursor::new(vec![b'a'; 100]), 100), 100).unwrap();
+        assert_eq!(ok.len(), 100);
+        // It declares too much: refused before reading.
+        let e = inflate_bounded(Entry(std::io::Cursor::new(Vec::new()), 1 << 40), 100).unwrap_err();
+        assert!(e.to_string().contains("宣言"), "{e}");
+        // It declares little and inflates to more (a lying zip bomb): stopped at the limit.
+        let e = inflate_bounded(Entry(std::io::Cursor::new(vec![0; 1000]), 10), 100).unwrap_err();
+        assert!(e.to_string().contains("上限"), "{e}");
+    }
     use super::*;
 
     #[test]
