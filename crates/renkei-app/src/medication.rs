@@ -206,41 +206,51 @@ impl App {
                 Err(e) => report.errors.push((name.clone(), e.to_string())),
             }
         }
-        if !batch.is_empty() {
-            let outcomes = self.store.ingest(facility_id, self.now().0, &batch).await?;
-            for (o, message) in outcomes.into_iter().zip(&batch) {
-                match o {
-                    IngestOutcome::Stored | IngestOutcome::Replaced => {
-                        report.dispensings_stored += 1;
-                        // Apps the patient linked to the card get the new dispensing.
-                        let payload = webhook_payload(&person.common_id, &message.raw);
-                        report.webhooks_queued += self
-                            .store
-                            .enqueue_webhooks(person.id, &payload, self.now().0)
-                            .await? as usize;
-                    }
-                    IngestOutcome::Unchanged => report.dispensings_unchanged += 1,
-                }
+        // Apps the patient linked to the card get each new dispensing: the deliveries are
+        // queued in the same transaction as the dispensings and the audit event (an outbox).
+        let payloads: Vec<String> = batch
+            .iter()
+            .map(|m| webhook_payload(&person.common_id, &m.raw))
+            .collect();
+        let errors = report.errors.len();
+        let event = |outcomes: &[IngestOutcome]| {
+            let stored = outcomes
+                .iter()
+                .filter(|o| **o != IngestOutcome::Unchanged)
+                .count();
+            self.event(
+                actor,
+                "clinical.medication.import",
+                format!("person:{}", person.id),
+                if errors == 0 {
+                    AuditOutcome::Success
+                } else {
+                    AuditOutcome::Failure
+                },
+                &format!(
+                    "files={} stored={stored} unchanged={} errors={errors}",
+                    files.len(),
+                    outcomes.len() - stored,
+                ),
+            )
+        };
+        let (outcomes, queued) = self
+            .store
+            .ingest_with_webhooks(
+                (facility_id, person.id),
+                self.now().0,
+                &batch,
+                &payloads,
+                event,
+            )
+            .await?;
+        report.webhooks_queued += queued as usize;
+        for o in outcomes {
+            match o {
+                IngestOutcome::Stored | IngestOutcome::Replaced => report.dispensings_stored += 1,
+                IngestOutcome::Unchanged => report.dispensings_unchanged += 1,
             }
         }
-        self.append_audit(self.event(
-            actor,
-            "clinical.medication.import",
-            format!("person:{}", person.id),
-            if report.errors.is_empty() {
-                AuditOutcome::Success
-            } else {
-                AuditOutcome::Failure
-            },
-            &format!(
-                "files={} stored={} unchanged={} errors={}",
-                files.len(),
-                report.dispensings_stored,
-                report.dispensings_unchanged,
-                report.errors.len()
-            ),
-        ))
-        .await?;
         Ok(report)
     }
 }

@@ -269,7 +269,11 @@ impl App {
             return Err(AppError::Invalid("HM-Box の容量を超えます".into()));
         }
         let size = bytes.len() as i64;
-        self.objects()?.put(&s.file.object_key, bytes).await?;
+        // The new content goes to a new object; the file points at it only when the commit
+        // (lock and version checked again, in one transaction) succeeds.
+        let new_key = version_key(&s.file.object_key, &crate::secrets::token()?);
+        let objects = self.objects()?;
+        objects.put(&new_key, bytes).await?;
         let event = self.event(
             &s.actor,
             "wopi.save",
@@ -277,9 +281,36 @@ impl App {
             AuditOutcome::Success,
             &format!("{size} bytes"),
         );
-        Ok(Ok(self
+        let committed = self
             .store
-            .replace_file_content(s.file.id, size, event)
-            .await?))
+            .commit_file_version(
+                (s.file.id, s.file.version),
+                (&new_key, size),
+                (lock, self.now().0),
+                event,
+            )
+            .await;
+        let stale = match &committed {
+            Ok(Ok((_, old_key))) => old_key.clone(),
+            _ => new_key.clone(),
+        };
+        if let Err(e) = objects.delete(&stale).await {
+            tracing::warn!(error = %e, "a replaced file object could not be deleted");
+        }
+        Ok(match committed? {
+            Ok((version, _)) => Ok(version),
+            Err(current) => Err(WopiOutcome::Conflict(current)),
+        })
     }
+}
+
+/// The object key of a new version: the file's base key and a random suffix (`base~suffix`).
+fn version_key(current: &str, suffix: &str) -> String {
+    let base = current.split('~').next().unwrap_or(current);
+    let suffix: String = suffix
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect();
+    format!("{base}~{suffix}")
 }

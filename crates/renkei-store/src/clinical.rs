@@ -175,6 +175,35 @@ impl Store {
         Ok(outcomes)
     }
 
+    /// A pharmacy's dispensings for a card-holder, in one transaction with what they cause:
+    /// the webhook deliveries to the apps the patient linked (`payloads[i]` for each message
+    /// stored or replaced: an outbox, so a crash loses neither) and the audit event
+    /// `audit_of` makes from the outcomes. Returns the outcomes and how many deliveries were
+    /// queued.
+    pub async fn ingest_with_webhooks(
+        &self,
+        (facility_id, person_id): (i64, i64),
+        received_at: i64,
+        batch: &[IncomingMessage],
+        payloads: &[String],
+        audit_of: impl FnOnce(&[IngestOutcome]) -> renkei_core::audit::AuditEvent,
+    ) -> Result<(Vec<IngestOutcome>, u64)> {
+        let mut tx = self.begin_ingest().await?;
+        let refs: Vec<&IncomingMessage> = batch.iter().collect();
+        let outcomes = ingest_batch(&mut tx, facility_id, received_at, &refs).await?;
+        let mut queued = 0;
+        for (o, payload) in outcomes.iter().zip(payloads) {
+            if matches!(o, IngestOutcome::Stored | IngestOutcome::Replaced) {
+                queued +=
+                    crate::webhooks::enqueue_in(&mut tx, person_id, payload, received_at).await?;
+            }
+        }
+        self.append_audits_in(&mut tx, vec![audit_of(&outcomes)])
+            .await?;
+        tx.commit().await?;
+        Ok((outcomes, queued))
+    }
+
     /// Stores the submissions of several callers in one transaction (a group commit: one
     /// fsync for all), each with the audit event that records it, which `audit_of` makes from
     /// the submission's outcomes. The messages of one facility go through one set-based

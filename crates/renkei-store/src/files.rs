@@ -434,6 +434,59 @@ impl Store {
     }
 
     /// Records new content of a file (an office editor saved it): new size and version.
+    /// A save's commit point (WOPI PutFile): in one transaction, checks the caller still holds
+    /// the lock (`lock`; an unlocked empty file may be written without one) and that nobody
+    /// saved since `version`, then points the file at its new object (written beforehand under
+    /// `new_key`) with its size, bumps the version and appends the audit event. A crash leaves
+    /// the old content or the new, never a mix. Returns the new version and the old object
+    /// key (for the caller to delete), or `Err(current lock)` when the check fails.
+    pub async fn commit_file_version(
+        &self,
+        (id, version): (i64, i64),
+        (new_key, size): (&str, i64),
+        (lock, now): (Option<&str>, i64),
+        audit: AuditEvent,
+    ) -> Result<std::result::Result<(i64, String), String>> {
+        let mut tx = self.begin().await?;
+        let held: Option<(String,)> = with_tx!(&mut tx, |c| {
+            sqlx::query_as("SELECT lock_id FROM wopi_locks WHERE file_id = $1 AND expires_at > $2")
+                .bind(id)
+                .bind(now)
+                .fetch_optional(&mut *c)
+                .await
+        })?;
+        let (old_key, old_size): (String, i64) = with_tx!(&mut tx, |c| {
+            sqlx::query_as("SELECT object_key, size FROM files WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *c)
+                .await
+        })?;
+        let held = held.map(|(l,)| l);
+        let allowed = match (&held, lock) {
+            (Some(h), Some(l)) => h == l,
+            (None, _) => old_size == 0,
+            _ => false,
+        };
+        if !allowed {
+            return Ok(Err(held.unwrap_or_default()));
+        }
+        let bumped: Option<(i64,)> = with_tx!(&mut tx, |c| {
+            sqlx::query_as("UPDATE files SET object_key = $1, size = $2, version = version + 1 WHERE id = $3 AND version = $4 RETURNING version")
+                .bind(new_key)
+                .bind(size)
+                .bind(id)
+                .bind(version)
+                .fetch_optional(&mut *c)
+                .await
+        })?;
+        let Some((new_version,)) = bumped else {
+            return Ok(Err(held.unwrap_or_default()));
+        };
+        self.append_audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(Ok((new_version, old_key)))
+    }
+
     pub async fn replace_file_content(&self, id: i64, size: i64, audit: AuditEvent) -> Result<i64> {
         let mut tx = self.begin().await?;
         let (version,): (i64,) = with_tx!(&mut tx, |c| {

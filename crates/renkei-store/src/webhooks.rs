@@ -2,7 +2,7 @@
 
 use renkei_core::audit::AuditEvent;
 
-use crate::{Result, Store, StoreError, exec_db, exec_tx, with_db, with_tx};
+use crate::{Result, Store, StoreError, Tx, exec_db, exec_tx, with_db, with_tx};
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct MedicationApp {
@@ -81,16 +81,26 @@ impl Store {
     /// Queues a payload for every active subscription of a person to an active app; returns
     /// how many were queued.
     pub async fn enqueue_webhooks(&self, person_id: i64, payload: &str, at: i64) -> Result<u64> {
-        Ok(exec_db!(&self.db, |pool| {
-            sqlx::query("INSERT INTO webhook_deliveries (subscription_id, payload, created_at, attempts, next_attempt_at, last_error) SELECT s.id, $1, $2, 0, $2, '' FROM medication_subscriptions s JOIN medication_apps a ON a.id = s.app_id WHERE s.person_id = $3 AND s.active = TRUE AND a.active = TRUE")
-                .bind(payload)
-                .bind(at)
-                .bind(person_id)
-                .execute(pool)
-                .await
-        })?)
+        let mut tx = self.begin().await?;
+        let n = enqueue_in(&mut tx, person_id, payload, at).await?;
+        tx.commit().await?;
+        Ok(n)
     }
+}
 
+/// Queues `payload` for every active app subscription of `person_id`, inside `tx`.
+pub(crate) async fn enqueue_in(tx: &mut Tx, person_id: i64, payload: &str, at: i64) -> Result<u64> {
+    Ok(exec_tx!(tx, |c| {
+        sqlx::query("INSERT INTO webhook_deliveries (subscription_id, payload, created_at, attempts, next_attempt_at, last_error) SELECT s.id, $1, $2, 0, $2, '' FROM medication_subscriptions s JOIN medication_apps a ON a.id = s.app_id WHERE s.person_id = $3 AND s.active = TRUE AND a.active = TRUE")
+            .bind(payload)
+            .bind(at)
+            .bind(person_id)
+            .execute(&mut *c)
+            .await
+    })?)
+}
+
+impl Store {
     /// Deliveries due at `now` (not delivered, not given up), oldest first.
     pub async fn due_webhooks(&self, now: i64, limit: i64) -> Result<Vec<DueDelivery>> {
         with_db!(&self.db, |pool| {

@@ -488,6 +488,23 @@ async fn an_office_server_opens_locks_and_saves_hm_box_files_over_wopi() {
             .get("x-wopi-lock")
             .map(|v| v.to_str().unwrap().to_string())
     };
+    // The objects in the file store: a save writes its content as a new object and removes
+    // the old one only once the file points at the new one; a refused save leaves nothing.
+    let stored_objects = || {
+        let mut names = std::collections::BTreeSet::new();
+        let mut stack = vec![data.join("files")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().map_while(Result::ok) {
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    names.insert(e.path());
+                }
+            }
+        }
+        names
+    };
+    let objects_before = stored_objects();
     // Unlocked and not empty: no save.
     let r = put(None, b"new").await.unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
@@ -504,9 +521,24 @@ async fn an_office_server_opens_locks_and_saves_hm_box_files_over_wopi() {
     let r = put(Some("L2"), b"edited by someone else").await.unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(lock_of(&r).as_deref(), Some("L1"));
+    assert_eq!(
+        stored_objects(),
+        objects_before,
+        "refused saves write nothing"
+    );
     let r = put(Some("L1"), b"PK\x03\x04 edited minutes").await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["x-wopi-itemversion"], "2");
+    let objects_after = stored_objects();
+    assert_eq!(
+        objects_after.len(),
+        objects_before.len(),
+        "the old version's object is gone"
+    );
+    assert_ne!(
+        objects_after, objects_before,
+        "the new version is a new object, not the old one overwritten in place"
+    );
     assert_eq!(
         op("REFRESH_LOCK", "L1", None).await.unwrap().status(),
         StatusCode::OK
