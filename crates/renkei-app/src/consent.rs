@@ -843,6 +843,21 @@ impl App {
     /// Opens a read of a person's record: the person, the decider and the active links, or
     /// `NotFound` (audited as a denied read) when the actor's facility has no relation to the
     /// person (no link, no card read, no emergency grant) or the person does not exist.
+    /// The reads that refusing an existing but unrelated person makes (the person, the
+    /// consent context, the links), made for a person that does not exist: so that the time
+    /// of a refusal does not tell whether a record exists.
+    pub(crate) async fn phantom_reads(&self) -> Result<()> {
+        const NOBODY: i64 = -1;
+        match self.store.person(NOBODY).await {
+            Ok(_) | Err(renkei_store::StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let stored = self.store.consent_context(NOBODY).await?;
+        let _ = patient_context(&stored);
+        let _ = self.store.links_of(NOBODY).await?;
+        Ok(())
+    }
+
     async fn open_read(&self, actor: &Actor, person_id: i64, what: &str) -> Result<OpenRead> {
         let facility = actor.facility_id.ok_or(AppError::Forbidden)?;
         let profession = actor
@@ -869,6 +884,7 @@ impl App {
         let person = match self.store.person(person_id).await {
             Ok(p) => p,
             Err(renkei_store::StoreError::NotFound) => {
+                self.phantom_reads().await?;
                 return unknown(format!("{what} no_such_person")).await;
             }
             Err(e) => return Err(e.into()),

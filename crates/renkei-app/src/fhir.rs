@@ -126,6 +126,7 @@ impl App {
 
     /// Audits a clinical read of something that is not there (or not this caller's to see).
     async fn fhir_unknown(&self, caller: &ApiCaller, what: &str) -> Result<()> {
+        self.phantom_reads().await?;
         self.append_audit(self.event(
             &caller.actor,
             "clinical.read",
