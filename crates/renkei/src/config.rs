@@ -57,10 +57,13 @@ pub struct FileConfig {
     pub mllp_max_connections: Option<usize>,
     /// MLLP: connections one peer address may hold at once (default 16).
     pub mllp_max_connections_per_peer: Option<usize>,
-    /// MLLP: the sending facilities and their addresses (`[[mllp_sender]]` tables with
-    /// `facility` and `addresses`).
+    /// MLLP: the sending facilities and what identifies them (`[[mllp_sender]]` tables with
+    /// `facility`, `addresses` and/or `certificates`).
     #[serde(default)]
-    pub mllp_sender: Vec<crate::mllp::Sender>,
+    pub mllp_sender: Vec<crate::mllp_auth::Sender>,
+    /// MLLP: the CA that sending facilities' TLS client certificates chain to (PEM); needed
+    /// when an `[[mllp_sender]]` lists certificates.
+    pub mllp_client_ca: Option<PathBuf>,
     /// HTTP: a request's headers must arrive within this time (default 20).
     pub http_header_seconds: Option<u64>,
     /// HTTP: close a connection on which no byte moved for this long (default 300).
@@ -259,11 +262,16 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
         mllp.frame_deadline = std::time::Duration::from_secs(s.max(1));
     }
     for sender in &file.mllp_sender {
-        renkei_core::facility::FacilityCode::parse(&sender.facility)
-            .map_err(|e| anyhow::anyhow!("mllp_sender の facility「{}」: {e}", sender.facility))?;
-        sender.networks().map_err(|e| anyhow::anyhow!(e))?;
+        sender.check().map_err(|e| anyhow::anyhow!(e))?;
+    }
+    if file.mllp_sender.iter().any(|s| !s.certificates.is_empty()) && file.mllp_client_ca.is_none()
+    {
+        bail!(
+            "mllp_sender に certificates を指定するときは mllp_client_ca（クライアント証明書の CA）も指定してください"
+        );
     }
     mllp.senders = file.mllp_sender.clone();
+    mllp.client_ca = file.mllp_client_ca.clone();
     if let Some(n) = file.mllp_max_connections_per_peer {
         mllp.max_connections_per_peer = n.max(1);
     }

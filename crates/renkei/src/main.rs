@@ -13,6 +13,7 @@ mod intake;
 mod jahis_watch;
 mod limits;
 mod mllp;
+mod mllp_auth;
 mod serve;
 mod webhooks;
 

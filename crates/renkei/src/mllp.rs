@@ -1,7 +1,6 @@
 //! The MLLP listener: HL7 v2 messages over TCP (optionally TLS), one ACK per message, sent
 //! only after the message is durably stored.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,51 +29,9 @@ pub struct Limits {
     /// Which facility each sender is (`[[mllp_sender]]`): a message whose MSH-4 names
     /// another facility is refused. With none configured, only loopback senders are trusted
     /// to name themselves.
-    pub senders: Vec<Sender>,
-}
-
-/// One sending facility and the addresses its messages come from (inside an IPsec VPN).
-#[derive(Clone, Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Sender {
-    /// The facility's 10-digit code.
-    pub facility: String,
-    /// Addresses or networks (`10.1.2.3`, `10.1.2.0/24`, IPv6 too).
-    pub addresses: Vec<String>,
-}
-
-impl Sender {
-    /// The addresses as networks; an error names the one that is not an address.
-    pub fn networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
-        self.addresses
-            .iter()
-            .map(|a| {
-                a.parse::<ipnet::IpNet>()
-                    .or_else(|_| a.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| format!("mllp_sender の addresses「{a}」は IP アドレスでもネットワーク（CIDR）でもありません"))
-            })
-            .collect()
-    }
-}
-
-/// Who a connection from `peer` speaks for.
-fn sender_of(limits: &Limits, peer: SocketAddr) -> renkei_app::intake::HlSender {
-    let ip = peer.ip();
-    let facility_code = limits
-        .senders
-        .iter()
-        .find(|s| {
-            s.networks()
-                .unwrap_or_default()
-                .iter()
-                .any(|n| n.contains(&ip))
-        })
-        .map(|s| s.facility.clone());
-    renkei_app::intake::HlSender {
-        peer: peer.to_string(),
-        facility_code,
-        must_match: !ip.is_loopback() || !limits.senders.is_empty(),
-    }
+    pub senders: Vec<crate::mllp_auth::Sender>,
+    /// The CA of the senders' TLS client certificates (`mllp_client_ca`).
+    pub client_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for Limits {
@@ -86,6 +43,7 @@ impl Default for Limits {
             max_connections: 256,
             max_connections_per_peer: 16,
             senders: Vec::new(),
+            client_ca: None,
         }
     }
 }
@@ -124,7 +82,17 @@ pub async fn run(
                 Some(acceptor) => {
                     match tokio::time::timeout(limits.frame_deadline, acceptor.accept(stream)).await
                     {
-                        Ok(Ok(s)) => serve(app, s, peer, &limits).await,
+                        Ok(Ok(s)) => {
+                            let cert = s
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .map(|c| c.as_ref().to_vec());
+                            let sender =
+                                crate::mllp_auth::identify(&limits.senders, peer, cert.as_deref());
+                            serve(app, s, sender, &limits).await
+                        }
                         Ok(Err(e)) => Err(e),
                         Err(_) => Err(std::io::Error::new(
                             std::io::ErrorKind::TimedOut,
@@ -132,7 +100,10 @@ pub async fn run(
                         )),
                     }
                 }
-                None => serve(app, stream, peer, &limits).await,
+                None => {
+                    let sender = crate::mllp_auth::identify(&limits.senders, peer, None);
+                    serve(app, stream, sender, &limits).await
+                }
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "MLLP connection ended");
@@ -146,10 +117,10 @@ pub async fn run(
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     app: App,
     mut stream: S,
-    peer: SocketAddr,
+    sender: renkei_app::intake::HlSender,
     limits: &Limits,
 ) -> std::io::Result<()> {
-    let sender = sender_of(limits, peer);
+    let peer = sender.peer.clone();
     let mut decoder = mllp::Decoder::new(limits.max_message);
     let mut buffer = vec![0u8; 64 * 1024];
     // When the message being received began: its deadline does not restart with each read.

@@ -63,9 +63,14 @@ pub async fn serve(
             _ => anyhow::anyhow!("MLLP を {addr} で待ち受けできません: {e}"),
         })?;
         let bound = listener.local_addr()?;
-        let acceptor = tls
-            .as_ref()
-            .map(|c| tokio_rustls::TlsAcceptor::from(c.get_inner()));
+        let acceptor = match (&settings.tls, &settings.mllp.client_ca) {
+            (Some((cert, key)), Some(ca)) => {
+                Some(crate::mllp_auth::acceptor_with_client_ca(cert, key, ca)?)
+            }
+            _ => tls
+                .as_ref()
+                .map(|c| tokio_rustls::TlsAcceptor::from(c.get_inner())),
+        };
         let scheme = if acceptor.is_some() {
             "mllp+tls"
         } else {

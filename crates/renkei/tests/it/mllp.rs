@@ -458,3 +458,97 @@ fn a_sender_speaks_only_for_itself_and_cannot_rewrite_a_message() {
     ];
     assert_eq!(audited, want);
 }
+
+/// A client certificate, chained to the configured CA, binds a TLS connection to its facility:
+/// the hospital's certificate sends for the hospital; a connection without one (from an
+/// address no sender is bound to) is refused.
+#[test]
+fn a_client_certificate_speaks_for_its_facility() {
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    use sha2::Digest;
+    let dir = with_hospital();
+    let d = dir.path();
+    // The network's CA, the server's certificate and the hospital's client certificate.
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, &ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(vec!["toro-his".to_string()]).unwrap();
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &issuer).unwrap();
+    std::fs::write(d.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(d.join("cert.pem"), server.pem()).unwrap();
+    std::fs::write(d.join("key.pem"), server_key.serialize_pem()).unwrap();
+    let fingerprint = hex::encode(sha2::Sha256::digest(client.der()));
+    let config = d.join("renkei.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mllp_client_ca = \"{}\"\n\n[[mllp_sender]]\nfacility = \"{HOSPITAL}\"\ncertificates = [\"{fingerprint}\"]\n",
+            d.join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let (c, k) = (d.join("cert.pem"), d.join("key.pem"));
+    let (_server, mllp) = serve_mllp(
+        d,
+        &[
+            "--tls-cert",
+            c.to_str().unwrap(),
+            "--tls-key",
+            k.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).unwrap();
+    let send = |with_cert: bool, control: &str| {
+        let builder = rustls::ClientConfig::builder().with_root_certificates(roots.clone());
+        let config = if with_cert {
+            let key =
+                rustls::pki_types::PrivateKeyDer::try_from(client_key.serialize_der()).unwrap();
+            builder
+                .with_client_auth_cert(vec![client.der().clone()], key)
+                .unwrap()
+        } else {
+            builder.with_no_client_auth()
+        };
+        let conn = rustls::ClientConnection::new(
+            std::sync::Arc::new(config),
+            "localhost".try_into().unwrap(),
+        )
+        .unwrap();
+        let tcp = TcpStream::connect(address(&mllp)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let mut framed = vec![0x0b];
+        framed.extend_from_slice(&adt(control, "患者"));
+        framed.extend_from_slice(&[0x1c, 0x0d]);
+        tls.write_all(&framed).unwrap();
+        let mut reply = Vec::new();
+        let mut byte = [0u8; 1];
+        while !reply.ends_with(&[0x1c, 0x0d]) {
+            assert_eq!(tls.read(&mut byte).unwrap(), 1);
+            reply.push(byte[0]);
+        }
+        String::from_utf8_lossy(&reply).into_owned()
+    };
+    let signed = send(true, "CRT01");
+    assert!(signed.contains("MSA|AA|CRT01"), "{signed}");
+    let anonymous = send(false, "CRT02");
+    assert!(
+        anonymous.contains("MSA|AR|CRT02") && anonymous.contains("not authenticated"),
+        "{anonymous}"
+    );
+}
