@@ -373,39 +373,23 @@ fn errors_on_a_region_are_said_for_people() {
     bootstrap(d);
     let before = tree(d);
     let empty = tempfile::tempdir().unwrap();
-    let o = renkei(
-        d,
-        &[
-            "import",
-            "ssmix2",
-            empty.path().to_str().unwrap(),
-            "--facility",
-            "3411234564",
-        ],
-    );
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("ファイルがありません"),
-        "{}",
-        stderr(&o)
-    );
+    let import = |why: &str| {
+        let o = renkei(
+            d,
+            &[
+                "import",
+                "ssmix2",
+                empty.path().to_str().unwrap(),
+                "--facility",
+                "3411234564",
+            ],
+        );
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(why), "{}", stderr(&o));
+    };
+    import("ファイルがありません");
     std::fs::write(empty.path().join("readme.txt"), "not a storage").unwrap();
-    let o = renkei(
-        d,
-        &[
-            "import",
-            "ssmix2",
-            empty.path().to_str().unwrap(),
-            "--facility",
-            "3411234564",
-        ],
-    );
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("SS-MIX2 標準化ストレージのファイル"),
-        "{}",
-        stderr(&o)
-    );
+    import("SS-MIX2 標準化ストレージのファイル");
     let o = renkei(
         d,
         &[
@@ -523,18 +507,12 @@ fn imports_the_national_code_list() {
 }
 
 fn raw(d: &std::path::Path, sql: &str) {
-    let url = format!("sqlite://{}", d.join("renkei.db").display());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+    let sql = sql.to_string();
+    on_sqlite(d, |pool| async move {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&pool)
             .await
             .unwrap();
-        pool.close().await;
     });
 }
 
@@ -601,20 +579,7 @@ fn audit_verify_detects_modified_deleted_and_inserted_events() {
 
 /// One value read straight from the database.
 fn raw_text(d: &std::path::Path, sql: &str) -> String {
-    let url = format!("sqlite://{}", d.join("renkei.db").display());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let v: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        v
-    })
+    sqlite_texts(d, sql).into_iter().next().unwrap_or_default()
 }
 
 /// Someone who can write the database cuts the trail short: the newest events deleted and the

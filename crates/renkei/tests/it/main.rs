@@ -99,6 +99,36 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Runs `f` with a pool on a data directory's SQLite database (on a runtime of its own), for
+/// tests that look at or tamper with what was stored.
+pub fn on_sqlite<T, F: std::future::Future<Output = T>>(
+    d: &Path,
+    f: impl FnOnce(sqlx::SqlitePool) -> F,
+) -> T {
+    let url = format!("sqlite://{}", d.join("renkei.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let out = f(pool.clone()).await;
+        pool.close().await;
+        out
+    })
+}
+
+/// The values of a one-column query (as text).
+pub fn sqlite_texts(d: &Path, sql: &str) -> Vec<String> {
+    let sql = sql.to_string();
+    on_sqlite(d, |pool| async move {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    })
+}
+
 /// Runs the binary with a data directory and the fixed clock.
 pub fn renkei(data: &Path, args: &[&str]) -> Output {
     Command::new(bin())

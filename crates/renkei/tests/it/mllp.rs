@@ -71,21 +71,12 @@ fn exchange(stream: &mut TcpStream, message: &[u8]) -> String {
 }
 
 fn count_messages(d: &Path) -> i64 {
-    let url = format!("sqlite://{}", d.join("renkei.db").display());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let n: (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM clinical_messages WHERE source = 'mllp'")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        pool.close().await;
-        n.0
-    })
+    sqlite_texts(
+        d,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM clinical_messages WHERE source = 'mllp'",
+    )[0]
+    .parse()
+    .unwrap()
 }
 
 #[test]
@@ -387,23 +378,12 @@ fn adt_a40_merges_the_prior_patient_id() {
 }
 
 fn audit_details(d: &Path, action: &str) -> Vec<String> {
-    let url = format!("sqlite://{}", d.join("renkei.db").display());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT target, detail FROM audit_events WHERE action = $1 ORDER BY seq",
-        )
-        .bind(action)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        pool.close().await;
-        rows.into_iter().map(|(t, d)| format!("{t} {d}")).collect()
-    })
+    sqlite_texts(
+        d,
+        &format!(
+            "SELECT target || ' ' || detail FROM audit_events WHERE action = '{action}' ORDER BY seq"
+        ),
+    )
 }
 
 /// A connection speaks for the facility its address is bound to (`[[mllp_sender]]`): a
