@@ -71,6 +71,73 @@ struct Spool {
 struct SpoolFile {
     name: String,
     file: File,
+    /// How far the file is written (bytes).
+    written: std::sync::atomic::AtomicU64,
+    /// How far it is known to be on disk (fdatasync), and whether a sync is running.
+    sync: Mutex<SyncState>,
+    synced: tokio::sync::Notify,
+    /// How many fdatasyncs the file has had (groups, not reads).
+    syncs: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct SyncState {
+    done: u64,
+    running: bool,
+}
+
+impl SpoolFile {
+    fn new(name: String, file: File) -> SpoolFile {
+        SpoolFile {
+            name,
+            file,
+            written: std::sync::atomic::AtomicU64::new(0),
+            sync: Mutex::new(SyncState::default()),
+            synced: tokio::sync::Notify::new(),
+            syncs: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Returns once the file is on disk up to `end`: a group sync. The first caller to find
+    /// no sync running syncs everything written by then (one fdatasync) and wakes the others;
+    /// whoever wrote after that waits for the next. So a read's audit record survives a power
+    /// loss before the read is answered, at one fdatasync per group of concurrent reads.
+    async fn sync_to(self: &Arc<Self>, end: u64) -> std::io::Result<()> {
+        loop {
+            let notified = self.synced.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let lead = {
+                let mut state = lock(&self.sync);
+                if state.done >= end {
+                    return Ok(());
+                }
+                !std::mem::replace(&mut state.running, true)
+            };
+            if !lead {
+                notified.await;
+                continue;
+            }
+            let target = self.written.load(std::sync::atomic::Ordering::Acquire);
+            let file = self.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                file.syncs
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                file.file.sync_data()
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            {
+                let mut state = lock(&self.sync);
+                state.running = false;
+                if result.is_ok() {
+                    state.done = state.done.max(target);
+                }
+            }
+            self.synced.notify_waiters();
+            result?;
+        }
+    }
 }
 
 enum AuditRequest {
@@ -158,7 +225,11 @@ impl Spool {
         file.try_lock().map_err(|_| {
             StoreError::Unavailable("audit spool: cannot lock a new spool file".into())
         })?;
-        Ok(Arc::new(SpoolFile { name, file }))
+        // The new file's name, on disk too: a synced file nobody can find is no record.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| spool_failed("cannot sync the spool folder", &e))?;
+        Ok(Arc::new(SpoolFile::new(name, file)))
     }
 
     /// Writes `self.line` to the end of the current file; returns the file's new length. A
@@ -168,6 +239,9 @@ impl Spool {
         match file.write_all(self.line.as_bytes()) {
             Ok(()) => {
                 self.len += self.line.len() as u64;
+                self.current
+                    .written
+                    .store(self.len, std::sync::atomic::Ordering::Release);
                 Ok(self.len)
             }
             Err(e) => {
@@ -254,12 +328,14 @@ impl Direct {
             .map_err(|_| StoreError::Unavailable("the audit writer stopped".into()))?
     }
 
-    /// Records `events` in this process's spool file (in the page cache: a crash of the
-    /// process does not lose them) and hands them to the audit writer, which puts them in the
-    /// chain with its next group commit, within [`SPOOL_LINGER`] and a commit. Returns without
-    /// waiting for that commit. Should the spool file refuse the write, the events are committed
-    /// durably before this returns.
+    /// Records `events` in this process's spool file, on disk before this returns (a group
+    /// fdatasync shared by the reads waiting at that moment: a power loss does not lose
+    /// them), and hands them to the audit writer, which puts them in the chain with its next
+    /// group commit, within [`SPOOL_LINGER`] and a commit. Does not wait for that commit.
+    /// Should the spool file refuse the write or the sync, the events are committed durably
+    /// before this returns.
     pub(crate) async fn spool_audits(&self, events: Vec<AuditEvent>) -> Result<()> {
+        let mut written = None;
         let refused = {
             let mut s = lock(&self.audit);
             let mut line = std::mem::take(&mut s.line);
@@ -271,6 +347,7 @@ impl Direct {
             match s.append() {
                 Ok(end) => {
                     let file = s.current.clone();
+                    written = Some((file.clone(), end));
                     s.queue.send(AuditRequest::Spooled { events, file, end })?;
                     if s.len >= SPOOL_LIMIT {
                         s.rotate()?;
@@ -285,6 +362,12 @@ impl Direct {
         };
         if let Some(events) = refused {
             self.append_audits_grouped(events).await?;
+        }
+        if let Some((file, end)) = written
+            && let Err(e) = file.sync_to(end).await
+        {
+            tracing::warn!(error = ?e.kind(), "the audit spool could not be synced: waiting for the commit before answering");
+            self.settle_audits().await?;
         }
         Ok(())
     }
@@ -1107,6 +1190,46 @@ mod tests {
 
     fn far() -> Instant {
         Instant::now() + Duration::from_secs(3600)
+    }
+
+    /// Many reads spooled at once each return only once their bytes are synced, and they
+    /// share the fdatasyncs (a group), rather than one each.
+    #[test]
+    fn concurrent_spooled_records_share_group_syncs() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = Spool::create(dir.path(), "test", 0).expect("spool file");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let written = Arc::new(Mutex::new(0u64));
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for _ in 0..64 {
+                let (file, written) = (file.clone(), written.clone());
+                tasks.push(tokio::spawn(async move {
+                    let end = {
+                        let mut w = lock(&written);
+                        (&file.file).write_all(b"record\n").expect("write");
+                        *w += 7;
+                        file.written.store(*w, std::sync::atomic::Ordering::Release);
+                        *w
+                    };
+                    file.sync_to(end).await.expect("sync");
+                    assert!(
+                        lock(&file.sync).done >= end,
+                        "returned before its bytes were synced"
+                    );
+                }));
+            }
+            for t in tasks {
+                t.await.expect("task");
+            }
+        });
+        let syncs = file.syncs.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(lock(&file.sync).done, 64 * 7);
+        assert!((1..64).contains(&syncs), "{syncs} syncs for 64 records");
     }
 
     #[test]
