@@ -111,6 +111,13 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     const image = page.locator('#dicom-image');
     await image.waitFor();
     assert.ok(await image.evaluate((img) => img.complete && img.naturalWidth > 0), 'the DICOM image renders');
+    // The document's file itself, as the browser would open it: it never runs as a page of
+    // this site (sandboxed, not sniffed).
+    const fileUrl = base + (await image.getAttribute('src')).replace(/\/image\?.*$/, '');
+    const fileResponse = await page.request.get(fileUrl);
+    assert.equal(fileResponse.status(), 200, `the file opens: ${fileUrl}`);
+    assert.match(fileResponse.headers()['content-security-policy'] ?? '', /^sandbox/, 'a document file is sandboxed');
+    assert.equal(fileResponse.headers()['x-content-type-options'], 'nosniff');
     await clickAndLoad(page, page.getByRole('link', { name: '肺野', exact: true }));
     assert.ok((await page.locator('#dicom-viewer a[aria-current="page"]').textContent()).includes('肺野'), 'the lung window is chosen');
     await clickAndLoad(page, page.locator('#next-image'));
