@@ -25,6 +25,7 @@ pub mod testing;
 mod throttle;
 pub mod viewer;
 pub mod wopi;
+pub mod wopi_proof;
 
 use std::sync::Arc;
 
@@ -62,6 +63,9 @@ pub struct AppConfig {
     pub card_reads_per_facility: u32,
     /// What a card typed by hand (no QR code) must come with.
     pub manual_card_check: ManualCardCheck,
+    /// Whether every WOPI request must carry a valid proof (an office discovery document is
+    /// configured): until its keys are loaded, WOPI requests are refused.
+    pub wopi_proof_required: bool,
     /// The package insert (添付文書) of a drug by YJ code: a URL with `{yj}` in it, set by the
     /// operator (`package_insert_url`); empty, drug names are not linked.
     pub package_insert_url: String,
@@ -86,6 +90,7 @@ impl Default for AppConfig {
             card_reads_per_user: 30,
             card_reads_per_facility: 120,
             manual_card_check: ManualCardCheck::Either,
+            wopi_proof_required: false,
             package_insert_url: String::new(),
             webhook_retry_seconds: 60,
             office_url: String::new(),
@@ -112,6 +117,9 @@ pub struct App {
     pub(crate) login_sources: Arc<throttle::WindowCounts>,
     /// Card reads per user and per facility (see [`AppConfig::card_reads_per_user`]).
     pub(crate) card_reads: Arc<throttle::WindowCounts>,
+    /// The office server's WOPI proof keys, from its discovery document (see
+    /// [`App::set_wopi_proof_keys`]).
+    wopi_keys: Arc<std::sync::RwLock<Option<wopi_proof::ProofKeys>>>,
 }
 
 /// What proves, for a card typed by hand, that the patient or the card is present.
@@ -297,6 +305,7 @@ impl App {
             busy_uploads: Arc::default(),
             login_sources: Arc::default(),
             card_reads: Arc::default(),
+            wopi_keys: Arc::default(),
         }
     }
 

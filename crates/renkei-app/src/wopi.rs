@@ -304,6 +304,25 @@ impl App {
     }
 }
 
+impl App {
+    /// The office server's proof keys, read from its discovery document (none: not loaded).
+    pub fn set_wopi_proof_keys(&self, keys: Option<crate::wopi_proof::ProofKeys>) {
+        let mut slot = self.wopi_keys.write().unwrap_or_else(|p| p.into_inner());
+        *slot = keys;
+    }
+
+    /// Checks a WOPI request's proof: signed by the office server's key and fresh. Without a
+    /// configured discovery document nothing is checked (a development setup); with one, a
+    /// request is refused until the keys are loaded.
+    pub fn check_wopi_proof(&self, proof: &crate::wopi_proof::Proof<'_>) -> bool {
+        let keys = self.wopi_keys.read().unwrap_or_else(|p| p.into_inner());
+        match keys.as_ref() {
+            Some(k) => crate::wopi_proof::verify(k, proof, self.now().unix_seconds()),
+            None => !self.config.wopi_proof_required,
+        }
+    }
+}
+
 /// The object key of a new version: the file's base key and a random suffix (`base~suffix`).
 fn version_key(current: &str, suffix: &str) -> String {
     let base = current.split('~').next().unwrap_or(current);

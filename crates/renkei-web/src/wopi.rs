@@ -51,12 +51,50 @@ fn outcome(o: WopiOutcome) -> Response {
     }
 }
 
+/// What a WOPI request carries besides its path: the headers and the URL it was sent to.
+type Request<'a> = (&'a HeaderMap, &'a axum::http::Uri);
+
+/// The URL the office server requested, as it signed it: the public base URL (or this
+/// request's host) with the path and query.
+fn requested_url(st: &WebState, (headers, uri): Request<'_>) -> String {
+    let base = match &st.public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => {
+            let scheme = if st.secure_cookies { "https" } else { "http" };
+            let host = header_text(headers, "host").unwrap_or_default();
+            format!("{scheme}://{host}")
+        }
+    };
+    let tail = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+    format!("{base}{tail}")
+}
+
 async fn session(
     st: &WebState,
     token: &str,
     id: i64,
     peer: &Peer,
+    request: Request<'_>,
 ) -> Result<WopiSession, Response> {
+    // MS-WOPI: a request whose proof does not verify is answered 500.
+    let url = requested_url(st, request);
+    let header = |name: &str| header_text(request.0, name).unwrap_or_default();
+    let (timestamp, proof, proof_old) = (
+        header("x-wopi-timestamp"),
+        header("x-wopi-proof"),
+        header("x-wopi-proofold"),
+    );
+    let signed = renkei_app::wopi_proof::Proof {
+        access_token: token,
+        url: &url,
+        timestamp: &timestamp,
+        proof: &proof,
+        proof_old: &proof_old,
+    };
+    if !st.app.check_wopi_proof(&signed) {
+        tracing::warn!(%id, "a WOPI request without a valid proof was refused");
+        return Err(status(StatusCode::INTERNAL_SERVER_ERROR));
+    }
     st.app
         .wopi_session(token, id, &peer.0.ip().to_string())
         .await
@@ -76,8 +114,10 @@ pub async fn check_file_info(
     peer: Peer,
     Path(id): Path<i64>,
     Query(q): Query<TokenQuery>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
 ) -> Response {
-    match session(&st, &q.access_token, id, &peer).await {
+    match session(&st, &q.access_token, id, &peer, (&headers, &uri)).await {
         Ok(s) => axum::Json(st.app.wopi_file_info(&s)).into_response(),
         Err(r) => r,
     }
@@ -89,9 +129,10 @@ pub async fn file_operation(
     peer: Peer,
     Path(id): Path<i64>,
     Query(q): Query<TokenQuery>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    let s = match session(&st, &q.access_token, id, &peer).await {
+    let s = match session(&st, &q.access_token, id, &peer, (&headers, &uri)).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -126,8 +167,10 @@ pub async fn get_file(
     peer: Peer,
     Path(id): Path<i64>,
     Query(q): Query<TokenQuery>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
 ) -> Response {
-    let s = match session(&st, &q.access_token, id, &peer).await {
+    let s = match session(&st, &q.access_token, id, &peer, (&headers, &uri)).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -153,10 +196,11 @@ pub async fn put_file(
     peer: Peer,
     Path(id): Path<i64>,
     Query(q): Query<TokenQuery>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let s = match session(&st, &q.access_token, id, &peer).await {
+    let s = match session(&st, &q.access_token, id, &peer, (&headers, &uri)).await {
         Ok(s) => s,
         Err(r) => return r,
     };

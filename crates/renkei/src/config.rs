@@ -95,6 +95,9 @@ pub struct FileConfig {
     /// The office server's editor URL for in-place editing of HM-Box files (WOPI), e.g.
     /// Collabora's `https://office.example.jp/browser/dist/cool.html?`.
     pub office_url: Option<String>,
+    /// The office server's WOPI discovery document (`https://office.example.jp/hosting/discovery`,
+    /// or a local copy's path): its proof keys are checked on every WOPI request.
+    pub office_discovery_url: Option<String>,
 }
 
 impl FileConfig {
@@ -130,6 +133,7 @@ pub struct Settings {
     pub mllp: crate::mllp::Limits,
     pub http: crate::limits::HttpLimits,
     pub card_font: PathBuf,
+    pub office_discovery_url: Option<String>,
     pub public_url: Option<String>,
     pub webhook_poll_seconds: u64,
     pub jahis_watch: Vec<crate::jahis_watch::Watch>,
@@ -196,6 +200,7 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
     if let Some(u) = file.package_insert_url {
         app.package_insert_url = u;
     }
+    app.wopi_proof_required = file.office_discovery_url.is_some();
     if let Some(u) = file.office_url {
         app.office_url = u.trim().to_string();
     }
@@ -317,6 +322,7 @@ pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings> {
         mllp,
         http,
         card_font,
+        office_discovery_url: file.office_discovery_url.clone(),
         webhook_poll_seconds: file.webhook_poll_seconds.unwrap_or(5),
         jahis_watch: file.jahis_watch,
         jahis_watch_poll_seconds: file.jahis_watch_poll_seconds.unwrap_or(10),

@@ -6,6 +6,7 @@ mod checks;
 mod commands;
 mod config;
 mod demo;
+mod discovery;
 mod fhir_bench;
 mod generate;
 mod import;

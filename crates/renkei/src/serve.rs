@@ -118,6 +118,9 @@ pub async fn serve(
         key.clone(),
         anchor_file.clone(),
     ));
+    if let Some(source) = settings.office_discovery_url.clone() {
+        tokio::spawn(crate::discovery::run(app.clone(), source));
+    }
     let purge = app.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(300));

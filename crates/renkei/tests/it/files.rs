@@ -668,3 +668,109 @@ async fn an_office_server_opens_locks_and_saves_hm_box_files_over_wopi() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// With the office server's discovery document configured, a WOPI request must be signed with
+/// its proof key (MS-WOPI): without a proof, or with a wrong one, it is refused (500) before
+/// its access token is even looked at; with a valid one it goes on to the token check. The
+/// key and signatures come from OpenSSL, an implementation independent of ours.
+#[tokio::test]
+async fn wopi_requests_must_carry_the_office_servers_proof() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    bootstrap(d);
+    let openssl = |args: &[&str]| {
+        let o = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl is needed: apt-get install openssl");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let key = d.join("office.pem");
+    openssl(&["genrsa", "-out", key.to_str().unwrap(), "2048"]);
+    let modulus = String::from_utf8(openssl(&[
+        "rsa",
+        "-in",
+        key.to_str().unwrap(),
+        "-noout",
+        "-modulus",
+    ]))
+    .unwrap();
+    let modulus = hex::decode(modulus.trim().trim_start_matches("Modulus=")).unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let discovery = d.join("discovery.xml");
+    std::fs::write(
+        &discovery,
+        format!(
+            "<wopi-discovery><net-zone name=\"internal-http\"/><proof-key value=\"\" modulus=\"{}\" exponent=\"AQAB\"/></wopi-discovery>",
+            b64(&modulus)
+        ),
+    )
+    .unwrap();
+    let config = d.join("renkei.toml");
+    std::fs::write(
+        &config,
+        format!("office_discovery_url = \"{}\"\n", discovery.display()),
+    )
+    .unwrap();
+    let server = start(
+        d,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let url = format!("{}/wopi/files/1?access_token=forged", server.base);
+    let ticks = renkei_app::wopi_proof::ticks_of(FIXED_UNIX as i64);
+    let signed = renkei_app::wopi_proof::signed_bytes("forged", &url, ticks);
+    std::fs::write(d.join("msg.bin"), &signed).unwrap();
+    let signature = openssl(&[
+        "dgst",
+        "-sha256",
+        "-sign",
+        key.to_str().unwrap(),
+        d.join("msg.bin").to_str().unwrap(),
+    ]);
+    let client = reqwest::Client::new();
+    let get = |proof: Option<String>| {
+        let mut rb = client
+            .get(&url)
+            .header("X-WOPI-TimeStamp", ticks.to_string());
+        if let Some(p) = proof {
+            rb = rb.header("X-WOPI-Proof", p);
+        }
+        rb.send()
+    };
+    // The keys load in the background at start.
+    let mut status = reqwest::StatusCode::INTERNAL_SERVER_ERROR;
+    for _ in 0..50 {
+        status = get(Some(b64(&signature))).await.unwrap().status();
+        if status != reqwest::StatusCode::INTERNAL_SERVER_ERROR {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        reqwest::StatusCode::UNAUTHORIZED,
+        "a valid proof reaches the token check"
+    );
+    assert_eq!(
+        get(None).await.unwrap().status(),
+        reqwest::StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let mut forged = signature.clone();
+    forged[10] ^= 1;
+    assert_eq!(
+        get(Some(b64(&forged))).await.unwrap().status(),
+        reqwest::StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert!(
+        server.logs().contains("without a valid proof"),
+        "{}",
+        server.logs()
+    );
+}
