@@ -254,23 +254,43 @@ pub fn encode_shift_jis(text: &str) -> Vec<u8> {
     encoding_rs::SHIFT_JIS.encode(text).0.into_owned()
 }
 
-/// A date as `YYYY-MM-DD`: from `YYYYMMDD` or era `GYYMMDD` (M 1868, T 1912, S 1926, H 1989,
-/// R 2019). `None` when it is neither, or not a calendar date.
+/// The Japanese eras a `GYYMMDD` date may use: letter, the Gregorian year before its first
+/// year, and its last year (`None`: the current era).
+const ERAS: [(char, i32, Option<i32>); 5] = [
+    ('M', 1867, Some(45)),
+    ('T', 1911, Some(15)),
+    ('S', 1925, Some(64)),
+    ('H', 1988, Some(31)),
+    ('R', 2018, None),
+];
+
+/// A date as `YYYY-MM-DD`: from `YYYYMMDD` or era `GYYMMDD` (明治 M 1868–1912, 大正 T 1912–1926,
+/// 昭和 S 1926–1989, 平成 H 1989–2019, 令和 R 2019–). `None` when it is neither, or not a calendar
+/// date, or an era year the era never had (H32, S65, R00). Within an era's last year a date past
+/// its end (H310501, written by software not yet updated for 令和) is read as the same day in the
+/// Gregorian calendar, since that is what its writer meant.
 pub fn iso_date(text: &str) -> Option<String> {
     let t = text.trim();
-    let (y, rest) = match t.chars().next()? {
-        c @ ('M' | 'T' | 'S' | 'H' | 'R') => {
-            let base = match c {
-                'M' => 1867,
-                'T' => 1911,
-                'S' => 1925,
-                'H' => 1988,
-                _ => 2018,
-            };
-            let yy: i32 = t.get(1..3)?.parse().ok()?;
+    let first = t.chars().next()?;
+    let (y, rest) = match ERAS.iter().find(|e| e.0 == first.to_ascii_uppercase()) {
+        Some(&(_, base, last)) => {
+            let digits = t.get(1..3)?;
+            if !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let yy: i32 = digits.parse().ok()?;
+            if yy == 0 || last.is_some_and(|l| yy > l) {
+                return None;
+            }
             (base + yy, t.get(3..)?)
         }
-        _ => (t.get(..4)?.parse::<i32>().ok()?, t.get(4..)?),
+        None => {
+            let digits = t.get(..4)?;
+            if !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            (digits.parse::<i32>().ok()?, t.get(4..)?)
+        }
     };
     if rest.len() != 4 || !rest.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -287,6 +307,12 @@ pub fn iso_date(text: &str) -> Option<String> {
     (1..=days)
         .contains(&d)
         .then(|| format!("{y:04}-{m:02}-{d:02}"))
+}
+
+/// A date as the store's timestamp (`YYYYMMDDHHMMSSfff`, as SS-MIX2 writes it): midnight of
+/// [`iso_date`]'s day, so that dates from either form compare in time order.
+pub fn timestamp(text: &str) -> Option<String> {
+    iso_date(text).map(|d| format!("{}000000000", d.replace('-', "")))
 }
 
 /// Field `i` of a record (0 is the record number), empty when absent.
@@ -651,6 +677,45 @@ pub fn parse_text(text: &str) -> Result<Notebook, JahisError> {
     Ok(nb)
 }
 
+/// The split control (record 911) of a text that is one part of a split QR code; `None` when
+/// the text has no 911 record (a whole notebook). A part is only a slice of the records (a later
+/// part may start inside a dispensing), so only its header and its 911 record are read.
+pub fn split_of(text: &str) -> Option<Result<Split, JahisError>> {
+    let mut lines = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next()?;
+    let (line, control) = lines
+        .filter(|(_, l)| l.split(',').next().map(str::trim) == Some("911"))
+        .last()?;
+    if !header.starts_with("JAHISTC") {
+        return Some(Err(error(1, "先頭行が JAHISTC で始まっていません")));
+    }
+    let c: Vec<&str> = control.split(',').map(str::trim).collect();
+    Some(match (f(&c, 2).parse::<u32>(), f(&c, 3).parse::<u32>()) {
+        (Ok(total), Ok(part)) if part >= 1 && part <= total => Ok(Split {
+            data_id: f(&c, 1),
+            total,
+            part,
+        }),
+        _ => Err(error(
+            line + 1,
+            "911 分割制御: 分割数と分割番号が正しくありません",
+        )),
+    })
+}
+
+/// The patient record (record 1) of a part of a split QR code, if it carries one.
+pub fn part_patient(text: &str) -> Option<Patient> {
+    let header = text.lines().next()?;
+    let record = text
+        .lines()
+        .find(|l| l.split(',').next().map(str::trim) == Some("1"))?;
+    parse_text(&format!("{header}\n{record}\n")).ok()?.patient
+}
+
 /// Joins the parts of a split QR code (each a full text with its 911 record), given in any
 /// order, into one text without the 911 records.
 pub fn merge_parts(parts: &[&str]) -> Result<String, JahisError> {
@@ -658,31 +723,15 @@ pub fn merge_parts(parts: &[&str]) -> Result<String, JahisError> {
     // A part is only a slice of the records (a later part may start inside a dispensing), so
     // only its header and its 911 record are read here; the merged text is parsed as a whole.
     for (i, part) in parts.iter().enumerate() {
-        let mut lines = part
-            .split('\n')
-            .map(|l| l.strip_suffix('\r').unwrap_or(l))
-            .filter(|l| !l.trim().is_empty());
-        if !lines.next().is_some_and(|h| h.starts_with("JAHISTC")) {
-            return Err(error(
-                1,
-                format!("{}番目の部分の先頭行が JAHISTC で始まっていません", i + 1),
-            ));
-        }
-        let control = lines
-            .rfind(|l| l.split(',').next().map(str::trim) == Some("911"))
-            .map(|l| l.split(',').map(str::trim).collect::<Vec<_>>());
-        let Some(c) = control else {
-            return Err(error(
-                0,
-                format!("{}番目の部分に分割制御（レコード911）がありません", i + 1),
-            ));
-        };
-        match (f(&c, 2).parse::<u32>(), f(&c, 3).parse::<u32>()) {
-            (Ok(total), Ok(n)) if n >= 1 && n <= total => split.push((n, total, f(&c, 1), part)),
-            _ => {
+        match split_of(part) {
+            Some(Ok(c)) => split.push((c.part, c.total, c.data_id, part)),
+            Some(Err(e)) => {
+                return Err(error(e.line, format!("{}番目の部分: {}", i + 1, e.message)));
+            }
+            None => {
                 return Err(error(
                     0,
-                    format!("{}番目の部分の分割制御が正しくありません", i + 1),
+                    format!("{}番目の部分に分割制御（レコード911）がありません", i + 1),
                 ));
             }
         }

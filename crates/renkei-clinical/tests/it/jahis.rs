@@ -211,3 +211,93 @@ fn a_huge_part_count_is_refused_without_allocating_it() {
     let part = "JAHISTC08,1\n911,1,4294967295,1\n";
     assert!(jahis::merge_parts(&[part]).is_err());
 }
+
+/// The era a Gregorian date belongs to, as `GYYMMDD` (the eras' real first days).
+fn era_form(date: time::Date) -> String {
+    let (y, m, d) = (date.year(), u8::from(date.month()), date.day());
+    let ymd = (y, m, d);
+    let (letter, base) = if ymd >= (2019, 5, 1) {
+        ('R', 2018)
+    } else if ymd >= (1989, 1, 8) {
+        ('H', 1988)
+    } else if ymd >= (1926, 12, 25) {
+        ('S', 1925)
+    } else if ymd >= (1912, 7, 30) {
+        ('T', 1911)
+    } else {
+        ('M', 1867)
+    };
+    format!("{letter}{:02}{m:02}{d:02}", y - base)
+}
+
+proptest::proptest! {
+    /// Every day from 明治元年 to 2099, written in its era or in the Gregorian calendar, is read
+    /// as the same date.
+    #[test]
+    fn era_and_western_dates_agree(offset in 0i32..84_000) {
+        let start = time::Date::from_calendar_date(1868, time::Month::January, 1).unwrap();
+        let date = start + time::Duration::days(i64::from(offset));
+        proptest::prop_assume!(date.year() < 2100);
+        let iso = format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day());
+        let western = iso.replace('-', "");
+        proptest::prop_assert_eq!(jahis::iso_date(&western), Some(iso.clone()));
+        proptest::prop_assert_eq!(jahis::iso_date(&era_form(date)), Some(iso));
+        proptest::prop_assert_eq!(jahis::timestamp(&era_form(date)), Some(format!("{western}000000000")));
+    }
+}
+
+#[test]
+fn era_boundaries_are_read_as_their_writers_meant() {
+    for (era, iso) in [
+        ("M450729", "1912-07-29"),
+        ("T010730", "1912-07-30"),
+        ("T151224", "1926-12-24"),
+        ("S011225", "1926-12-25"),
+        ("S640107", "1989-01-07"),
+        ("H010108", "1989-01-08"),
+        ("H310430", "2019-04-30"),
+        ("R010501", "2019-05-01"),
+        ("R070902", "2025-09-02"),
+        ("h310115", "2019-01-15"),
+        // Written by software not yet updated for 令和: the same day.
+        ("H310501", "2019-05-01"),
+        ("S451103", "1970-11-03"),
+    ] {
+        assert_eq!(jahis::iso_date(era).as_deref(), Some(iso), "{era}");
+    }
+    // Years an era never had, and what is not a date.
+    for bad in [
+        "H320101",
+        "S650101",
+        "T160101",
+        "M460101",
+        "R000101",
+        "H3a0101",
+        "R070230",
+        "R07092",
+        "2025090",
+        "+0250902",
+        "Ｒ070902",
+    ] {
+        assert_eq!(jahis::iso_date(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn dates_sort_in_time_order_whatever_their_form() {
+    // A Western-dated dispensing and era-dated ones: the stored timestamps sort by time.
+    let mut stamps: Vec<String> = ["R070902", "20250101", "H310115", "20190501"]
+        .iter()
+        .map(|d| jahis::timestamp(d).unwrap())
+        .collect();
+    stamps.sort();
+    assert_eq!(
+        stamps,
+        [
+            "20190115000000000",
+            "20190501000000000",
+            "20250101000000000",
+            "20250902000000000"
+        ]
+    );
+}
