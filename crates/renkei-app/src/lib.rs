@@ -17,6 +17,7 @@ pub mod files;
 pub mod identity;
 pub mod intake;
 pub mod interop;
+pub mod jahis_intake;
 pub mod medication;
 pub mod notices;
 mod secrets;

@@ -480,7 +480,11 @@ pub fn minimum_data(items: &[ViewItem], today: &str) -> MinimumData {
     // Current medicines: the latest prescription of each drug, if it still runs or ended
     // within 90 days.
     let mut latest: HashMap<String, &ViewItem> = HashMap::new();
-    for i in items.iter().filter(|i| i.category == "prescription") {
+    // A notebook's own records (memos, OTC medicines, …) are not prescriptions that run.
+    for i in items
+        .iter()
+        .filter(|i| i.category == "prescription" && i.text("source") != "jahis-notebook")
+    {
         let name = if i.display.is_empty() {
             i.code.clone()
         } else {

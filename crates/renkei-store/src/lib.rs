@@ -19,6 +19,7 @@ mod error;
 pub mod files;
 pub mod identity;
 mod institutions;
+mod jahis_parts;
 mod migrate;
 mod models;
 mod notices;
@@ -39,6 +40,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use error::StoreError;
+pub use jahis_parts::SplitPart;
 pub use models::*;
 
 pub type Result<T> = std::result::Result<T, StoreError>;

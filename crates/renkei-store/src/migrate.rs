@@ -98,6 +98,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "audit head seal",
         include_str!("../migrations/sqlite/0018_audit_head_seal.sql"),
     ),
+    (
+        19,
+        "jahis split parts",
+        include_str!("../migrations/sqlite/0019_jahis_split_parts.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -184,6 +189,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         17,
         "audit head seal",
         include_str!("../migrations/postgres/0017_audit_head_seal.sql"),
+    ),
+    (
+        18,
+        "jahis split parts",
+        include_str!("../migrations/postgres/0018_jahis_split_parts.sql"),
     ),
 ];
 

@@ -20,7 +20,16 @@ pub async fn form(State(st): State<WebState>, user: CurrentUser) -> Response {
             .linkable_medication_apps(&user.view.actor)
             .await
             .unwrap_or_default(),
+        splits: splits(&st, &user).await,
     })
+}
+
+/// The split QR codes this pharmacy is in the middle of reading (none for other facilities).
+async fn splits(st: &WebState, user: &CurrentUser) -> SplitsView {
+    match st.app.pending_medication_splits(&user.view.actor).await {
+        Ok(r) => SplitsView::of(&r),
+        Err(_) => SplitsView::default(),
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -61,6 +70,7 @@ pub async fn link(
             .with_error(error),
         report: None,
         apps,
+        splits: SplitsView::default(),
     })
 }
 
@@ -71,11 +81,15 @@ pub async fn upload(
     mut form: Multipart,
 ) -> Response {
     let mut card = String::new();
+    let mut options = renkei_app::medication::MedicationOptions::default();
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     loop {
         match form.next_field().await {
             Ok(Some(field)) => match field.name() {
                 Some("card") => card = field.text().await.unwrap_or_default(),
+                Some("name_changed") => {
+                    options.name_change_confirmed = field.text().await.unwrap_or_default() == "1";
+                }
                 Some("qr") => {
                     let text = field.text().await.unwrap_or_default();
                     if !text.trim().is_empty() {
@@ -97,6 +111,7 @@ pub async fn upload(
                                 ),
                                 report: None,
                                 apps: Vec::new(),
+                                splits: SplitsView::default(),
                             });
                         }
                     }
@@ -113,6 +128,7 @@ pub async fn upload(
                         )),
                     report: None,
                     apps: Vec::new(),
+                    splits: SplitsView::default(),
                 });
             }
         }
@@ -126,29 +142,38 @@ pub async fn upload(
                 )),
             report: None,
             apps: Vec::new(),
+            splits: SplitsView::default(),
         });
     }
     match st
         .app
-        .import_medication(&user.view.actor, &card, &files)
+        .import_medication_with(&user.view.actor, &card, &files, options)
         .await
     {
-        Ok(report) => render(&MedicationPage {
-            layout: user
-                .layout(&st.app, "お薬手帳データの登録")
-                .with_flash(Some(format!(
-                    "調剤 {} 件を登録しました（登録済み {} 件）",
-                    report.dispensings_stored, report.dispensings_unchanged
-                ))),
-            report: Some(report),
-            apps: Vec::new(),
-        }),
+        Ok(report) => {
+            let mut flash = format!(
+                "調剤 {} 件を登録しました（登録済み {} 件）",
+                report.dispensings_stored, report.dispensings_unchanged
+            );
+            if !report.pending.is_empty() {
+                flash.push_str("。分割QRコードの残りの部分を読み取ってください");
+            }
+            render(&MedicationPage {
+                layout: user
+                    .layout(&st.app, "お薬手帳データの登録")
+                    .with_flash(Some(flash)),
+                splits: SplitsView::of(&report),
+                report: Some(report),
+                apps: Vec::new(),
+            })
+        }
         Err(AppError::Invalid(m)) => render(&MedicationPage {
             layout: user
                 .layout(&st.app, "お薬手帳データの登録")
                 .with_error(Some(m)),
             report: None,
             apps: Vec::new(),
+            splits: SplitsView::default(),
         }),
         Err(e) => error_page(&st.app, e),
     }
@@ -196,6 +221,7 @@ pub async fn issue_code(
                 .with_error(Some(m)),
             report: None,
             apps: Vec::new(),
+            splits: SplitsView::default(),
         }),
         Err(e) => error_page(&st.app, e),
     }

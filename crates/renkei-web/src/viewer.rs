@@ -376,6 +376,59 @@ fn dispensing_months(dispensings: &[DispensingView]) -> Vec<MonthView> {
         .collect()
 }
 
+/// A dispensing's note as one line: 「残薬確認: 残薬は5錠」 (older records hold the text alone).
+fn note_line(note: &serde_json::Value) -> Option<String> {
+    if let Some(text) = note.as_str() {
+        return Some(text.to_string());
+    }
+    let field = |k: &str| note.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let date = match field("date") {
+        "" => String::new(),
+        d => format!("（{d}）"),
+    };
+    Some(format!("{}: {}{date}", field("kind"), field("text")))
+}
+
+/// The notebooks' own records (患者特記, 一般用医薬品, 手帳メモ, かかりつけ薬剤師) and every
+/// allergy the patient's record holds, for the お薬手帳 tab: allergies first, then newest first.
+fn notebook_entries(view: &PatientView) -> Vec<(String, String, String, String, &'static str)> {
+    let mut entries: Vec<&ViewItem> = view
+        .items
+        .iter()
+        .filter(|i| {
+            i.category == "allergy"
+                || i.detail.get("source").and_then(|s| s.as_str()) == Some("jahis-notebook")
+        })
+        .collect();
+    entries.sort_by(|a, b| {
+        (b.category == "allergy")
+            .cmp(&(a.category == "allergy"))
+            .then(b.date.cmp(&a.date))
+            .then(a.id.cmp(&b.id))
+    });
+    entries
+        .into_iter()
+        .map(|i| {
+            let kind = match i.detail.get("kind").and_then(|k| k.as_str()) {
+                Some(k) => k.to_string(),
+                None => "アレルギー".to_string(),
+            };
+            let text = if i.display.is_empty() {
+                i.code.clone()
+            } else {
+                i.display.clone()
+            };
+            (
+                kind,
+                text,
+                i.date.clone().unwrap_or_default(),
+                facility_name(view, i.facility),
+                colour(view, i.facility),
+            )
+        })
+        .collect()
+}
+
 /// The お薬手帳: the pharmacies' dispensings (JAHIS records), newest first, grouped by day and
 /// pharmacy, each with its prescriber and drugs.
 fn dispensings(view: &PatientView, insert_url: &str) -> Vec<DispensingView> {
@@ -422,11 +475,7 @@ fn dispensings(view: &PatientView, insert_url: &str) -> Vec<DispensingView> {
                     .detail
                     .get("notes")
                     .and_then(|n| n.as_array())
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(str::to_string))
-                            .collect()
-                    })
+                    .map(|a| a.iter().filter_map(note_line).collect())
                     .unwrap_or_default(),
             });
         }
@@ -521,7 +570,7 @@ pub async fn patient(
                     ..Selection::default()
                 },
                 "medication" => Selection {
-                    categories: Some(vec!["prescription".into()]),
+                    categories: Some(vec!["prescription".into(), "allergy".into()]),
                     ..Selection::default()
                 },
                 "summary" => Selection {
@@ -615,6 +664,7 @@ pub async fn patient(
         summary: None,
         dispensings: Vec::new(),
         dispensing_months: Vec::new(),
+        notebook_entries: Vec::new(),
         empty: view.items.is_empty() && calendar.as_ref().is_none_or(|c| c.months.is_empty()),
     };
     match tab.as_str() {
@@ -709,6 +759,7 @@ pub async fn patient(
         }
         "medication" => {
             page.dispensings = dispensings(&view, &st.app.config().package_insert_url);
+            page.notebook_entries = notebook_entries(&view);
             page.dispensing_months = dispensing_months(&page.dispensings);
         }
         "summary" => {

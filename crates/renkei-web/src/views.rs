@@ -727,6 +727,8 @@ pub struct ViewerPage {
     pub dispensings: Vec<DispensingView>,
     /// The dispensing dates as month calendars, newest month first.
     pub dispensing_months: Vec<MonthView>,
+    /// The notebooks' own records and every allergy: (kind, text, date, facility, colour).
+    pub notebook_entries: Vec<(String, String, String, String, &'static str)>,
     pub empty: bool,
 }
 
@@ -810,6 +812,37 @@ pub struct MedicationPage {
     pub report: Option<renkei_app::medication::MedicationReport>,
     /// Apps a card-holder can be linked to: (id, name).
     pub apps: Vec<(i64, String)>,
+    /// Split QR codes waiting for their other parts, and those given up.
+    pub splits: SplitsView,
+}
+
+/// The split QR codes a pharmacy is in the middle of reading.
+#[derive(Clone, Debug, Default)]
+pub struct SplitsView {
+    /// (data ID, "2 / 3", missing parts "3", until "2026-12-04 21:05").
+    pub pending: Vec<(String, String, String, String)>,
+    pub expired: Vec<String>,
+}
+
+impl SplitsView {
+    pub fn of(report: &renkei_app::medication::MedicationReport) -> Self {
+        SplitsView {
+            pending: report
+                .pending
+                .iter()
+                .map(|p| {
+                    let missing: Vec<String> = p.missing().iter().map(i64::to_string).collect();
+                    (
+                        p.data_id.clone(),
+                        format!("{} / {}", p.received.len(), p.total),
+                        missing.join("・"),
+                        renkei_core::time::Timestamp(p.expires_at).jst_minutes(),
+                    )
+                })
+                .collect(),
+            expired: report.expired.clone(),
+        }
+    }
 }
 
 #[derive(Template)]

@@ -113,6 +113,11 @@ pub enum ImportCommand {
         /// this pharmacy has linked by card whose name, birth date and sex match the file.
         #[arg(long)]
         card: Option<String>,
+        /// The patient's name changed (marriage, …) and a person checked it: files whose name
+        /// differs from the card's person, with the same birth date and sex, are accepted
+        /// (audited). Only with `--card`.
+        #[arg(long, requires = "card")]
+        name_changed: bool,
     },
 }
 

@@ -39,7 +39,13 @@ pub async fn run(cli: &Cli) -> Result<ExitCode> {
             files,
             facility,
             card,
-        }) => import_jahis(cli, files, facility, card.as_deref()).await,
+            name_changed,
+        }) => {
+            let options = renkei_app::medication::MedicationOptions {
+                name_change_confirmed: *name_changed,
+            };
+            import_jahis(cli, files, facility, card.as_deref(), options).await
+        }
         Command::Dev(cmd) => dev(cli, cmd).await,
         Command::Audit(AuditCommand::Verify) => audit_verify(cli).await,
     }
@@ -97,6 +103,7 @@ async fn import_jahis(
     files: &[PathBuf],
     facility: &str,
     card: Option<&str>,
+    options: renkei_app::medication::MedicationOptions,
 ) -> Result<ExitCode> {
     checks::facility_code(facility)?;
     let mut read = Vec::with_capacity(files.len());
@@ -113,7 +120,10 @@ async fn import_jahis(
             ..system
         };
         Ok(match card {
-            Some(card) => app.import_medication(&actor, card, &read).await?,
+            Some(card) => {
+                app.import_medication_with(&actor, card, &read, options)
+                    .await?
+            }
             None => import_jahis_by_name(app, &actor, &read).await?,
         })
     })
@@ -128,7 +138,23 @@ async fn import_jahis(
     for (file, error) in &report.errors {
         eprintln!("エラー {file}: {error}");
     }
-    Ok(exit_status(report.errors.is_empty()))
+    for p in &report.pending {
+        let missing: Vec<String> = p.missing().iter().map(i64::to_string).collect();
+        println!(
+            "分割QRコード（データID {}）: {} / {} 部分を受け付けました。残りの部分 {} を {} までに読み込んでください（そろうまで登録されません）",
+            p.data_id,
+            p.received.len(),
+            p.total,
+            missing.join("・"),
+            renkei_core::time::Timestamp(p.expires_at).jst_minutes()
+        );
+    }
+    for e in &report.expired {
+        eprintln!("エラー {e}");
+    }
+    Ok(exit_status(
+        report.errors.is_empty() && report.expired.is_empty(),
+    ))
 }
 
 /// Without `--card`: each file's card-holder from its name or its patient record.

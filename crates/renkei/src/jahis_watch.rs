@@ -108,12 +108,19 @@ pub async fn scan(app: &App, dir: &Path, actor: &Actor, seen: &mut Seen) {
                 continue;
             }
         };
-        let failure = match app.import_medication_file(actor, &name, &bytes).await {
+        let result = app.import_medication_file(actor, &name, &bytes).await;
+        if let Ok(report) = &result {
+            note_expired(dir, &report.expired);
+        }
+        let failure = match result {
             Ok(report) if report.errors.is_empty() => {
+                // A part of a split QR code is held until the rest arrives (see the report's
+                // pending codes); the file itself is done.
                 tracing::info!(
                     file = %name,
                     stored = report.dispensings_stored,
                     unchanged = report.dispensings_unchanged,
+                    split_codes_waiting = report.pending.len(),
                     warnings = report.warnings.len(),
                     "medication file imported"
                 );
@@ -162,4 +169,16 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
         .map(|n| dir.join(format!("{name}.{n}")))
         .find(|p| !p.exists())
         .unwrap_or(first)
+}
+
+/// Split QR codes given up for want of their other parts: a note in `failed/` says so (the
+/// parts' files are already in `done/`).
+fn note_expired(dir: &Path, expired: &[String]) {
+    for why in expired {
+        tracing::warn!(%why, "split medication code given up");
+        let note = free_name(&dir.join("failed"), "split-code.expired.txt");
+        if let Err(e) = std::fs::write(&note, format!("{why}\n")) {
+            tracing::warn!(error = %e, "expiry note not written");
+        }
+    }
 }

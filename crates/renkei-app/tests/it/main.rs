@@ -10,6 +10,7 @@ mod files;
 mod identity;
 mod intake;
 mod medication;
+mod medication_intake;
 
 use std::sync::Arc;
 

@@ -12,7 +12,7 @@ use renkei_core::time::{FixedClock, Timestamp};
 use renkei_store::on_both_backends;
 use renkei_store::testing::TestStore;
 
-fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../fixtures/jahis-rx-parser/fixtures")
@@ -21,7 +21,7 @@ fn fixture(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-async fn staff(
+pub(crate) async fn staff(
     app: &App,
     kind: &str,
     name: &str,
@@ -326,8 +326,22 @@ async fn files_without_a_card_find_their_card_holder(t: &TestStore) {
         app.import_medication_file(&pharmacy, "export.txt", &minimal)
             .await,
     );
-    // Named by the common ID: stored, and the patient is now the pharmacy's.
+    // Named by the common ID of a patient this pharmacy never read the card of: a number in a
+    // file name is not a card, so nothing is stored and no link is made.
     let named = format!("{}_export.txt", card.common_id.digits());
+    match app
+        .import_medication_file(&pharmacy, &named, &minimal)
+        .await
+    {
+        Err(AppError::Invalid(m)) => {
+            assert!(m.contains("HMカードを読み取った患者ではありません"), "{m}")
+        }
+        other => panic!("refused, not {other:?}"),
+    }
+    // Once the card is read at the pharmacy, the named file is stored.
+    app.read_card(&pharmacy, &card.payload, "P-1")
+        .await
+        .unwrap();
     let r = app
         .import_medication_file(&pharmacy, &named, &minimal)
         .await

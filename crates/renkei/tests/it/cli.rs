@@ -834,7 +834,12 @@ fn import_jahis_stores_a_pharmacy_export_once() {
     let d = dir.path();
     let draft = renkei_core::facility::FacilityCode::parse("3440103040").unwrap();
     let pharmacy = format!("344010304{}", draft.expected_check_digit());
-    let file = fixtures.join("tc-multi-dispensing.txt");
+    // The pharmacy's export for the card-holder: the fixture's dispensings under a patient
+    // record of the card's person (birth date in the era form, as receipt computers write it).
+    let original = std::fs::read_to_string(fixtures.join("tc-multi-dispensing.txt")).unwrap();
+    let with_patient = |address: &str| for_card_holder(d, "34000000018", &original, address);
+    let file = d.join("export.txt");
+    std::fs::write(&file, with_patient("広島市中区基町1-1")).unwrap();
     let args = |f: &std::path::Path| {
         vec![
             "import".to_string(),
@@ -868,6 +873,23 @@ fn import_jahis_stores_a_pharmacy_export_once() {
         "{}",
         stdout(&again)
     );
+    // The patient moved: the same dispensings re-exported are still the same dispensings.
+    std::fs::write(&file, with_patient("広島市南区宇品1-2-3")).unwrap();
+    let moved = run(&file);
+    assert!(
+        stdout(&moved).contains("調剤 0 件を登録しました（登録済み 2 件）"),
+        "{}",
+        stdout(&moved)
+    );
+    // Another patient's file under this card: refused, naming the fields, not the values.
+    let other = run(&fixtures.join("tc-multi-dispensing.txt"));
+    assert!(!other.status.success());
+    assert!(
+        stderr(&other).contains("一致しない項目: 氏名、カナ氏名、生年月日"),
+        "{}",
+        stderr(&other)
+    );
+    assert!(!stderr(&other).contains("山田"), "{}", stderr(&other));
     let bad = run(&fixtures.join("tc-invalid-missing-drug-code.txt"));
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("4行目"), "{}", stderr(&bad));

@@ -39,6 +39,27 @@ fn a_watched_folder_imports_settled_files_and_sorts_them() {
     )
     .unwrap();
     let config = config.to_str().unwrap().to_string();
+    // The pharmacy has read the card-holder's card (here: imported a first file with the card).
+    let multi = std::fs::read_to_string(fixtures.join("tc-multi-dispensing.txt")).unwrap();
+    let minimal = std::fs::read_to_string(fixtures.join("tc-minimal-valid.txt")).unwrap();
+    let full =
+        std::fs::read_to_string(fixtures.join("tc-with-otc-components-and-remaining-medicine.txt"))
+            .unwrap();
+    let first = d.join("first.txt");
+    std::fs::write(&first, crate::for_card_holder(d, "34000000018", &full, "")).unwrap();
+    let read = renkei(
+        d,
+        &[
+            "import",
+            "jahis",
+            first.to_str().unwrap(),
+            "--facility",
+            &pharmacy,
+            "--card",
+            "34000000018",
+        ],
+    );
+    assert!(read.status.success(), "{}", stderr(&read));
     let _server = start_with(
         d,
         &["--listen", "127.0.0.1:0", "--demo", "--config", &config],
@@ -49,7 +70,11 @@ fn a_watched_folder_imports_settled_files_and_sorts_them() {
     };
     // Addressed by the file name; refused by its content; nobody this pharmacy knows; still
     // being written (ignored).
-    copy("tc-multi-dispensing.txt", "34000000018_20261121.txt");
+    std::fs::write(
+        inbox.join("34000000018_20261121.txt"),
+        crate::for_card_holder(d, "34000000018", &multi, ""),
+    )
+    .unwrap();
     copy("tc-invalid-missing-drug-code.txt", "bad.txt");
     copy("tc-minimal-valid.txt", "nobody.txt");
     copy("tc-minimal-valid.txt", "writing.part");
@@ -82,7 +107,11 @@ fn a_watched_folder_imports_settled_files_and_sorts_them() {
 
     // The same export again, under another name, goes to done/ beside the first (its
     // dispensings are already stored, which changes nothing).
-    copy("tc-multi-dispensing.txt", "34000000018_again.txt");
+    std::fs::write(
+        inbox.join("34000000018_again.txt"),
+        crate::for_card_holder(d, "34000000018", &multi, ""),
+    )
+    .unwrap();
     let started = Instant::now();
     while names(&inbox.join("done")).len() < 2 && started.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(200));
@@ -91,7 +120,11 @@ fn a_watched_folder_imports_settled_files_and_sorts_them() {
 
     // The CLI without --card addresses files the same way.
     let named = d.join("34000000018_cli.txt");
-    std::fs::copy(fixtures.join("tc-minimal-valid.txt"), &named).unwrap();
+    std::fs::write(
+        &named,
+        crate::for_card_holder(d, "34000000018", &minimal, ""),
+    )
+    .unwrap();
     let unnamed = d.join("cli.txt");
     std::fs::copy(fixtures.join("tc-output-category-2-full.txt"), &unnamed).unwrap();
     let out = renkei(

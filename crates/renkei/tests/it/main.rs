@@ -129,6 +129,47 @@ pub fn sqlite_texts(d: &Path, sql: &str) -> Vec<String> {
     })
 }
 
+/// A date `YYYY-MM-DD` in the Japanese-era form `GYYMMDD` (昭和 and later).
+fn era(iso: &str) -> String {
+    let y: i32 = iso[..4].parse().unwrap();
+    let md = iso[5..].replace('-', "");
+    let (g, base) = match iso {
+        d if d >= "2019-05-01" => ('R', 2018),
+        d if d >= "1989-01-08" => ('H', 1988),
+        _ => ('S', 1925),
+    };
+    format!("{g}{:02}{md}", y - base)
+}
+
+/// A JAHIS text (a public fixture) with its patient record (record 1) replaced by the person
+/// holding `common_id` in a data directory, living at `address`, with the birth date in the
+/// era form: what the pharmacy of that card-holder would export.
+pub fn for_card_holder(d: &Path, common_id: &str, jahis: &str, address: &str) -> String {
+    // On a thread of its own: callers may be inside a runtime.
+    let sql = format!(
+        "SELECT kanji_name || '|' || kana_name || '|' || birth_date || '|' || sex FROM persons WHERE common_id = '{common_id}'"
+    );
+    let person = std::thread::scope(|s| s.spawn(|| sqlite_texts(d, &sql)).join().unwrap());
+    let fields: Vec<&str> = person[0].split('|').collect();
+    let sex = if fields[3] == "M" { "1" } else { "2" };
+    jahis
+        .lines()
+        .map(|l| {
+            if l.starts_with("1,") {
+                format!(
+                    "1,{},{sex},{},,{address},,,,,{}",
+                    fields[0],
+                    era(fields[2]),
+                    fields[1]
+                )
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
 /// Runs the binary with a data directory and the fixed clock.
 pub fn renkei(data: &Path, args: &[&str]) -> Output {
     Command::new(bin())

@@ -92,7 +92,14 @@ async fn a_subscribed_app_gets_signed_dispensings_after_a_retry() {
         ],
     );
     assert!(linked.status.success(), "{}", stderr(&linked));
-    let file = fixtures.join("tc-minimal-valid.txt");
+    // The pharmacy's export for the card-holder (its patient record is the card's person).
+    let minimal = std::fs::read_to_string(fixtures.join("tc-minimal-valid.txt")).unwrap();
+    let file = d.join("export.txt");
+    std::fs::write(
+        &file,
+        crate::for_card_holder(d, "34000000018", &minimal, ""),
+    )
+    .unwrap();
     let imported = renkei(
         d,
         &[
