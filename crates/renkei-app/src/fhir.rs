@@ -606,7 +606,7 @@ impl App {
                 order_key: key,
                 data_kind: submitted.resource_type.clone(),
                 condition: Condition::Current,
-                occurred_at: format!("{now:020}"),
+                occurred_at: renkei_core::time::Timestamp(now).jst_stamp(),
                 content_hash: hash.clone(),
                 raw: canonical.into_bytes(),
                 message_type: "FHIR".into(),

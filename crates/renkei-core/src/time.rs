@@ -50,6 +50,24 @@ impl Timestamp {
         }
     }
 
+    /// `20261121140312345` (YYYYMMDDHHMMSSfff) in Japan Standard Time: the form SS-MIX2 file
+    /// names give times in, which the clinical store orders versions by.
+    pub fn jst_stamp(self) -> String {
+        match self.to_jst() {
+            Some(t) => format!(
+                "{:04}{:02}{:02}{:02}{:02}{:02}{:03}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            ),
+            None => String::from("00000000000000000"),
+        }
+    }
+
     /// `2026-11-21` in Japan Standard Time.
     pub fn jst_date(self) -> String {
         match self.to_jst() {
@@ -155,6 +173,10 @@ mod tests {
             "2026-11-21 00:00"
         );
         assert_eq!(t.rfc3339(), "2026-11-21T00:30:00Z");
+        // The store's version order: the form SS-MIX2 file names use, so a FHIR write and a
+        // storage file of one patient compare by time.
+        assert_eq!(Timestamp(t.0 + 12_345).jst_stamp(), "20261121093000012");
+        assert!(Timestamp(t.0).jst_stamp().as_str() > "20261120235959999");
     }
 
     #[test]
