@@ -10,6 +10,7 @@ mod files;
 mod identity;
 mod intake;
 mod medication;
+mod ssmix2_deviations;
 
 use std::sync::Arc;
 
