@@ -764,7 +764,7 @@ mod tests {
             (e.status.as_str(), e.detail["trigger_sent"].as_str()),
             ("done", Some("A01"))
         );
-        assert_eq!(e.effective.as_deref(), Some("2026-01-05T09:10:00+09:00"));
+        assert_eq!(e.effective.as_deref(), Some("2026-01-05T09:10"), "PV1-44");
         assert_eq!(visit.message_type, "ADT^A01", "the type as sent");
         // A cancellation under ADT-12 cancels the visit, not an admission.
         let cancel = map_message(&adt("A11"), Some("ADT-12")).unwrap();
