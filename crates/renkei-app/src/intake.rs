@@ -20,11 +20,39 @@ pub struct SourceFile {
     pub bytes: Vec<u8>,
 }
 
+pub mod deviations;
+
 /// A file and what is wrong with it (never patient data: paths and reasons only).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FileProblem {
     pub path: String,
     pub reason: String,
+}
+
+/// One tolerated deviation seen in the files of one data kind: reported once per import with
+/// the number of files, not once per file (docs/ssmix2-deviations.md).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct WarningGroup {
+    pub data_kind: String,
+    /// The deviation's key in docs/ssmix2-deviations.md (`trigger_by_kind`, …).
+    pub deviation: String,
+    pub reason: String,
+    /// Files of the kind with this deviation.
+    pub files: usize,
+    /// The first such file, to look at.
+    pub first_path: String,
+}
+
+/// What became of the files of one SS-MIX2 data kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KindCounts {
+    pub stored: usize,
+    pub unchanged: usize,
+    pub replaced: usize,
+    /// Files kept with at least one tolerated deviation.
+    pub warned: usize,
+    /// Files refused.
+    pub failed: usize,
 }
 
 /// The running summary of an import.
@@ -35,16 +63,81 @@ pub struct ImportReport {
     pub unchanged: usize,
     pub replaced: usize,
     pub items: usize,
-    /// Messages by HL7 type (`ADT^A08`: 3).
+    /// Files kept with at least one tolerated deviation.
+    pub warned: usize,
+    /// Per SS-MIX2 data kind (`OMP-01` and `OMP-02` apart; an extended-storage document by its
+    /// kind folder); files whose kind cannot be told count under `unknown`.
+    pub by_kind: BTreeMap<String, KindCounts>,
+    /// Messages by HL7 type as sent (`ADT^A08`: 3).
     pub messages_by_type: BTreeMap<String, usize>,
-    pub warnings: Vec<FileProblem>,
+    pub warnings: Vec<WarningGroup>,
     pub errors: Vec<FileProblem>,
 }
 
-fn problem(path: &str, reason: impl Into<String>) -> FileProblem {
-    FileProblem {
-        path: path.to_string(),
-        reason: reason.into(),
+/// The key of files whose data kind cannot be told from their path.
+pub const UNKNOWN_KIND: &str = "unknown";
+
+/// The data kind a path names, for counting a file that was refused: the file name's kind, else
+/// the kind folder's, else [`UNKNOWN_KIND`].
+fn kind_of_path(path: &str) -> String {
+    let levels: Vec<&str> = path.split('/').filter(|l| !l.is_empty()).collect();
+    let known = |k: &&str| ssmix2::expected_message(k).is_some();
+    let from_name = levels
+        .last()
+        .and_then(|f| ssmix2::strip_extension(f).0.split('_').nth(2))
+        .filter(known);
+    let from_folder = levels
+        .get(4)
+        .copied()
+        .filter(|k| known(k) || k.contains('^'));
+    from_name
+        .or(from_folder)
+        .unwrap_or(UNKNOWN_KIND)
+        .to_string()
+}
+
+impl ImportReport {
+    /// Records a refused file (its kind told from the path) and why.
+    pub fn fail(&mut self, path: &str, reason: impl Into<String>) {
+        self.by_kind.entry(kind_of_path(path)).or_default().failed += 1;
+        self.errors.push(FileProblem {
+            path: path.to_string(),
+            reason: reason.into(),
+        });
+    }
+
+    /// Records the deviations of one kept file of `kind`: one group per kind and reason.
+    fn warn(&mut self, kind: &str, path: &str, noted: &[deviations::Noted]) {
+        if noted.is_empty() {
+            return;
+        }
+        self.warned += 1;
+        self.by_kind.entry(kind.to_string()).or_default().warned += 1;
+        for n in noted {
+            self.add_group(WarningGroup {
+                data_kind: kind.to_string(),
+                deviation: n.key.to_string(),
+                reason: n.reason.clone(),
+                files: 1,
+                first_path: path.to_string(),
+            });
+        }
+    }
+
+    /// Adds a group's files to the group of its kind and reason; groups stay sorted by kind,
+    /// deviation and reason.
+    fn add_group(&mut self, group: WarningGroup) {
+        fn key(g: &WarningGroup) -> (&str, &str, &str) {
+            (&g.data_kind, &g.deviation, &g.reason)
+        }
+        match self.warnings.binary_search_by(|g| key(g).cmp(&key(&group))) {
+            Ok(i) => {
+                if let Some(g) = self.warnings.get_mut(i) {
+                    g.files += group.files;
+                }
+            }
+            Err(i) => self.warnings.insert(i, group),
+        }
     }
 }
 
@@ -67,58 +160,60 @@ fn items(mapped: &Mapped) -> Vec<NewItem> {
 }
 
 /// Checks one storage file and turns it into what the store keeps; problems go to the report.
+/// Tolerated deviations (docs/ssmix2-deviations.md) are kept and reported; only what cannot be
+/// read is refused, with the reason.
 fn prepare(file: &SourceFile, report: &mut ImportReport) -> Option<IncomingMessage> {
     let path = file.relative_path.as_str();
-    let levels: Vec<&str> = path.split('/').filter(|l| !l.is_empty()).collect();
+    let mut levels: Vec<&str> = path.split('/').filter(|l| !l.is_empty()).collect();
+    let mut noted = Vec::new();
+    if let Some(last) = levels.pop() {
+        let (stem, ext) = ssmix2::strip_extension(last);
+        levels.push(stem);
+        noted.extend(ext.map(deviations::file_extension));
+    }
     let name = match ssmix2::parse_storage_path(&levels) {
         Ok(n) => n,
         Err(e) => {
-            report.errors.push(problem(path, e.to_string()));
+            report.fail(path, deviations::name_error(&e));
             return None;
         }
     };
     let message = match Message::parse_bytes(&file.bytes) {
         Ok(m) => m,
         Err(e) => {
-            report
-                .errors
-                .push(problem(path, format!("not an HL7 v2 message: {e}")));
+            report.fail(path, deviations::parse_error(&e));
             return None;
         }
     };
+    let kind = name.data_kind.as_str();
     let (code, event) = message.message_type();
-    if let Some((want, events)) = ssmix2::expected_message(&name.data_kind)
-        && (code != want || !events.contains(&event))
-    {
-        report.errors.push(problem(
-            path,
-            format!(
-                "message type {code}^{event} does not belong in data kind {} (expected {want}^{})",
-                name.data_kind,
-                events.join("/")
-            ),
-        ));
-        return None;
+    match ssmix2::kind_fit(kind, code, event) {
+        ssmix2::KindFit::Listed => {}
+        fit @ (ssmix2::KindFit::OtherTrigger { .. } | ssmix2::KindFit::OtherCode { .. }) => {
+            noted.extend(deviations::kind_deviation(kind, code, event, fit));
+        }
+        fit => {
+            report.fail(path, deviations::kind_refusal(kind, code, event, fit));
+            return None;
+        }
     }
-    let mapped = match map_message(&message, Some(&name.data_kind)) {
+    let mapped = match map_message(&message, Some(kind)) {
         Ok(m) => m,
         Err(e) => {
-            report.errors.push(problem(path, e.to_string()));
+            report.fail(path, deviations::map_error(&e));
             return None;
         }
     };
-    let mut warnings: Vec<String> = mapped.warnings.clone();
-    if !file.bytes.ends_with(&[0x1c]) && !file.bytes.ends_with(&[0x1c, 0x0d]) {
-        warnings.push("the file does not end with 0x1C".to_string());
-    }
+    noted.extend(deviations::parse_deviations(&message));
+    noted.extend(deviations::file_separator(&file.bytes));
+    noted.extend(deviations::msh21(&message));
     if mapped.patient_id != name.patient_id {
-        warnings.push(
-            "PID-3 differs from the storage's patient ID; filed under the storage's ID".to_string(),
-        );
+        noted.push(deviations::patient_id_differs());
     }
-    for w in &warnings {
-        report.warnings.push(problem(path, w.clone()));
+    if mapped.skipped_segments > 0 {
+        noted.push(deviations::skipped_segments());
     }
+    report.warn(kind, path, &noted);
     *report
         .messages_by_type
         .entry(mapped.message_type.clone())
@@ -135,7 +230,11 @@ fn prepare(file: &SourceFile, report: &mut ImportReport) -> Option<IncomingMessa
         message_type: mapped.message_type.clone(),
         control_id: mapped.control_id.clone(),
         patient_local_id: name.patient_id.clone(),
-        warnings: warnings.join("\n"),
+        warnings: noted
+            .iter()
+            .map(|n| n.reason.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
         items: items(&mapped),
         demographics: mapped
             .demographics
@@ -196,7 +295,7 @@ fn prepare_document(files: &[&SourceFile], report: &mut ImportReport) -> Option<
         match ssmix2::parse_extended_path(&levels) {
             Ok(e) => entries.push((e, *f)),
             Err(e) => {
-                report.errors.push(problem(&f.relative_path, e.to_string()));
+                report.fail(&f.relative_path, deviations::name_error(&e));
                 return None;
             }
         }
@@ -293,6 +392,18 @@ pub struct PreparedBatch {
     report: ImportReport,
 }
 
+impl PreparedBatch {
+    /// What checking and mapping found (nothing stored yet).
+    pub fn report(&self) -> &ImportReport {
+        &self.report
+    }
+
+    /// The messages as the store will keep them.
+    pub fn messages(&self) -> &[IncomingMessage] {
+        &self.messages
+    }
+}
+
 /// Checks and maps a batch of storage files (pure: no IO).
 /// Files of one content folder of the extended storage must come in the same batch (the
 /// command line cuts batches at folder boundaries).
@@ -336,10 +447,21 @@ impl ImportReport {
         self.unchanged += other.unchanged;
         self.replaced += other.replaced;
         self.items += other.items;
+        self.warned += other.warned;
+        for (k, v) in other.by_kind {
+            let mine = self.by_kind.entry(k).or_default();
+            mine.stored += v.stored;
+            mine.unchanged += v.unchanged;
+            mine.replaced += v.replaced;
+            mine.warned += v.warned;
+            mine.failed += v.failed;
+        }
         for (k, v) in other.messages_by_type {
             *self.messages_by_type.entry(k).or_default() += v;
         }
-        self.warnings.extend(other.warnings);
+        for g in other.warnings {
+            self.add_group(g);
+        }
         self.errors.extend(other.errors);
     }
 }
@@ -408,10 +530,20 @@ impl App {
             .ingest_audited(facility_id, self.now().0, &messages, event)
             .await?;
         for (m, o) in messages.iter().zip(outcomes) {
+            let kind = part.by_kind.entry(m.data_kind.clone()).or_default();
             match o {
-                IngestOutcome::Stored => part.stored += 1,
-                IngestOutcome::Unchanged => part.unchanged += 1,
-                IngestOutcome::Replaced => part.replaced += 1,
+                IngestOutcome::Stored => {
+                    part.stored += 1;
+                    kind.stored += 1;
+                }
+                IngestOutcome::Unchanged => {
+                    part.unchanged += 1;
+                    kind.unchanged += 1;
+                }
+                IngestOutcome::Replaced => {
+                    part.replaced += 1;
+                    kind.replaced += 1;
+                }
             }
             if o != IngestOutcome::Unchanged {
                 part.items += m.items.len();
@@ -436,7 +568,7 @@ impl App {
             report.unchanged,
             report.replaced,
             report.errors.len(),
-            report.warnings.len()
+            report.warned
         );
         // Planner statistics after a large import (PostgreSQL plans reads on them).
         if report.stored + report.replaced > 1000 {

@@ -134,4 +134,8 @@ pub struct Mapped {
     pub items: Vec<Item>,
     /// Deviations worth reporting (not fatal).
     pub warnings: Vec<String>,
+    /// Segments without a code that were left out (said among `warnings` too, so not repeated
+    /// when serialized).
+    #[serde(skip)]
+    pub skipped_segments: usize,
 }

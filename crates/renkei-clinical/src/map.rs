@@ -1,5 +1,6 @@
 //! HL7 v2 (JAHIS profiles as stored in SS-MIX2) → [`Mapped`].
 
+use renkei_hl7v2::ssmix2::{KindFit, kind_fit};
 use renkei_hl7v2::{Message, Segment};
 use serde_json::{Value, json};
 
@@ -216,9 +217,20 @@ fn encounter_event(event: &str) -> Option<(&'static str, bool, &'static str)> {
     })
 }
 
-fn map_adt(m: &Message, event: &str, out: &mut Mapped) {
+/// The encounter an ADT event records under a data kind: A11 cancels an admission (ADT-22) or an
+/// outpatient visit (ADT-12), and only the kind tells which.
+fn kind_encounter(kind: Option<&str>, event: &str) -> Option<(&'static str, bool, &'static str)> {
+    let (name, cancelled, source) = encounter_event(event)?;
+    match kind {
+        Some("ADT-12") => Some(("outpatient_visit", cancelled, source)),
+        _ => Some((name, cancelled, source)),
+    }
+}
+
+/// ADT read as `event` (the data kind's event when the trigger sent, `sent`, deviates).
+fn map_adt(m: &Message, kind: Option<&str>, event: &str, sent: &str, out: &mut Mapped) {
     if let Some(pv1) = m.segment("PV1")
-        && let Some((name, cancelled, source)) = encounter_event(event)
+        && let Some((name, cancelled, source)) = kind_encounter(kind, event)
     {
         let effective = m
             .raw(source)
@@ -226,7 +238,7 @@ fn map_adt(m: &Message, event: &str, out: &mut Mapped) {
             .or_else(|| m.raw("EVN-6").and_then(hl7_datetime))
             .or_else(|| m.raw("EVN-2").and_then(hl7_datetime));
         let location = [comp(&pv1, 3, 1), comp(&pv1, 3, 2), comp(&pv1, 3, 3)];
-        let detail = json!({
+        let mut detail = json!({
             "event": name,
             "patient_class": text(&pv1, 2),
             "ward": location[0], "room": location[1], "bed": location[2],
@@ -235,6 +247,11 @@ fn map_adt(m: &Message, event: &str, out: &mut Mapped) {
             "department": text(&pv1, 10),
             "discharge_disposition": text(&pv1, 36),
         });
+        if sent != event
+            && let Value::Object(map) = &mut detail
+        {
+            map.insert("trigger_sent".into(), Value::String(sent.to_string()));
+        }
         let mut it = item(
             Category::Encounter,
             Coded::default(),
@@ -659,26 +676,34 @@ fn map_omd(m: &Message, out: &mut Mapped) {
 }
 
 /// Maps one message. `data_kind` is the SS-MIX2 data kind when the message came from a storage
-/// (it tells prescriptions from injections for RDE^O11); `None` for live feeds.
+/// (it tells prescriptions from injections for RDE^O11); `None` for live feeds. Under a data
+/// kind, the kind decides what the content is when the message type deviates from the
+/// guideline's (`ssmix2::kind_fit`): ADT^A01 in an ADT-12 file is an outpatient visit.
 pub fn map_message(m: &Message, data_kind: Option<&str>) -> Result<Mapped, MapError> {
     let pid = m.segment("PID").ok_or(MapError::NoPatient)?;
     let patient_id = comp(&pid, 3, 1);
     if patient_id.is_empty() {
         return Err(MapError::NoPatient);
     }
-    let (code, event) = m.message_type();
+    let (sent_code, sent_event) = m.message_type();
+    let (code, event) = match data_kind.map(|k| kind_fit(k, sent_code, sent_event)) {
+        Some(KindFit::OtherTrigger { as_event }) => (sent_code, as_event),
+        Some(KindFit::OtherCode { code, event }) => (code, event),
+        _ => (sent_code, sent_event),
+    };
     let mut out = Mapped {
         patient_id,
-        message_type: format!("{code}^{event}"),
+        message_type: format!("{sent_code}^{sent_event}"),
         control_id: m.control_id().to_string(),
         demographics: None,
         items: Vec::new(),
         warnings: m.warnings().iter().map(ToString::to_string).collect(),
+        skipped_segments: 0,
     };
     match code {
         "ADT" => {
             out.demographics = Some(demographics(&pid));
-            map_adt(m, event, &mut out);
+            map_adt(m, data_kind, event, sent_event, &mut out);
         }
         "PPR" => map_ppr(m, &mut out),
         "RDE" => map_rde(m, data_kind == Some("OMP-02"), &mut out),
@@ -691,7 +716,7 @@ pub fn map_message(m: &Message, data_kind: Option<&str>) -> Result<Mapped, MapEr
             // ORU^R01 with JC10 physiology codes is an examination result; lab results come as OUL.
             map_exam(m, true, &mut out)
         }
-        other => return Err(MapError::Unsupported(format!("{other}^{event}"))),
+        _ => return Err(MapError::Unsupported(format!("{sent_code}^{sent_event}"))),
     }
     // A segment with nothing to say (no code: `RXA` alone, an OBX without OBX-3) is not a record
     // entry; say so rather than keep an empty row.
@@ -700,9 +725,70 @@ pub fn map_message(m: &Message, data_kind: Option<&str>) -> Result<Mapped, MapEr
         !i.code.is_empty() || matches!(i.category, Category::Encounter | Category::Diet)
     });
     let dropped = before - out.items.len();
+    out.skipped_segments = dropped;
     if dropped > 0 {
         out.warnings
             .push(format!("{dropped} segment(s) without a code were skipped"));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adt(event: &str) -> Message {
+        Message::parse(&format!(
+            "MSH|^~\\&|HIS|S|GW|R|20260105091000||ADT^{event}^ADT_A01|1|P|2.5\rEVN||202601050910\rPID|0001||0001900001^^^^PI||架空^一郎\rPV1|0001|O|01{}202601050910\r",
+            "|".repeat(41)
+        ))
+        .unwrap()
+    }
+
+    fn encounter(m: &Mapped) -> &Item {
+        m.items
+            .iter()
+            .find(|i| i.category == Category::Encounter)
+            .unwrap()
+    }
+
+    #[test]
+    fn the_data_kind_decides_what_an_adt_records() {
+        let visit = map_message(&adt("A01"), Some("ADT-12")).unwrap();
+        let e = encounter(&visit);
+        assert_eq!(
+            (e.code.code.as_str(), e.code.display.as_str()),
+            ("A04", "outpatient_visit")
+        );
+        assert_eq!(
+            (e.status.as_str(), e.detail["trigger_sent"].as_str()),
+            ("done", Some("A01"))
+        );
+        assert_eq!(e.effective.as_deref(), Some("2026-01-05T09:10"), "PV1-44");
+        assert_eq!(visit.message_type, "ADT^A01", "the type as sent");
+        // A cancellation under ADT-12 cancels the visit, not an admission.
+        let cancel = map_message(&adt("A11"), Some("ADT-12")).unwrap();
+        let e = encounter(&cancel);
+        assert_eq!(
+            (e.code.display.as_str(), e.status.as_str()),
+            ("outpatient_visit", "cancelled")
+        );
+        assert!(e.detail.get("trigger_sent").is_none());
+        // Without a kind (a live feed), the trigger decides.
+        let live = map_message(&adt("A01"), None).unwrap();
+        assert_eq!(encounter(&live).code.display, "admission");
+    }
+
+    #[test]
+    fn oru_lab_results_under_oml_11_are_lab_results() {
+        let m = Message::parse(
+            "MSH|^~\\&|HIS|S|GW|R|20260105120000||ORU^R01^ORU_R01|3|P|2.5\rPID|0001||0001900001^^^^PI\rOBR|1|000000000000003||00001^生化学^99L01|||202601050930\rOBX|1|NM|3D010000001926101^グルコース^JC10||105|mg/dL|73-109|N|||F\r",
+        )
+        .unwrap();
+        let lab = map_message(&m, Some("OML-11")).unwrap();
+        assert_eq!(lab.items.len(), 1);
+        assert_eq!(lab.items[0].category, Category::LabResult);
+        let exam = map_message(&m, Some("OMG-13")).unwrap();
+        assert_eq!(exam.items[0].category, Category::ExamResult);
+    }
 }

@@ -138,6 +138,77 @@ pub fn expected_message(kind: &str) -> Option<(&'static str, &'static [&'static 
         .map(|(_, code, events)| (*code, *events))
 }
 
+/// How a stored message fits the data kind of its file. The kind is what the hospital meant:
+/// real storages hold trigger events the guideline does not list for a kind (by vendor and by
+/// year), and their content is read as the kind says (docs/ssmix2-deviations.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KindFit {
+    /// The guideline lists this message type for the kind.
+    Listed,
+    /// The kind's message code with another trigger event: read as the kind's event `as_event`
+    /// (an ADT-12 file is an outpatient visit whatever its trigger; a cancelling trigger reads
+    /// as the kind's cancellation).
+    OtherTrigger { as_event: &'static str },
+    /// Another message code whose content the kind's mapping reads ([`EQUIVALENT_CODES`]), read
+    /// as `code^event`.
+    OtherCode {
+        code: &'static str,
+        event: &'static str,
+    },
+    /// A cancelling trigger under a kind that has no cancellation (ADT-00, ADT-61).
+    CancelWithoutCancellation,
+    /// A message code the kind's content cannot be read from.
+    Foreign,
+}
+
+/// ADT trigger events that cancel an earlier event (HL7 v2.5 table 0003).
+pub const ADT_CANCELS: &[&str] = &[
+    "A11", "A12", "A13", "A25", "A26", "A27", "A32", "A33", "A38", "A52", "A53", "A55",
+];
+
+/// Message codes read in place of the guideline's for a kind: (kind, code). Lab results sent as
+/// ORU^R01 (HL7 v2.3 style) carry the OBR/OBX groups that OUL^R22 carries.
+pub const EQUIVALENT_CODES: &[(&str, &str)] = &[("OML-11", "ORU")];
+
+/// How the message type `code^event` fits `kind`; [`KindFit::Foreign`] for an unknown kind.
+pub fn kind_fit(kind: &str, code: &str, event: &str) -> KindFit {
+    let Some((want, events)) = expected_message(kind) else {
+        return KindFit::Foreign;
+    };
+    let primary = events.first().copied().unwrap_or("");
+    if code != want {
+        return if EQUIVALENT_CODES.contains(&(kind, code)) {
+            KindFit::OtherCode {
+                code: want,
+                event: primary,
+            }
+        } else {
+            KindFit::Foreign
+        };
+    }
+    if events.contains(&event) {
+        return KindFit::Listed;
+    }
+    if want == "ADT" && ADT_CANCELS.contains(&event) {
+        return match events.iter().find(|e| ADT_CANCELS.contains(e)) {
+            Some(cancel) => KindFit::OtherTrigger { as_event: cancel },
+            None => KindFit::CancelWithoutCancellation,
+        };
+    }
+    KindFit::OtherTrigger { as_event: primary }
+}
+
+/// File-name extensions some writers add to a storage file (`…_1.txt`), and the name without
+/// it; the guideline's names have none.
+pub fn strip_extension(name: &str) -> (&str, Option<&str>) {
+    for ext in [".txt", ".hl7", ".TXT", ".HL7"] {
+        if let Some(stem) = name.strip_suffix(ext) {
+            return (stem, Some(ext));
+        }
+    }
+    (name, None)
+}
+
 fn all_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
@@ -433,6 +504,42 @@ mod tests {
         ]);
         assert!(matches!(wrong_date, Err(NameError::FolderMismatch { .. })));
         assert!(parse_document_kind("OMP-01").is_none());
+    }
+
+    #[test]
+    fn messages_fit_kinds_by_what_the_kind_means() {
+        assert_eq!(kind_fit("ADT-12", "ADT", "A04"), KindFit::Listed);
+        assert_eq!(
+            kind_fit("ADT-12", "ADT", "A01"),
+            KindFit::OtherTrigger { as_event: "A04" }
+        );
+        assert_eq!(
+            kind_fit("ADT-12", "ADT", "A13"),
+            KindFit::OtherTrigger { as_event: "A11" }
+        );
+        assert_eq!(
+            kind_fit("ADT-00", "ADT", "A31"),
+            KindFit::OtherTrigger { as_event: "A08" }
+        );
+        assert_eq!(
+            kind_fit("ADT-00", "ADT", "A11"),
+            KindFit::CancelWithoutCancellation
+        );
+        assert_eq!(
+            kind_fit("OML-11", "ORU", "R01"),
+            KindFit::OtherCode {
+                code: "OUL",
+                event: "R22"
+            }
+        );
+        assert_eq!(kind_fit("OMP-01", "OUL", "R22"), KindFit::Foreign);
+        assert_eq!(kind_fit("XYZ", "ADT", "A01"), KindFit::Foreign);
+        assert_eq!(
+            kind_fit("OMP-01", "RDE", "O01"),
+            KindFit::OtherTrigger { as_event: "O11" }
+        );
+        assert_eq!(strip_extension("a_1.txt"), ("a_1", Some(".txt")));
+        assert_eq!(strip_extension("a_1"), ("a_1", None));
     }
 
     #[test]

@@ -112,7 +112,8 @@ pub fn ssmix2_root(root: &Path) -> Result<()> {
         }
         files += 1;
         let name = entry.file_name().to_string_lossy();
-        if renkei_hl7v2::ssmix2::parse_file_name(&name).is_ok() {
+        let (stem, _) = renkei_hl7v2::ssmix2::strip_extension(&name);
+        if renkei_hl7v2::ssmix2::parse_file_name(stem).is_ok() {
             return Ok(());
         }
     }

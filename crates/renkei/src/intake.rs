@@ -6,7 +6,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use renkei_app::intake::{
-    FileProblem, ImportReport, PreparedBatch, SourceFile, batch_boundary, prepare_ssmix2,
+    FileProblem, ImportReport, PreparedBatch, SourceFile, UNKNOWN_KIND, batch_boundary,
+    prepare_ssmix2,
 };
 use renkei_app::{Actor, App};
 
@@ -86,7 +87,9 @@ pub async fn import_storage(
     });
     let mut report = ImportReport::default();
     while let Some((count, prepared, unreadable)) = receiver.recv().await {
-        report.errors.extend(unreadable);
+        for p in unreadable {
+            report.fail(&p.path, p.reason);
+        }
         app.store_ssmix2(actor, facility_id, prepared, &mut report)
             .await
             .context("取り込みを保存できません（このバッチは保存されていません。再実行すると続きから取り込みます）")?;
@@ -135,28 +138,78 @@ pub async fn import_ssmix2(
         }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        println!(
-            "SS-MIX2 取り込み: {} ファイル（新規 {}、変更なし {}、更新 {}）、項目 {} 件、{:.1} 秒",
-            report.files, report.stored, report.unchanged, report.replaced, report.items, seconds
-        );
+        print_summary(&report, seconds);
+    }
+    Ok(report.errors.is_empty())
+}
+
+/// Warning groups and errors printed at most; the rest are counted, and `--json` has them all.
+const WARNINGS_SHOWN: usize = 50;
+const ERRORS_SHOWN: usize = 200;
+
+/// The text summary: totals, per data kind, per message type, warnings (one line per kind and
+/// deviation) and errors, each list saying how much of it was left out.
+fn print_summary(report: &ImportReport, seconds: f64) {
+    println!(
+        "SS-MIX2 取り込み: {} ファイル（新規 {}、変更なし {}、更新 {}、警告あり {}、取り込めず {}）、項目 {} 件、{:.1} 秒",
+        report.files,
+        report.stored,
+        report.unchanged,
+        report.replaced,
+        report.warned,
+        report.errors.len(),
+        report.items,
+        seconds
+    );
+    if !report.by_kind.is_empty() {
+        println!("データ種別ごと（新規 / 変更なし / 更新 / 警告あり / 取り込めず）:");
+        for (kind, c) in &report.by_kind {
+            let kind = if kind == UNKNOWN_KIND {
+                "（種別不明）"
+            } else {
+                kind.as_str()
+            };
+            println!(
+                "  {kind:<10} {} / {} / {} / {} / {}",
+                c.stored, c.unchanged, c.replaced, c.warned, c.failed
+            );
+        }
+    }
+    if !report.messages_by_type.is_empty() {
+        println!("メッセージ型ごと:");
         for (kind, n) in &report.messages_by_type {
             println!("  {kind:<10} {n}");
         }
-        if !report.warnings.is_empty() {
-            println!("警告 {} 件:", report.warnings.len());
-            for w in report.warnings.iter().take(50) {
-                println!("  {}: {}", w.path, w.reason);
-            }
-        }
-        if !report.errors.is_empty() {
-            println!(
-                "エラー {} 件（これらのファイルは取り込まれていません）:",
-                report.errors.len()
-            );
-            for e in report.errors.iter().take(200) {
-                println!("  {}: {}", e.path, e.reason);
-            }
-        }
     }
-    Ok(report.errors.is_empty())
+    let shown = |total: usize, limit: usize, what: &str| {
+        if total > limit {
+            println!(
+                "  {what} {total} 件中 {limit} 件を表示（残り {} 件は表示していません。すべて --json で確認できます）",
+                total - limit
+            );
+        }
+    };
+    if !report.warnings.is_empty() {
+        println!(
+            "警告 {} 件（データ種別と内容ごとに 1 行。これらのファイルは取り込まれています）:",
+            report.warnings.len()
+        );
+        for w in report.warnings.iter().take(WARNINGS_SHOWN) {
+            println!(
+                "  {}: {}（{} ファイル、例: {}）",
+                w.data_kind, w.reason, w.files, w.first_path
+            );
+        }
+        shown(report.warnings.len(), WARNINGS_SHOWN, "警告");
+    }
+    if !report.errors.is_empty() {
+        println!(
+            "エラー {} 件（これらのファイルは取り込まれていません）:",
+            report.errors.len()
+        );
+        for e in report.errors.iter().take(ERRORS_SHOWN) {
+            println!("  {}: {}", e.path, e.reason);
+        }
+        shown(report.errors.len(), ERRORS_SHOWN, "エラー");
+    }
 }

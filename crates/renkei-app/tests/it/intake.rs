@@ -138,11 +138,21 @@ async fn sample_storage_imports_to_the_snapshot(t: &TestStore) {
         first.errors
     );
     assert!(
+        first.errors[0]
+            .reason
+            .contains("がファイル名と合いません（ファイル名からは"),
+        "the reason is said in Japanese: {:?}",
+        first.errors
+    );
+    assert!(
         first
             .warnings
             .iter()
-            .any(|w| w.reason.contains("PID-3 differs"))
+            .any(|w| w.deviation == "pid3_differs" && w.data_kind == "PPR-01")
     );
+    assert_eq!(first.by_kind["OMP-01"].stored, 1);
+    assert_eq!(first.by_kind["OMP-02"].stored, 1, "OMP-01 and OMP-02 apart");
+    assert_eq!(first.by_kind["OMP-11"].failed, 1, "the broken file's kind");
     check_snapshot("nho-repository.json", &dump(&app, facility).await);
 
     // The same storage again: nothing changes.

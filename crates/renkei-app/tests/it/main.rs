@@ -11,6 +11,7 @@ mod identity;
 mod intake;
 mod medication;
 mod medication_intake;
+mod ssmix2_deviations;
 
 use std::sync::Arc;
 

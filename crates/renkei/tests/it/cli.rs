@@ -744,10 +744,15 @@ fn import_ssmix2_reports_bad_files_and_exits_non_zero_after_importing_the_rest()
     let out = stdout(&first);
     assert!(out.contains("22 ファイル（新規 21"), "{out}");
     assert!(
-        out.contains("ADT-31") && out.contains("does not match"),
+        out.contains("ADT-31") && out.contains("がファイル名と合いません"),
         "{out}"
     );
     assert!(out.contains("RDE^O11"), "{out}");
+    // Per data kind: OMP-01 and OMP-02 are two kinds, though both are RDE^O11.
+    assert!(out.contains("データ種別ごと"), "{out}");
+    assert!(out.contains("OMP-01     1 / 0 / 0 / 0 / 0"), "{out}");
+    assert!(out.contains("OMP-02     1 / 0 / 0 / 0 / 0"), "{out}");
+    assert!(!out.contains("件を表示"), "nothing left out: {out}");
     let again = renkei(
         d,
         &[
@@ -763,6 +768,10 @@ fn import_ssmix2_reports_bad_files_and_exits_non_zero_after_importing_the_rest()
     assert_eq!(report["unchanged"], 21);
     assert_eq!(report["stored"], 0);
     assert_eq!(report["errors"].as_array().unwrap().len(), 1);
+    assert_eq!(report["by_kind"]["OMP-01"]["unchanged"], 1);
+    assert_eq!(report["by_kind"]["OMP-02"]["unchanged"], 1);
+    assert_eq!(report["by_kind"]["OMP-11"]["failed"], 1);
+    assert_eq!(report["messages_by_type"]["RDE^O11"], 2);
     assert!(renkei(d, &["audit", "verify"]).status.success());
     // Each committed batch has its audit event, in the batch's own transaction.
     let batches = raw_text(
@@ -773,6 +782,138 @@ fn import_ssmix2_reports_bad_files_and_exits_non_zero_after_importing_the_rest()
         batches,
         "messages=21;stored=21;unchanged=0;replaced=0 | messages=21;stored=0;unchanged=21;replaced=0"
     );
+}
+
+/// A storage that deviates from the guideline as real ones do (fixtures/ssmix2-deviations,
+/// docs/ssmix2-deviations.md): what can be read is kept, each deviation is one line per data
+/// kind with its count, and what cannot be read is refused with a reason in Japanese.
+#[test]
+fn import_ssmix2_tolerates_vendor_deviations_and_counts_per_kind() {
+    let storage = fixture("ssmix2-deviations/storage");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    bootstrap(d);
+    id_of(&renkei(
+        d,
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "hospital",
+            "--name",
+            "登呂病院",
+            "--code",
+            "3411234564",
+        ],
+    ));
+    let args = |json: bool| {
+        let mut a = vec![
+            "import",
+            "ssmix2",
+            storage.to_str().unwrap(),
+            "--facility",
+            "3411234564",
+        ];
+        if json {
+            a.push("--json");
+        }
+        a
+    };
+    let o = renkei(d, &args(true));
+    assert_eq!(o.status.code(), Some(1), "four files cannot be read");
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["stored"], 10, "{report}");
+    assert_eq!(report["warned"], 10, "{report}");
+    let adt12 = &report["by_kind"]["ADT-12"];
+    assert_eq!(
+        (&adt12["stored"], &adt12["warned"], &adt12["failed"]),
+        (
+            &serde_json::json!(3),
+            &serde_json::json!(3),
+            &serde_json::json!(0)
+        ),
+        "{report}"
+    );
+    assert_eq!(report["by_kind"]["OMP-01"]["failed"], 1, "{report}");
+    assert_eq!(report["messages_by_type"]["ADT^A01"], 3, "{report}");
+    let group = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["deviation"] == "trigger_by_kind")
+        .unwrap();
+    assert_eq!(group["data_kind"], "ADT-12");
+    assert_eq!(group["files"], 2);
+    assert!(
+        group["reason"]
+            .as_str()
+            .unwrap()
+            .contains("外来受診として取り込みました"),
+        "{group}"
+    );
+    for e in report["errors"].as_array().unwrap() {
+        let reason = e["reason"].as_str().unwrap();
+        assert!(
+            !reason.is_ascii() && !reason.contains("0001900002"),
+            "reasons in Japanese, without patient data: {reason}"
+        );
+    }
+    let text = stdout(&renkei(d, &args(false)));
+    assert!(
+        text.contains("ADT-12: データ種別 ADT-12 に ADT^A01 が格納されています")
+            && text.contains("（2 ファイル、例: 000/190/0001900001/20260105/ADT-12/"),
+        "{text}"
+    );
+    assert!(text.contains("ADT-12     0 / 3 / 0 / 3 / 0"), "{text}");
+}
+
+/// The text summary prints at most 200 errors and says how many it left out.
+#[test]
+fn import_ssmix2_says_how_many_errors_it_did_not_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    bootstrap(d);
+    id_of(&renkei(
+        d,
+        &[
+            "admin",
+            "create-facility",
+            "--type",
+            "hospital",
+            "--name",
+            "登呂病院",
+            "--code",
+            "3411234564",
+        ],
+    ));
+    let storage = d.join("storage");
+    let folder = storage.join("000/190/0001900001/20260105/OML-01");
+    std::fs::create_dir_all(&folder).unwrap();
+    for n in 0..203 {
+        std::fs::write(
+            folder.join(format!(
+                "0001900001_20260105_OML-01_{n:015}_20260105110000000_01_1"
+            )),
+            b"not a message\r",
+        )
+        .unwrap();
+    }
+    let o = renkei(
+        d,
+        &[
+            "import",
+            "ssmix2",
+            storage.to_str().unwrap(),
+            "--facility",
+            "3411234564",
+        ],
+    );
+    let text = stdout(&o);
+    assert!(
+        text.contains("エラー 203 件中 200 件を表示（残り 3 件は表示していません"),
+        "{text}"
+    );
+    assert!(text.contains("OML-01     0 / 0 / 0 / 0 / 203"), "{text}");
 }
 
 #[test]
