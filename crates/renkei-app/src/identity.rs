@@ -483,17 +483,21 @@ impl App {
     }
 }
 
-/// A suggested existing person and why.
+/// A suggested existing person, why, and why not.
 #[derive(Clone, Debug)]
 pub struct Candidate {
     pub person: Person,
     pub score: f64,
+    /// The fields that agree.
     pub reasons: Vec<&'static str>,
+    /// The fields both have that disagree.
+    pub disagreements: Vec<&'static str>,
 }
 
 impl App {
     /// When a facility registers a patient without a card: existing persons who may be the
-    /// same, best first, with a score and the fields that agree. Nothing is merged here; a
+    /// same, best first, with a score and the fields that agree and disagree (scored with the
+    /// common-name discount from the MPI's name counts). Nothing is merged here; a
     /// person confirms by reading the card or linking. Audited (it reveals persons).
     pub async fn suggest_persons(
         &self,
@@ -520,8 +524,29 @@ impl App {
             postal_code: details.postal_code.clone(),
             address: details.address.clone(),
         };
-        let model = renkei_identity::matching::japanese_model();
-        let wanted = renkei_identity::matching::japanese_record(&wanted);
+        use renkei_identity::matching::{self as m, japanese_model, japanese_record};
+        let model = japanese_model();
+        let wanted = japanese_record(&wanted);
+        // The common-name discount, as in the whole-population runs: how many of the MPI's
+        // persons carry this reading (or, without one, this kanji name).
+        let counts = self
+            .store
+            .name_counts(&keys.kana_key, &keys.kanji_key)
+            .await?;
+        let same_name = if keys.kana_key.is_empty() {
+            counts.same_kanji
+        } else {
+            counts.same_kana
+        };
+        let tf = renkei_identity::linkage::TermFrequencies::from_counts(
+            &model,
+            m::NAME,
+            [(
+                m::name_frequency_key(&wanted),
+                u32::try_from(same_name).unwrap_or(u32::MAX),
+            )],
+            u64::try_from(counts.persons).unwrap_or(0),
+        );
         // Blocking: anyone sharing the birth date, the reading, the kanji name or the phone.
         let mut found: Vec<Candidate> = self
             .store
@@ -537,12 +562,13 @@ impl App {
             .await?
             .into_iter()
             .filter_map(|p| {
-                let other = renkei_identity::matching::japanese_record(&demographic_of(&p));
-                let s = renkei_identity::matching::score_records(&model, &wanted, &other);
-                (s.score >= renkei_identity::matching::SUGGEST).then_some(Candidate {
+                let other = japanese_record(&demographic_of(&p));
+                let s = m::score_records(&model, Some(&tf), &wanted, &other);
+                (s.score >= m::SUGGEST).then_some(Candidate {
                     person: p,
                     score: s.score,
                     reasons: s.reasons,
+                    disagreements: s.disagreements,
                 })
             })
             .collect();

@@ -184,6 +184,14 @@ fn japanese(records: usize) {
             }
             if same && !is_linked {
                 *missed.entry(*p).or_default() += 1;
+                if std::env::var_os("LINKAGE_DEBUG_PAIRS").is_some() && missed[p] <= 3 {
+                    println!(
+                        "missed {:?}: {:?} / {:?}",
+                        model.levels_of(*p),
+                        normalised[*a as usize],
+                        normalised[*b as usize]
+                    );
+                }
             }
         }
         for (label, map) in [("false links", &false_counts), ("missed", &missed)] {

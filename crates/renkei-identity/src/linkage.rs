@@ -37,9 +37,10 @@ pub enum Comparator {
     /// eight-digit date); different.
     Digits,
     /// A Japanese full name as `漢字\tカナ`, each part written `family given` when the split is
-    /// known, both normalised (see [`crate::normalize`]): 0 both forms agree; 1 one form
-    /// agrees, the other differs; 2 family name changed, given name agrees (marriage); 3 a
-    /// typing slip; 4 same family, different given name (a relative); 5 different.
+    /// known, both normalised (see [`crate::normalize`]); the levels are [`name_level`]: both
+    /// forms agree; the reading agrees, the kanji differ; the kanji agree, the reading has a
+    /// slip; a marriage; a typing slip; a relative; the kanji agree, the reading differs;
+    /// different.
     JapaneseName,
     /// Where a person can be reached, as `phone\tpostal code\taddress` (digits, digits,
     /// normalised address), compared as one field because a household shares all three: 0 phone
@@ -55,7 +56,7 @@ impl Comparator {
             Comparator::Exact => 2,
             Comparator::Fuzzy => 4,
             Comparator::Digits => 3,
-            Comparator::JapaneseName => 6,
+            Comparator::JapaneseName => 8,
             Comparator::Contact => 5,
         }
     }
@@ -87,7 +88,11 @@ fn contact_level(a: &str, b: &str) -> Option<u8> {
         return None;
     }
     let phone_same = phone.is_some_and(|(p, q)| p == q);
-    let address_same = address.is_some_and(|(p, q)| fuzzy_level(p, q) <= 1);
+    // Addresses agree when close as text and with the same numbers: two homes in one town
+    // (広島市中区基町1-2-3, 広島市中区基町6-12-20) share a long prefix but not a house.
+    let numbers = |s: &str| -> String { s.chars().filter(char::is_ascii_digit).collect() };
+    let address_same =
+        address.is_some_and(|(p, q)| fuzzy_level(p, q) <= 1 && numbers(p) == numbers(q));
     let postal_same = postal.is_some_and(|(p, q)| p == q);
     Some(if phone_same && (address_same || postal_same) {
         0
@@ -296,48 +301,210 @@ fn joined(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The levels of [`Comparator::JapaneseName`], strongest agreement first.
+pub mod name_level {
+    /// Both forms agree (or the only form both records have).
+    pub const AGREE: u8 = 0;
+    /// The reading agrees, the kanji differ (another kanji for the same sound, an unlisted
+    /// variant).
+    pub const READING_AGREES: u8 = 1;
+    /// The kanji agree and the reading differs by one kana's voicing or vowel (ナカジマ/ナカシマ,
+    /// タロウ/タルウ): the commonest slip in typing a reading.
+    pub const READING_SLIP: u8 = 2;
+    /// A marriage: the given name agrees in kanji and reading, and the family name changed in
+    /// kanji and reading to an unrelated one (not a near miss such as 渡辺/渡部).
+    pub const MARRIAGE: u8 = 3;
+    /// A typing slip in the only form both records have.
+    pub const TYPO: u8 = 4;
+    /// Same family name, different given name: a relative (vetoed in the Japanese model).
+    pub const RELATIVE: u8 = 5;
+    /// The kanji agree and the reading differs beyond a slip (小川 オガワ/コガワ, 恵 メグミ/ケイ):
+    /// another person who writes their name the same way.
+    pub const READING_DIFFERS: u8 = 6;
+    /// Anything else.
+    pub const DIFFERENT: u8 = 7;
+}
+
+/// The row of the kana syllabary a katakana belongs to (voiced forms with their plain ones).
+fn kana_row(c: char) -> Option<usize> {
+    const ROWS: [&str; 10] = [
+        "アイウエオ",
+        "カキクケコガギグゲゴ",
+        "サシスセソザジズゼゾ",
+        "タチツテトダヂヅデド",
+        "ナニヌネノ",
+        "ハヒフヘホバビブベボパピプペポ",
+        "マミムメモ",
+        "ヤユヨ",
+        "ラリルレロ",
+        "ワヲン",
+    ];
+    ROWS.iter().position(|row| row.contains(c))
+}
+
+/// Katakana that handwriting and reading back confuse.
+const LOOK_ALIKE: &[(char, char)] = &[
+    ('シ', 'ツ'),
+    ('ソ', 'ン'),
+    ('ミ', 'ニ'),
+    ('ク', 'タ'),
+    ('チ', 'テ'),
+    ('ワ', 'ウ'),
+    ('ヌ', 'ス'),
+];
+
+/// Whether two normalised readings differ by one kana that kept its row (its voicing or its
+/// vowel changed) or was taken for a look-alike: a slip. Any other changed consonant
+/// (オガワ/コガワ) is another reading.
+fn reading_slip(a: &str, b: &str) -> bool {
+    let (a, b) = (joined(a), joined(b));
+    if a.chars().count() != b.chars().count() {
+        return false;
+    }
+    let mut diffs = a.chars().zip(b.chars()).filter(|(x, y)| x != y);
+    match (diffs.next(), diffs.next()) {
+        (Some((x, y)), None) => {
+            (kana_row(x).is_some() && kana_row(x) == kana_row(y))
+                || LOOK_ALIKE.contains(&(x, y))
+                || LOOK_ALIKE.contains(&(y, x))
+        }
+        _ => false,
+    }
+}
+
+/// Whether the readings of one kanji name differ by voicing inside a compound family name
+/// (中島 ナカジマ/ナカシマ, 山崎 ヤマザキ/ヤマサキ): rendaku, two families' readings of the same
+/// kanji rather than a slip. `a` and `b` are the whole `漢字\tカナ` values.
+fn rendaku(kanji: &str, a: &str, b: &str) -> bool {
+    let family_kanji = split_name(kanji).map_or("", |(f, _)| f);
+    fn reading(v: &str) -> Option<(&str, &str)> {
+        v.split_once('\t').and_then(|(_, kana)| split_name(kana))
+    }
+    let (Some((fa, ga)), Some((fb, gb))) = (reading(a), reading(b)) else {
+        return false;
+    };
+    ga == gb
+        && fa != fb
+        && family_kanji.chars().count() >= 2
+        && fa.chars().next() == fb.chars().next()
+}
+
+/// Family and given parts of one form on both sides, when both are written split.
+struct Parts<'a> {
+    family_same: bool,
+    given_same: bool,
+    /// The given names are equal or differ by a [`reading_slip`].
+    given_fits: bool,
+    given_similarity: f64,
+    families: (&'a str, &'a str),
+}
+
+fn parts<'a>(x: &'a str, y: &'a str) -> Option<Parts<'a>> {
+    let ((fx, gx), (fy, gy)) = (split_name(x)?, split_name(y)?);
+    Some(Parts {
+        family_same: fx == fy,
+        given_same: gx == gy,
+        given_fits: gx == gy || reading_slip(gx, gy),
+        given_similarity: jaro_winkler(gx, gy),
+        families: (fx, fy),
+    })
+}
+
+/// For a form not split on both sides: whether it is consistent with the same given name under
+/// another family name (one side split as `family given`, the other ending in that given name
+/// and not starting with that family name). A form missing on either side says nothing.
+fn same_given_unsplit(x: &str, y: &str) -> bool {
+    if x.is_empty() || y.is_empty() {
+        return true;
+    }
+    let fits = |split: &str, whole: &str| {
+        split_name(split).is_some_and(|(family, given)| {
+            let whole = joined(whole);
+            whole.ends_with(given) && !whole.starts_with(family)
+        })
+    };
+    if split_name(x).is_some() || split_name(y).is_some() {
+        return fits(x, y) || fits(y, x);
+    }
+    // Neither split: the same ending (the given name) after different beginnings.
+    let (x, y): (Vec<char>, Vec<char>) = (joined(x).chars().collect(), joined(y).chars().collect());
+    let common = x
+        .iter()
+        .rev()
+        .zip(y.iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    common > 0 && common < x.len() && common < y.len() && x[0] != y[0]
+}
+
+/// Whether a family name changed as a new family name would at marriage: to an unrelated name,
+/// not a near miss of the old one (渡辺 ワタナベ → 渡部 ワタベ, 佐藤 → 佐野: the same first kanji,
+/// or a reading close to the old one, is another family).
+fn new_family(kana: Option<&Parts>, kanji: Option<&Parts>) -> bool {
+    let first = |s: &str| s.chars().next();
+    if kanji.is_some_and(|k| first(k.families.0) == first(k.families.1)) {
+        return false;
+    }
+    match (kana, kanji) {
+        (Some(k), _) => jaro_winkler(k.families.0, k.families.1) < 0.85,
+        (None, Some(k)) => !k.families.0.chars().any(|c| k.families.1.contains(c)),
+        (None, None) => false,
+    }
+}
+
 fn japanese_name_level(a: &str, b: &str) -> u8 {
+    use name_level::*;
     let (kanji_a, kana_a) = a.split_once('\t').unwrap_or((a, ""));
     let (kanji_b, kana_b) = b.split_once('\t').unwrap_or((b, ""));
     // Per form: Some(equal) when both sides have it.
     let form = |x: &str, y: &str| (!x.is_empty() && !y.is_empty()).then(|| joined(x) == joined(y));
     let (kanji, kana) = (form(kanji_a, kanji_b), form(kana_a, kana_b));
     match (kanji, kana) {
-        (Some(true), Some(true)) | (None, Some(true)) | (Some(true), None) => return 0,
-        (Some(true), Some(false)) | (Some(false), Some(true)) => return 1,
-        (None, None) => return 5,
+        (Some(true), Some(true)) | (None, Some(true)) | (Some(true), None) => return AGREE,
+        (Some(false), Some(true)) => return READING_AGREES,
+        (Some(true), Some(false)) if reading_slip(kana_a, kana_b) && !rendaku(kanji_a, a, b) => {
+            return READING_SLIP;
+        }
+        (Some(true), Some(false)) => return READING_DIFFERS,
+        (None, None) => return DIFFERENT,
         _ => {}
     }
-    // Both forms present differ (or the only form present differs). Compare the parts where
-    // both sides are split, preferring the reading (kanji are entered with more variation).
-    let parts = |x: &str, y: &str| -> Option<(bool, bool, f64)> {
-        let ((fx, gx), (fy, gy)) = (split_name(x)?, split_name(y)?);
-        Some((fx == fy, gx == gy, jaro_winkler(gx, gy)))
-    };
+    // Every form both have differs. Compare the parts where both sides are split.
     let by_kana = parts(kana_a, kana_b);
     let by_kanji = parts(kanji_a, kanji_b);
-    let family_same = by_kana.is_some_and(|p| p.0) || by_kanji.is_some_and(|p| p.0);
-    let given_same = by_kana.is_some_and(|p| p.1) || by_kanji.is_some_and(|p| p.1);
+    let both = [by_kana.as_ref(), by_kanji.as_ref()];
+    let family_same = both.iter().flatten().any(|p| p.family_same);
     // A given name "differs" only when no form of it is equal or a near miss.
-    let given_differs = (by_kana.is_some() || by_kanji.is_some())
-        && !given_same
-        && by_kana.is_none_or(|p| p.2 < 0.85)
-        && by_kanji.is_none_or(|p| p.2 < 0.85);
+    let given_differs = both.iter().any(Option::is_some)
+        && both
+            .iter()
+            .flatten()
+            .all(|p| !p.given_same && p.given_similarity < 0.85);
     if family_same && given_differs {
-        return 4;
+        return RELATIVE;
     }
-    if given_same && !family_same {
-        return 2;
-    }
-    let close = |x: &str, y: &str| {
-        !x.is_empty() && !y.is_empty() && jaro_winkler(&joined(x), &joined(y)) >= 0.9
-    };
-    if close(kana_a, kana_b) || (kana_a.is_empty() || kana_b.is_empty()) && close(kanji_a, kanji_b)
+    // Marriage: the given name agrees in every form both have, the family name in none, and
+    // the new family name is unrelated to the old.
+    if both.iter().any(Option::is_some)
+        && both
+            .iter()
+            .flatten()
+            .all(|p| p.given_fits && !p.family_same)
+        && (by_kanji.is_some() || same_given_unsplit(kanji_a, kanji_b))
+        && (by_kana.is_some() || same_given_unsplit(kana_a, kana_b))
+        && new_family(by_kana.as_ref(), by_kanji.as_ref())
     {
-        3
-    } else {
-        5
+        return MARRIAGE;
     }
+    // A typing slip, only when a single form can be compared (a slip in both the kanji and
+    // the reading of one name is another name).
+    let close = |x: &str, y: &str| jaro_winkler(&joined(x), &joined(y)) >= 0.9;
+    let single = match (kanji, kana) {
+        (None, Some(false)) => close(kana_a, kana_b),
+        (Some(false), None) => close(kanji_a, kanji_b),
+        _ => false,
+    };
+    if single { TYPO } else { DIFFERENT }
 }
 
 /// One compared field.
@@ -364,7 +531,7 @@ impl Field {
 
     /// The value whose frequency counts for [`Field::term_frequency`]: for a Japanese name,
     /// the reading without the space (or the kanji when there is no reading).
-    fn frequency_key<'a>(&self, value: &'a str) -> std::borrow::Cow<'a, str> {
+    pub fn frequency_key<'a>(&self, value: &'a str) -> std::borrow::Cow<'a, str> {
         match self.comparator {
             Comparator::JapaneseName => {
                 let (kanji, kana) = value.split_once('\t').unwrap_or((value, ""));
@@ -376,6 +543,11 @@ impl Field {
 }
 
 /// How often each value occurs, for the fields with [`Field::term_frequency`].
+///
+/// A value's frequency is estimated as `(count + S·u) / (persons + S)`, with `u` the field's
+/// chance of exact agreement between different people and `S` = [`TermFrequencies::SMOOTHING`]
+/// persons: in a small population (a new MPI, a test) one person with a name says little about
+/// how common it is, and the estimate stays near the field's average.
 #[derive(Clone, Debug, Default)]
 pub struct TermFrequencies {
     counts: Vec<Option<HashMap<Box<str>, u32>>>,
@@ -383,6 +555,10 @@ pub struct TermFrequencies {
 }
 
 impl TermFrequencies {
+    /// Persons' worth of prior belief that a value is as common as the field's average.
+    pub const SMOOTHING: f64 = 100_000.0;
+
+    /// Counts the values of `records`.
     pub fn of(model: &Model, records: &[Record]) -> Self {
         let counts = model
             .fields
@@ -407,8 +583,34 @@ impl TermFrequencies {
         }
     }
 
+    /// Frequencies counted elsewhere (the MPI's persons, by a store query): for field `field`,
+    /// how many of `total` records hold each value, keyed by [`Field::frequency_key`].
+    pub fn from_counts(
+        model: &Model,
+        field: usize,
+        counts: impl IntoIterator<Item = (String, u32)>,
+        total: u64,
+    ) -> Self {
+        let mut map: HashMap<Box<str>, u32> = HashMap::new();
+        for (key, n) in counts {
+            if !key.is_empty() {
+                let slot = map.entry(key.into()).or_default();
+                *slot = (*slot).max(n);
+            }
+        }
+        let mut counts: Vec<Option<HashMap<Box<str>, u32>>> = vec![None; model.fields.len()];
+        if let Some(slot) = counts.get_mut(field) {
+            *slot = Some(map);
+        }
+        TermFrequencies {
+            counts,
+            total: total as f64,
+        }
+    }
+
     /// The weight adjustment (log2) for a pair: for each term-frequency field that agrees
-    /// exactly, `log2(u / frequency of the value)`.
+    /// exactly, `log2(u / estimated frequency of the value)` when the value is more common than
+    /// `u` says, else nothing.
     pub fn adjustment(&self, model: &Model, pattern: Pattern, a: &Record, b: &Record) -> f64 {
         let levels = model.levels_of(pattern);
         let mut total = 0.0;
@@ -418,14 +620,19 @@ impl TermFrequencies {
                 continue;
             }
             let field = &model.fields[f];
-            let freq = |r: &Record| {
+            let u = model.u[f][0];
+            let count = |r: &Record| {
                 counts
                     .get(field.frequency_key(&r[f]).as_ref())
-                    .map_or(0.0, |&n| f64::from(n) / self.total)
+                    .map_or(0.0, |&n| f64::from(n))
             };
-            let tf = freq(a).max(freq(b));
-            if tf > 0.0 {
-                total += (model.u[f][0] / tf).log2();
+            let n = count(a).max(count(b));
+            let tf = (n + Self::SMOOTHING * u) / (self.total + Self::SMOOTHING);
+            // Only a discount: a name rarer than the field's average is counted as average (a
+            // count of one or two in the population says little, and a rare name shared by a
+            // household is still shared).
+            if tf > 0.0 && u > 0.0 {
+                total += (u / tf).log2().min(0.0);
             }
         }
         total
@@ -537,6 +744,16 @@ impl Model {
     /// The posterior probability under the model's own prior.
     pub fn probability(&self, pattern: Pattern) -> f64 {
         self.probability_with(pattern, self.prior)
+    }
+
+    /// [`Model::probability`] with `adjust` (log2, from [`TermFrequencies::adjustment`]) added
+    /// to the weight.
+    pub fn probability_adjusted(&self, pattern: Pattern, adjust: f64) -> f64 {
+        if self.vetoed(pattern) {
+            return 0.0;
+        }
+        let odds = (self.prior / (1.0 - self.prior)).log2() + self.weight(pattern) + adjust;
+        1.0 / (1.0 + (-odds).exp2())
     }
 
     /// Estimates `u` from `samples` random pairs (pairs across sides when `sides` is given),
@@ -1126,35 +1343,104 @@ mod tests {
 
     #[test]
     fn japanese_names_tell_marriage_from_siblings() {
+        use name_level::*;
         let c = Comparator::JapaneseName;
-        assert_eq!(
-            c.level("高橋 太郎\tタカハシ タロー", "高橋太郎\tタカハシ タロー"),
-            Some(0)
-        );
-        assert_eq!(
-            c.level("高橋 太郎\tタカハシ タロー", "\tタカハシ タロー"),
-            Some(0)
-        );
-        assert_eq!(
-            c.level("高橋 幸子\tタカハシ サチコ", "高橋 幸子\tタカハシ ユキコ"),
-            Some(1)
-        );
-        assert_eq!(
-            c.level("佐藤 花子\tサトー ハナコ", "鈴木 花子\tスズキ ハナコ"),
-            Some(2)
-        );
-        assert_eq!(
-            c.level("高橋 太郎\tタカハシ タロー", "高橋 大郎\tタカハシ タロ"),
-            Some(3)
-        );
-        assert_eq!(
-            c.level("山田 一郎\tヤマダ イチロー", "山田 二郎\tヤマダ ジロー"),
-            Some(4)
-        );
-        assert_eq!(
-            c.level("山田 一郎\tヤマダ イチロー", "佐藤 花子\tサトー ハナコ"),
-            Some(5)
-        );
+        for (a, b, level) in [
+            (
+                "高橋 太郎\tタカハシ タロー",
+                "高橋太郎\tタカハシ タロー",
+                AGREE,
+            ),
+            ("高橋 太郎\tタカハシ タロー", "\tタカハシ タロー", AGREE),
+            (
+                "斉藤 恵子\tサイトー ケーコ",
+                "斉藤 啓子\tサイトー ケーコ",
+                READING_AGREES,
+            ),
+            (
+                "高橋 太郎\tタカハシ タロー",
+                "高橋 太郎\tタカハシ タルー",
+                READING_SLIP,
+            ),
+            (
+                "高橋 幸子\tタカハシ サチコ",
+                "高橋 幸子\tタカハシ ユキコ",
+                READING_DIFFERS,
+            ),
+            (
+                "小川 太郎\tオガワ タロー",
+                "小川 太郎\tコガワ タロー",
+                READING_DIFFERS,
+            ),
+            (
+                "中島 恵子\tナカジマ ケーコ",
+                "中島 恵子\tナカシマ ケーコ",
+                READING_DIFFERS,
+            ),
+            (
+                "中島 恵\tナカジマ メグミ",
+                "中島 恵\tナカシマ ケー",
+                READING_DIFFERS,
+            ),
+            (
+                "佐藤 花子\tサトー ハナコ",
+                "鈴木 花子\tスズキ ハナコ",
+                MARRIAGE,
+            ),
+            (
+                "佐藤 太郎\tサトー タロー",
+                "鈴木 太郎\tスズキ タロー",
+                MARRIAGE,
+            ),
+            (
+                "渡辺 太郎\tワタナベ タロー",
+                "渡部 太郎\tワタベ タロー",
+                DIFFERENT,
+            ),
+            (
+                "佐藤 花子\tサトー ハナコ",
+                "佐野 花子\tサノ ハナコ",
+                DIFFERENT,
+            ),
+            ("高橋 太一郎\t", "高橋太一朗\t", TYPO),
+            ("\tタカハシ タロー", "\tタカハシ タロ", TYPO),
+            (
+                "高橋 太郎\tタカハシ タロー",
+                "高橋 大郎\tタカハシ タロ",
+                DIFFERENT,
+            ),
+            (
+                "山田 一郎\tヤマダ イチロー",
+                "山田 二郎\tヤマダ ジロー",
+                RELATIVE,
+            ),
+            (
+                "山田 一郎\tヤマダ イチロー",
+                "佐藤 花子\tサトー ハナコ",
+                DIFFERENT,
+            ),
+        ] {
+            assert_eq!(c.level(a, b), Some(level), "{a} / {b}");
+            assert_eq!(c.level(b, a), Some(level), "{b} / {a}");
+        }
+    }
+
+    #[test]
+    fn term_frequencies_discount_common_values_only() {
+        let model = crate::matching::japanese_model();
+        let record = |kana: &str| -> Record {
+            vec![format!("\t{kana}").into(), "".into(), "".into(), "".into()]
+        };
+        let (a, b) = (record("サトーヒロシ"), record("サトーヒロシ"));
+        let pattern = model.compare(&a, &b);
+        let tf = |n: u32| {
+            TermFrequencies::from_counts(&model, 0, [("サトーヒロシ".to_string(), n)], 1_000_000)
+        };
+        assert!(tf(800).adjustment(&model, pattern, &a, &b) < -3.0);
+        assert_eq!(tf(1).adjustment(&model, pattern, &a, &b), 0.0);
+        // In a small population one person with the name is no evidence that it is common.
+        let small = TermFrequencies::from_counts(&model, 0, [("サトーヒロシ".into(), 1)], 20);
+        assert!(small.adjustment(&model, pattern, &a, &b) > -1.0);
     }
 
     #[test]
@@ -1166,6 +1452,11 @@ mod tests {
         assert_eq!(
             c.level(home, "0869999999\t7300011\t広島市中区基町1-2-3"),
             Some(2)
+        );
+        // Another house in the same town is another address.
+        assert_eq!(
+            c.level(home, "0869999999\t7300012\t広島市中区基町6-12-20"),
+            Some(4)
         );
         assert_eq!(c.level(home, "\t7300011\t岡山市北区1-1"), Some(3));
         assert_eq!(c.level(home, "0821234576\t\t"), Some(3));

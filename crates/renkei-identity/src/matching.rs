@@ -6,7 +6,9 @@
 //! does); birth dates and phone numbers count a typing slip as partial agreement. Nothing is
 //! merged on a score: people confirm.
 
-use crate::linkage::{BlockingRule, Comparator, Field, Model, Record, block_key};
+use crate::linkage::{
+    BlockingRule, Comparator, Field, Model, Record, TermFrequencies, block_key, name_level,
+};
 use crate::normalize::{normalize_address, normalize_kana, normalize_name};
 
 /// Demographics as compared.
@@ -30,6 +32,9 @@ pub struct MatchScore {
     pub score: f64,
     /// Which fields agreed (for the confirming person to see why).
     pub reasons: Vec<&'static str>,
+    /// Which fields both records have and disagree on (for the confirming person to see why
+    /// not).
+    pub disagreements: Vec<&'static str>,
 }
 
 /// Above this a candidate is shown to the person registering the patient.
@@ -49,9 +54,20 @@ pub const POPULATION_PRIOR: f64 = 1e-4;
 /// The model for Japanese demographics with default parameters (set from how registrations
 /// differ in practice; [`crate::linkage::run`] can retrain `m` and `u` on a population). A
 /// different given name under the same family name vetoes: twins share everything else.
+///
+/// The name's levels are [`name_level`]. What the parameters say:
+/// - a reading that differs while the kanji agree, beyond a one-kana slip, is another person
+///   who writes the name the same way (小川 オガワ/コガワ): `m` far below `u`, evidence against;
+/// - a marriage (given name agreeing in kanji and reading, family name changed to an unrelated
+///   one) has its own weight, the same for either sex; a near-miss family name (渡辺/渡部) is
+///   not a marriage but a different name;
+/// - a sex that differs weighs as its error rate says: about one registration in a thousand
+///   has the sex wrong;
+/// - agreement on a name counts by how common the name is ([`TermFrequencies`]; the suggestion
+///   path counts the MPI's persons, the benchmarks the population).
 pub fn japanese_model() -> Model {
     let mut name = Field::new("name", Comparator::JapaneseName);
-    name.veto = vec![4];
+    name.veto = vec![name_level::RELATIVE];
     name.term_frequency = true;
     Model {
         fields: vec![
@@ -61,13 +77,19 @@ pub fn japanese_model() -> Model {
             Field::new("contact", Comparator::Contact),
         ],
         m: vec![
-            vec![0.86, 0.05, 0.04, 0.04999, 0.00001, 0.00001],
-            vec![0.9698, 0.03, 0.0002],
-            vec![0.995, 0.005],
+            // agree, reading agrees, reading slip, marriage, typo, relative, reading differs,
+            // different.
+            vec![
+                0.87808, 0.05, 0.03, 0.012, 0.0299, 0.00001, 0.0000001, 0.00001,
+            ],
+            vec![0.96999, 0.03, 0.00001],
+            vec![0.999, 0.001],
             vec![0.45, 0.1, 0.15, 0.05, 0.25],
         ],
         u: vec![
-            vec![0.00005, 0.00002, 0.002, 0.0002, 0.003, 0.99473],
+            vec![
+                0.00005, 0.00002, 0.000005, 0.002, 0.0002, 0.003, 0.00002, 0.994705,
+            ],
             vec![0.00004, 0.0006, 0.99936],
             vec![0.5, 0.5],
             vec![0.00002, 0.00003, 0.00005, 0.002, 0.99788],
@@ -159,25 +181,58 @@ pub fn japanese_blocking(records: &[Record]) -> Vec<BlockingRule> {
 }
 
 /// How likely `a` and `b` are the same person, under [`japanese_model`] and
-/// [`POPULATION_PRIOR`].
+/// [`POPULATION_PRIOR`], without name frequencies (every name counts as averagely common).
 pub fn score(a: &Demographic, b: &Demographic) -> MatchScore {
-    score_records(&japanese_model(), &japanese_record(a), &japanese_record(b))
+    score_records(
+        &japanese_model(),
+        None,
+        &japanese_record(a),
+        &japanese_record(b),
+    )
 }
 
-/// [`score`] for records already normalised (one model, many comparisons).
-pub fn score_records(model: &Model, a: &Record, b: &Record) -> MatchScore {
+/// The key a name is counted under for [`TermFrequencies`] (the normalised reading without the
+/// space, or the kanji when there is no reading): what the suggestion path counts among the
+/// MPI's persons.
+pub fn name_frequency_key(record: &Record) -> String {
+    let model = japanese_model();
+    model.fields[NAME]
+        .frequency_key(record.get(NAME).map_or("", |s| s))
+        .into_owned()
+}
+
+/// [`score`] for records already normalised (one model, many comparisons), with name
+/// frequencies when known: the same weights as the whole-population runs.
+pub fn score_records(
+    model: &Model,
+    tf: Option<&TermFrequencies>,
+    a: &Record,
+    b: &Record,
+) -> MatchScore {
     let pattern = model.compare(a, b);
     let levels = model.levels_of(pattern);
-    let mut reasons = Vec::new();
-    match levels[NAME] {
-        Some(0) => reasons.extend(["kanji_name", "kana_name"]),
-        Some(1) => reasons.push("name"),
-        Some(2) => reasons.push("given_name"),
-        _ => {}
+    let adjust = tf.map_or(0.0, |tf| tf.adjustment(model, pattern, a, b));
+    let (mut reasons, mut disagreements) = (Vec::new(), Vec::new());
+    if let Some(level) = levels[NAME] {
+        let (agree, differ): (&[&'static str], &[&'static str]) = match level {
+            name_level::AGREE => (&["kanji_name", "kana_name"], &[]),
+            name_level::READING_AGREES => (&["kana_name"], &["kanji_name"]),
+            name_level::READING_SLIP | name_level::READING_DIFFERS => {
+                (&["kanji_name"], &["kana_name"])
+            }
+            name_level::MARRIAGE => (&["given_name"], &["family_name"]),
+            name_level::TYPO => (&["name_close"], &[]),
+            name_level::RELATIVE => (&["family_name"], &["given_name"]),
+            _ => (&[], &["name"]),
+        };
+        reasons.extend(agree);
+        disagreements.extend(differ);
     }
     for (field, why) in [(BIRTH, "birth_date"), (SEX, "sex")] {
-        if levels[field] == Some(0) {
-            reasons.push(why);
+        match levels[field] {
+            Some(0) => reasons.push(why),
+            Some(_) => disagreements.push(why),
+            None => {}
         }
     }
     match levels[CONTACT] {
@@ -187,10 +242,24 @@ pub fn score_records(model: &Model, a: &Record, b: &Record) -> MatchScore {
         Some(3) => reasons.push("postal_code"),
         _ => {}
     }
+    disagreements.extend(contact_disagreements(&a[CONTACT], &b[CONTACT]));
     MatchScore {
-        score: model.probability(pattern),
+        score: model.probability_adjusted(pattern, adjust),
         reasons,
+        disagreements,
     }
+}
+
+/// The parts of two contact values (`phone\tpostal\taddress`) that both have and that differ.
+fn contact_disagreements(a: &str, b: &str) -> Vec<&'static str> {
+    let (mut x, mut y) = (a.splitn(3, '\t'), b.splitn(3, '\t'));
+    ["phone", "postal_code", "address"]
+        .into_iter()
+        .filter(|_| {
+            let (p, q) = (x.next().unwrap_or(""), y.next().unwrap_or(""));
+            !p.is_empty() && !q.is_empty() && p != q
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -245,6 +314,100 @@ mod tests {
         assert!(s.score > SUGGEST, "{s:?}");
         assert!(s.reasons.contains(&"phone") && s.reasons.contains(&"birth_date"));
         assert!(s.reasons.contains(&"given_name"));
+    }
+
+    fn with_postal(mut d: Demographic, postal: &str) -> Demographic {
+        d.postal_code = postal.into();
+        d
+    }
+
+    #[test]
+    fn a_reading_that_differs_for_the_same_kanji_counts_against() {
+        // The pair: the same kanji, the same birth date, sex and postal district.
+        let a = with_postal(
+            person("小川 健一", "オガワ ケンイチ", "1960-05-05", "M"),
+            "990-0001",
+        );
+        let b = with_postal(
+            person("小川 健一", "コガワ ケンイチ", "1960-05-05", "M"),
+            "990-0001",
+        );
+        let mut no_reading = b.clone();
+        no_reading.kana_name.clear();
+        let (differs, unknown) = (score(&a, &b), score(&a, &no_reading));
+        assert!(differs.score < 0.9, "{differs:?}");
+        assert!(differs.score < unknown.score, "{differs:?} vs {unknown:?}");
+        assert!(differs.disagreements.contains(&"kana_name"));
+        let c = person("中島 恵", "ナカジマ メグミ", "1975-02-02", "F");
+        let d = person("中島 恵", "ナカシマ ケイ", "1975-02-02", "M");
+        assert!(score(&c, &d).score < SUGGEST, "{:?}", score(&c, &d));
+    }
+
+    #[test]
+    fn a_near_miss_family_name_is_not_a_marriage() {
+        let a = person("渡辺 健一", "ワタナベ ケンイチ", "1960-05-05", "M");
+        let b = person("渡部 健一", "ワタベ ケンイチ", "1960-05-05", "M");
+        let s = score(&a, &b);
+        assert!(s.score < SUGGEST, "{s:?}");
+        assert!(!s.reasons.contains(&"given_name"));
+    }
+
+    #[test]
+    fn a_real_marriage_still_links_for_either_sex() {
+        for (old, new, sex) in [
+            (
+                ("佐藤 恵子", "サトウ ケイコ"),
+                ("阿部 恵子", "アベ ケイコ"),
+                "F",
+            ),
+            (
+                ("佐藤 健一", "サトウ ケンイチ"),
+                ("阿部 健一", "アベ ケンイチ"),
+                "M",
+            ),
+        ] {
+            let a = person(old.0, old.1, "1980-10-10", sex);
+            let b = person(new.0, new.1, "1980-10-10", sex);
+            let s = score(&a, &b);
+            assert!(s.score >= SUGGEST, "{s:?}");
+            assert!(s.reasons.contains(&"given_name") && s.disagreements.contains(&"family_name"));
+        }
+    }
+
+    #[test]
+    fn a_sex_disagreement_weighs_as_its_error_rate() {
+        let model = japanese_model();
+        let rate = model.m[SEX][1];
+        assert!((0.0005..=0.002).contains(&rate), "{rate}");
+        let a = person("高橋 太郎", "タカハシ タロウ", "1948-04-05", "M");
+        let b = person("高橋 太郎", "タカハシ タロウ", "1948-04-05", "F");
+        let (same, other) = (score(&a, &a), score(&a, &b));
+        let odds = |p: f64| (p / (1.0 - p)).log2();
+        let drop = odds(same.score) - odds(other.score);
+        let expected =
+            (model.m[SEX][0] / model.u[SEX][0]).log2() - (model.m[SEX][1] / model.u[SEX][1]).log2();
+        assert!((drop - expected).abs() < 0.01, "{drop} vs {expected}");
+        assert!(other.disagreements.contains(&"sex"));
+    }
+
+    #[test]
+    fn a_common_name_scores_lower_than_a_rare_one() {
+        let model = japanese_model();
+        let mut a = person("佐藤 浩", "サトウ ヒロシ", "1948-04-05", "M");
+        a.phone = "023-111-2222".into();
+        let mut b = person("佐藤 浩", "サトウ ヒロシ", "1949-04-05", "M");
+        b.phone = "023-999-8888".into();
+        let (ra, rb) = (japanese_record(&a), japanese_record(&b));
+        let key = name_frequency_key(&ra);
+        assert_eq!(key, "サトーヒロシ");
+        let tf = |n: u32| TermFrequencies::from_counts(&model, NAME, [(key.clone(), n)], 1_000_000);
+        let rare = score_records(&model, Some(&tf(2)), &ra, &rb);
+        let common = score_records(&model, Some(&tf(800)), &ra, &rb);
+        assert!(common.score < rare.score, "{common:?} vs {rare:?}");
+        assert!(common.score < 0.9 && common.score >= SUGGEST, "{common:?}");
+        assert_eq!(rare.score, score(&a, &b).score);
+        assert!(common.disagreements.contains(&"birth_date"));
+        assert!(common.disagreements.contains(&"phone"));
     }
 
     #[test]

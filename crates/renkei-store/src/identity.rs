@@ -77,6 +77,19 @@ pub struct CandidateKeys {
     pub phone_key: String,
 }
 
+/// How common a registration's name is among the MPI's persons, for the common-name discount
+/// of MPI suggestions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NameCounts {
+    /// About how many persons there are: the highest person id (ids are never reused; persons
+    /// merged away still count, which errs towards a name being rarer, a smaller discount).
+    pub persons: i64,
+    /// Persons (not merged away) with this normalised reading.
+    pub same_kana: i64,
+    /// Persons (not merged away) with this normalised kanji name.
+    pub same_kanji: i64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct Card {
     pub id: i64,
@@ -748,6 +761,29 @@ impl Store {
             query.bind(limit).bind(q.offset).fetch_all(pool).await
         })
         .map_err(StoreError::from)
+    }
+
+    /// How many persons share a reading (`kana_key`) and a kanji name (`kanji_key`), both
+    /// normalised as the persons' keys are; an empty key counts none. Index lookups only.
+    pub async fn name_counts(&self, kana_key: &str, kanji_key: &str) -> Result<NameCounts> {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let (persons, same_kana, same_kanji): (i64, i64, i64) = with_db!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT (SELECT COALESCE(MAX(id), 0) FROM persons), \
+                 (SELECT COUNT(*) FROM persons WHERE kana_key = $1 AND merged_into IS NULL), \
+                 (SELECT COUNT(*) FROM persons WHERE kanji_key = $2 AND merged_into IS NULL)",
+            )
+            .bind(some(kana_key))
+            .bind(some(kanji_key))
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(StoreError::from)?;
+        Ok(NameCounts {
+            persons,
+            same_kana,
+            same_kanji,
+        })
     }
 
     /// Persons (not merged away) sharing any key with a registration: the candidates that are

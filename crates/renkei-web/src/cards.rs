@@ -214,12 +214,8 @@ pub async fn issue(
                             _ => "—",
                         },
                         score: format!("{:.0}%", c.score * 100.0),
-                        reasons: c
-                            .reasons
-                            .iter()
-                            .map(|r| reason_label(r))
-                            .collect::<Vec<_>>()
-                            .join("・"),
+                        reasons: labels(&c.reasons),
+                        disagreements: labels(&c.disagreements),
                     })
                     .collect();
                 return render(&CardCandidatesPage {
@@ -358,17 +354,70 @@ pub async fn check(
 }
 
 /// A matching reason in Japanese, for the clerk who confirms.
-fn reason_label(reason: &str) -> &'static str {
-    match reason {
+/// The fields named by a match score, in Japanese, as one line.
+fn labels(fields: &[&str]) -> String {
+    fields
+        .iter()
+        .map(|r| field_label(r))
+        .collect::<Vec<_>>()
+        .join("・")
+}
+
+fn field_label(field: &str) -> &'static str {
+    match field {
         "kanji_name" => "氏名",
         "kana_name" => "カナ氏名",
-        "name" => "氏名（一部表記違い）",
-        "given_name" => "名（姓が異なる）",
+        "name" => "氏名・カナ氏名",
+        "name_close" => "氏名（一部表記違い）",
+        "given_name" => "名",
+        "family_name" => "姓",
         "birth_date" => "生年月日",
         "sex" => "性別",
         "phone" => "電話番号",
         "address" => "住所",
         "postal_code" => "郵便番号",
         _ => "その他",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use askama::Template;
+
+    #[test]
+    fn the_suggestion_screen_names_the_fields_that_disagree() {
+        let page = CardCandidatesPage {
+            layout: crate::views::Layout {
+                title: "既に登録されている方の確認".into(),
+                network: "テスト".into(),
+                user: None,
+                csrf: "t".into(),
+                flash: None,
+                warning: None,
+                error: None,
+                signing_in: false,
+            },
+            patient_local_id: "B-1".into(),
+            kind: "hm".into(),
+            details: PersonDetails::default(),
+            candidates: vec![SuggestedPerson {
+                id: 7,
+                kanji_name: "中島 恵".into(),
+                kana_name: "ナカシマ ケイ".into(),
+                birth_date: "1975-02-02".into(),
+                sex: "男",
+                score: "62%".into(),
+                reasons: labels(&["kanji_name", "birth_date"]),
+                disagreements: labels(&["kana_name", "sex", "phone"]),
+            }],
+        };
+        let html = page.render().unwrap_or_default();
+        assert!(html.contains("<th>一致しない項目</th>"), "{html}");
+        assert!(html.contains("<td>氏名・生年月日</td>"), "{html}");
+        assert!(
+            html.contains("<td class=\"disagree\">カナ氏名・性別・電話番号</td>"),
+            "{html}"
+        );
     }
 }

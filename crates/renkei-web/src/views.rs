@@ -561,7 +561,10 @@ pub struct SuggestedPerson {
     pub birth_date: String,
     pub sex: &'static str,
     pub score: String,
+    /// The fields that agree, in Japanese.
     pub reasons: String,
+    /// The fields both records have that disagree, in Japanese.
+    pub disagreements: String,
 }
 
 #[derive(Template)]

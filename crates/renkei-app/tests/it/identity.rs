@@ -495,6 +495,93 @@ on_both_backends!(mpi_suggests_confirms_and_searches);
 
 /// A burst of reads is refused and alerts the operator; the disclosing hospital hears of a
 /// facility's first read of its patient (not of later reads).
+async fn suggestions_discount_common_names_and_show_disagreements(t: &TestStore) {
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_795_219_200)));
+    let app = App::new(t.store.clone(), clock, AppConfig::default());
+    let a = staff(&app, "hospital", "山形中央病院", true, "yc.clerk").await;
+    let b = staff(&app, "hospital", "鶴岡病院", true, "tr.clerk").await;
+    let person = |kanji: &str, kana: &str, birth: &str, phone: &str| PersonDetails {
+        kanji_name: kanji.into(),
+        kana_name: kana.into(),
+        birth_date: birth.into(),
+        sex: "M".into(),
+        phone: phone.into(),
+        postal_code: "990-0042".into(),
+        address: "山形県山形市七日町1-2-3".into(),
+    };
+    // Many 佐藤 浩 in the MPI (a very common name in the region), one 榊原 浩.
+    for i in 0..60 {
+        let born = format!("19{:02}-0{}-1{}", 20 + i, 1 + i % 9, i % 10);
+        app.issue_card(
+            &a,
+            &format!("S-{i}"),
+            CardKind::Hm,
+            Some(&person("佐藤 浩", "サトウ ヒロシ", &born, "")),
+        )
+        .await
+        .unwrap();
+    }
+    for (id, kanji, kana) in [("R-1", "榊原 浩", "サカキバラ ヒロシ")] {
+        app.issue_card(
+            &a,
+            id,
+            CardKind::Hm,
+            Some(&person(kanji, kana, "1948-04-05", "023-111-2222")),
+        )
+        .await
+        .unwrap();
+    }
+    app.issue_card(
+        &a,
+        "S-x",
+        CardKind::Hm,
+        Some(&person(
+            "佐藤 浩",
+            "サトウ ヒロシ",
+            "1948-04-05",
+            "023-111-2222",
+        )),
+    )
+    .await
+    .unwrap();
+    // Registered elsewhere: born a year later by one digit, another home.
+    let elsewhere = |kanji: &str, kana: &str| PersonDetails {
+        postal_code: "997-0035".into(),
+        address: "山形県鶴岡市馬場町9-9-9".into(),
+        ..person(kanji, kana, "1949-04-05", "0235-99-8888")
+    };
+    let best = |found: Vec<renkei_app::identity::Candidate>| {
+        found.into_iter().max_by(|x, y| x.score.total_cmp(&y.score))
+    };
+    let common = best(
+        app.suggest_persons(&b, &elsewhere("佐藤 浩", "サトウ ヒロシ"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let rare = best(
+        app.suggest_persons(&b, &elsewhere("榊原 浩", "サカキバラ ヒロシ"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(common.score < rare.score, "{common:?} vs {rare:?}");
+    assert!(common.score < 0.9, "{common:?}");
+    for c in [&common, &rare] {
+        assert!(c.disagreements.contains(&"birth_date"), "{c:?}");
+        assert!(c.disagreements.contains(&"phone"), "{c:?}");
+        assert!(c.reasons.contains(&"kana_name"), "{c:?}");
+    }
+    // The same kanji read another way is never suggested.
+    let other_reading = PersonDetails {
+        sex: "F".into(),
+        ..person("榊原 浩", "サカキハラ ユタカ", "1948-04-05", "")
+    };
+    let found = app.suggest_persons(&b, &other_reading).await.unwrap();
+    assert!(found.is_empty(), "{found:?}");
+}
+on_both_backends!(suggestions_discount_common_names_and_show_disagreements);
+
 async fn card_reads_are_rate_limited_and_first_reads_notified(t: &TestStore) {
     let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_795_219_200)));
     let config = AppConfig {
