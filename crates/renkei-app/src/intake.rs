@@ -72,6 +72,9 @@ pub struct ImportReport {
     pub messages_by_type: BTreeMap<String, usize>,
     pub warnings: Vec<WarningGroup>,
     pub errors: Vec<FileProblem>,
+    /// Links put on the 名寄せ review list: a patient record that names someone other than the
+    /// person its patient ID is linked to (stored all the same).
+    pub link_reviews: usize,
 }
 
 /// The key of files whose data kind cannot be told from their path.
@@ -448,6 +451,7 @@ impl ImportReport {
         self.replaced += other.replaced;
         self.items += other.items;
         self.warned += other.warned;
+        self.link_reviews += other.link_reviews;
         for (k, v) in other.by_kind {
             let mine = self.by_kind.entry(k).or_default();
             mine.stored += v.stored;
@@ -549,6 +553,13 @@ impl App {
                 part.items += m.items.len();
             }
         }
+        // Every stored or unchanged patient record is checked against its link: a PID that
+        // names someone else than the linked person is kept, and the link goes for review.
+        let records: Vec<&PatientRecord> = messages
+            .iter()
+            .filter_map(|m| m.demographics.as_ref())
+            .collect();
+        part.link_reviews += self.check_links(facility_id, &records).await?;
         report.absorb(part);
         Ok(())
     }
@@ -973,6 +984,24 @@ impl App {
                             "error",
                         );
                     }
+                }
+                // Stored; a PID that no longer fits the linked person goes on the 名寄せ
+                // review list (checked again if the sender retries after an error here).
+                if let Some(d) = &incoming.demographics
+                    && let Err(e) = self.check_links(facility.id, &[d]).await
+                {
+                    tracing::error!(error = %e, "checking the link of a received message failed");
+                    return reply(
+                        Some(&message),
+                        AckCode::Error,
+                        Some(AckError {
+                            code: "207",
+                            location: None,
+                            text: "the message was stored but not checked; send it again later"
+                                .into(),
+                        }),
+                        "error",
+                    );
                 }
                 reply(Some(&message), AckCode::Accept, None, outcome)
             }

@@ -395,36 +395,24 @@ fn notebook_message(
 }
 
 /// The fields of a file's patient record (record 1) that disagree with the person's: 氏名,
-/// カナ氏名, 生年月日, 性別. Names compare normalised (widths, kana forms, variant kanji); a
-/// field empty on either side is not compared; a birth date that is not a date disagrees.
+/// カナ氏名, 生年月日, 性別 (see [`crate::link_review::disagreeing`]).
 pub fn disagreeing_fields(p: &jahis::Patient, person: &Person) -> Vec<&'static str> {
-    use renkei_identity::normalize::{normalize_kana, normalize_name};
-    let mut out = Vec::new();
-    let differs = |a: String, b: String| !a.is_empty() && !b.is_empty() && a != b;
-    if differs(normalize_name(&p.name), normalize_name(&person.kanji_name)) {
-        out.push("氏名");
-    }
-    if differs(
-        normalize_kana(&p.kana_name),
-        normalize_kana(&person.kana_name),
-    ) {
-        out.push("カナ氏名");
-    }
-    if !p.birth_date.trim().is_empty()
-        && let Some(birth) = person.birth_date.as_deref().filter(|b| !b.is_empty())
-        && jahis::iso_date(&p.birth_date).as_deref() != Some(birth)
-    {
-        out.push("生年月日");
-    }
-    let sex = match p.sex.trim() {
-        "1" => "M",
-        "2" => "F",
-        _ => "",
+    let birth = jahis::iso_date(&p.birth_date);
+    let claimed = crate::link_review::Claimed {
+        kanji_name: &p.name,
+        kana_name: &p.kana_name,
+        birth_date: if p.birth_date.trim().is_empty() {
+            Some("")
+        } else {
+            birth.as_deref()
+        },
+        sex: match p.sex.trim() {
+            "1" => "M",
+            "2" => "F",
+            _ => "",
+        },
     };
-    if differs(sex.to_string(), person.sex.clone()) {
-        out.push("性別");
-    }
-    out
+    crate::link_review::disagreeing(&claimed, person)
 }
 
 /// Whether a notebook may be filed under `person`: `Ok(true)` when it passes only because the

@@ -18,6 +18,7 @@ pub mod identity;
 pub mod intake;
 pub mod interop;
 pub mod jahis_intake;
+pub mod link_review;
 pub mod medication;
 pub mod notices;
 mod secrets;

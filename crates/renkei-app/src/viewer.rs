@@ -25,6 +25,8 @@ pub struct PatientView {
     pub lab_map: HashMap<(i64, String), String>,
     /// The items' message ids (for documents' files), by item id.
     pub messages: HashMap<i64, i64>,
+    /// Links of this person under 名寄せ review, in words (see [`App::link_warnings`]).
+    pub link_warnings: Vec<String>,
 }
 
 /// The calendar of a patient: days with what the viewer may see, per facility.
@@ -33,6 +35,7 @@ pub struct CalendarView {
     pub person: Person,
     pub facilities: Vec<(i64, String)>,
     pub calendar: view::Calendar,
+    pub link_warnings: Vec<String>,
 }
 
 /// How many of the latest result days the lab table shows.
@@ -78,12 +81,14 @@ impl App {
             .into_iter()
             .map(|(f, local, jlac)| ((f, local), jlac))
             .collect();
+        let link_warnings = self.link_warnings(record.person.id).await?;
         Ok(PatientView {
             person: record.person,
             items,
             facilities,
             lab_map,
             messages,
+            link_warnings,
         })
     }
 
@@ -127,10 +132,12 @@ impl App {
         let facilities = self
             .facility_names(days.iter().map(|d| d.facility_id))
             .await?;
+        let link_warnings = self.link_warnings(person.id).await?;
         Ok(CalendarView {
             person,
             facilities,
             calendar,
+            link_warnings,
         })
     }
 

@@ -20,6 +20,7 @@ pub mod files;
 pub mod identity;
 mod institutions;
 mod jahis_parts;
+pub mod link_reviews;
 mod migrate;
 mod models;
 mod notices;

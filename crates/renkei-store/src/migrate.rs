@@ -103,6 +103,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "jahis split parts",
         include_str!("../migrations/sqlite/0019_jahis_split_parts.sql"),
     ),
+    (
+        20,
+        "link reviews",
+        include_str!("../migrations/sqlite/0020_link_reviews.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -194,6 +199,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         18,
         "jahis split parts",
         include_str!("../migrations/postgres/0018_jahis_split_parts.sql"),
+    ),
+    (
+        19,
+        "link reviews",
+        include_str!("../migrations/postgres/0019_link_reviews.sql"),
     ),
 ];
 

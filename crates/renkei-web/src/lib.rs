@@ -11,6 +11,7 @@ pub mod consent_pdf;
 mod consents;
 mod fhir;
 mod files;
+mod link_reviews;
 mod medication;
 mod pages;
 mod render;
@@ -119,6 +120,8 @@ pub fn router(state: WebState) -> Router {
         .route("/admin/notices/{id}/delete", post(admin::delete_notice))
         .route("/admin/audit", get(admin::audit))
         .route("/admin/persons", get(admin::persons))
+        .route("/link-reviews", get(link_reviews::list))
+        .route("/link-reviews/{id}", post(link_reviews::resolve))
         .route("/admin/persons/{id}", get(admin::person))
         .route("/admin/persons/{id}/merge", post(admin::merge_person))
         .route("/admin/persons/{id}/unmerge", post(admin::unmerge_person))

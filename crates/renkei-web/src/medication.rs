@@ -274,3 +274,51 @@ pub async fn history(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use askama::Template;
+
+    #[test]
+    fn split_codes_waiting_are_shown_with_what_is_missing_and_until_when() {
+        let report = renkei_app::medication::MedicationReport {
+            pending: vec![renkei_app::medication::PendingSplit {
+                data_id: "00000000000042".into(),
+                total: 3,
+                received: vec![1],
+                expires_at: 1_795_221_000_000_000,
+            }],
+            expired: vec!["分割QRコード（データID 7）は破棄しました".into()],
+            ..Default::default()
+        };
+        let page = MedicationPage {
+            layout: Layout {
+                title: "お薬手帳データの登録".into(),
+                network: "テスト".into(),
+                user: None,
+                csrf: "t".into(),
+                flash: None,
+                warning: None,
+                error: None,
+                signing_in: false,
+            },
+            splits: SplitsView::of(&report),
+            report: None,
+            apps: Vec::new(),
+        };
+        let html = page.render().unwrap_or_default();
+        assert!(html.contains("role=\"status\""), "{html}");
+        assert!(
+            html.contains(
+                "<td>00000000000042</td><td>1 / 3</td><td>2・3</td><td>2026-11-21 09:30 まで</td>"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("分割QRコード（データID 7）は破棄しました"));
+        assert!(
+            html.contains("name=\"name_changed\""),
+            "the name-change confirmation is offered"
+        );
+    }
+}

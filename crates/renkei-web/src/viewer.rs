@@ -552,6 +552,7 @@ pub async fn patient(
                         facilities: c.facilities.clone(),
                         lab_map: Default::default(),
                         messages: Default::default(),
+                        link_warnings: c.link_warnings.clone(),
                     },
                     Some(c.calendar),
                 ),
@@ -631,6 +632,7 @@ pub async fn patient(
     let mut page = ViewerPage {
         layout: user.layout(&st.app, "統合参照Viewer"),
         person: view.person.id,
+        link_warnings: view.link_warnings.clone(),
         kanji_name: view.person.kanji_name.clone(),
         kana_name: view.person.kana_name.clone(),
         birth_date: view.person.birth_date.clone().unwrap_or_default(),
@@ -1190,6 +1192,96 @@ mod tests {
         assert!(shown.starts_with("退院時サマリー\n経過良好。"));
         assert!(shown.len() <= INLINE_TEXT_MAX + 200);
         assert!(shown.contains("表示はここまでです"));
+    }
+
+    #[test]
+    fn a_notebooks_records_are_shown_in_words() {
+        let note = serde_json::json!({ "kind": "残薬確認", "text": "残薬は5錠", "date": null });
+        assert_eq!(note_line(&note).as_deref(), Some("残薬確認: 残薬は5錠"));
+        let dated =
+            serde_json::json!({ "kind": "患者等記入", "text": "飲み忘れ", "date": "2026-11-02" });
+        assert_eq!(
+            note_line(&dated).as_deref(),
+            Some("患者等記入: 飲み忘れ（2026-11-02）")
+        );
+        assert_eq!(
+            note_line(&serde_json::json!("古い形式")).as_deref(),
+            Some("古い形式")
+        );
+        let item =
+            |id: i64, category: &str, date: &str, detail: serde_json::Value, display: &str| {
+                ViewItem {
+                    id,
+                    facility: 3,
+                    category: category.into(),
+                    date: Some(date.into()),
+                    code: String::new(),
+                    code_system: String::new(),
+                    display: display.into(),
+                    status: "noted".into(),
+                    end: None,
+                    detail,
+                }
+            };
+        let view = PatientView {
+            person: renkei_app::identity::PersonRow {
+                id: 1,
+                common_id: "34000000018".into(),
+                kanji_name: "山田 花子".into(),
+                kana_name: "ヤマダ ハナコ".into(),
+                birth_date: Some("1958-03-03".into()),
+                sex: "F".into(),
+                issuer_facility: 1,
+                created_at: 0,
+                merged_into: None,
+                phone: String::new(),
+                postal_code: String::new(),
+                address: String::new(),
+            },
+            items: vec![
+                item(
+                    1,
+                    "prescription",
+                    "2026-11-01",
+                    serde_json::json!({"source": "jahis-notebook", "kind": "手帳メモ"}),
+                    "血圧手帳も持参",
+                ),
+                item(
+                    2,
+                    "allergy",
+                    "2020-01-01",
+                    serde_json::json!({"source": "jahis-notebook", "kind": "アレルギー歴"}),
+                    "ペニシリン",
+                ),
+                item(3, "allergy", "2019-01-01", serde_json::json!({}), "卵"),
+                item(
+                    4,
+                    "prescription",
+                    "2026-11-02",
+                    serde_json::json!({"source": "jahis"}),
+                    "アムロジピン錠",
+                ),
+            ],
+            facilities: vec![(3, "駅前薬局".into())],
+            lab_map: Default::default(),
+            messages: Default::default(),
+            link_warnings: Vec::new(),
+        };
+        let entries = notebook_entries(&view);
+        let shown: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|e| (e.0.as_str(), e.1.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("アレルギー歴", "ペニシリン"),
+                ("アレルギー", "卵"),
+                ("手帳メモ", "血圧手帳も持参")
+            ],
+            "allergies first (any source), then the notebook's own records; drugs are not entries"
+        );
+        assert_eq!(entries[0].3, "駅前薬局");
     }
 
     #[test]

@@ -706,6 +706,8 @@ pub struct SummaryView {
 pub struct ViewerPage {
     pub layout: Layout,
     pub person: i64,
+    /// Links of this person under 名寄せ review.
+    pub link_warnings: Vec<String>,
     pub kanji_name: String,
     pub kana_name: String,
     pub birth_date: String,
@@ -875,4 +877,47 @@ pub struct AuthorizePage {
 #[template(path = "hop.html")]
 pub struct HopPage {
     pub url: String,
+}
+
+#[derive(Template)]
+#[template(path = "link_reviews.html")]
+pub struct LinkReviewsPage {
+    pub layout: Layout,
+    pub rows: Vec<LinkReviewRow>,
+}
+
+/// One review as the list shows it (field names, never values).
+pub struct LinkReviewRow {
+    pub id: i64,
+    pub facility: String,
+    pub patient_local_id: String,
+    pub common_id: String,
+    pub fields: String,
+    pub opened: String,
+    pub open: bool,
+    /// 同一人物と確認 / リンク解除, by whom and when.
+    pub outcome: String,
+}
+
+impl LinkReviewRow {
+    pub fn of(r: renkei_app::link_review::ReviewRow) -> Self {
+        let at = |t: i64| renkei_core::time::Timestamp(t).jst_minutes();
+        let outcome = match (r.review.resolution.as_str(), r.review.resolved_at) {
+            ("confirmed", Some(t)) => {
+                format!("同一人物と確認（{} {}）", r.review.resolved_by, at(t))
+            }
+            ("unlinked", Some(t)) => format!("リンクを解除（{} {}）", r.review.resolved_by, at(t)),
+            _ => String::new(),
+        };
+        LinkReviewRow {
+            id: r.review.id,
+            facility: r.facility_name,
+            patient_local_id: r.review.patient_local_id,
+            common_id: r.common_id,
+            fields: r.review.fields.replace(',', "・"),
+            opened: at(r.review.opened_at),
+            open: r.review.resolved_at.is_none(),
+            outcome,
+        }
+    }
 }

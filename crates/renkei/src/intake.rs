@@ -175,6 +175,12 @@ fn print_summary(report: &ImportReport, seconds: f64) {
             );
         }
     }
+    if report.link_reviews > 0 {
+        println!(
+            "名寄せ確認 {} 件: 患者情報がリンク先の方と一致しない患者IDがあります（記録は取り込み済み）。ポータルの「名寄せ確認」で確認してください",
+            report.link_reviews
+        );
+    }
     if !report.messages_by_type.is_empty() {
         println!("メッセージ型ごと:");
         for (kind, n) in &report.messages_by_type {

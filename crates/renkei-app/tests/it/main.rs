@@ -9,6 +9,7 @@ mod fhir;
 mod files;
 mod identity;
 mod intake;
+mod link_reviews;
 mod medication;
 mod medication_intake;
 mod ssmix2_deviations;
