@@ -151,13 +151,50 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     await clickAndLoad(pharmacyPage, button(pharmacyPage, '連携'));
     assert.ok((await bodyText(pharmacyPage)).includes('お薬手帳アプリと連携しました'), 'the app is linked to the card');
     await pharmacyPage.locator('#card').fill(payload);
-    const exported = fs.readFileSync(path.join(REPO_ROOT, 'fixtures/jahis-rx-parser/fixtures/tc-multi-dispensing.txt'));
+    // The receipt computer's export (a public fixture) for this patient: its record 1 says who
+    // the patient is, as the viewer's banner does (birth date in the era form).
+    const fixture = fs.readFileSync(path.join(REPO_ROOT, 'fixtures/jahis-rx-parser/fixtures/tc-multi-dispensing.txt'), 'utf8');
+    const banner = await page.evaluate(() => ({
+      name: document.querySelector('.patient-bar h1').firstChild.textContent.trim(),
+      kana: document.querySelector('.patient-bar h1 span').textContent.trim(),
+      line: document.querySelector('.patient-bar p').textContent,
+    }));
+    const [, y, m, d, sexLabel] = banner.line.match(/(\d{4})-(\d{2})-(\d{2}) (\S+)・/);
+    const era = Number(y) >= 1989 ? `H${String(Number(y) - 1988).padStart(2, '0')}` : `S${String(Number(y) - 1925).padStart(2, '0')}`;
+    const record1 = `1,${banner.name},${sexLabel === '男' ? 1 : 2},${era}${m}${d},730-0011,広島市中区基町1-1,,,,,${banner.kana}`;
+    const exported = Buffer.from(fixture.replace(/^1,.*$/m, record1));
     await pharmacyPage.locator('#files').setInputFiles({ name: 'okusuri.txt', mimeType: 'text/plain', buffer: exported });
     await clickAndLoad(pharmacyPage, button(pharmacyPage, '登録'));
     assert.ok((await text(pharmacyPage.locator('#medication-report'))).includes('登録 2 件'), 'two dispensings are stored');
     await shot(pharmacyPage, 'medication-upload');
-    for (let i = 0; i < 100 && pushed.length < 2; i++) await new Promise((r) => setTimeout(r, 200));
-    assert.equal(pushed.length, 2, 'each new dispensing is pushed to the linked app');
+    // Another patient's export under this card is refused, naming the fields.
+    await pharmacyPage.locator('#card').fill(payload);
+    await pharmacyPage.locator('#files').setInputFiles({ name: 'other.txt', mimeType: 'text/plain', buffer: Buffer.from(fixture) });
+    await clickAndLoad(pharmacyPage, button(pharmacyPage, '登録'));
+    const refused = await text(pharmacyPage.locator('#medication-report'));
+    assert.ok(refused.includes('一致しない項目') && refused.includes('登録 0 件'), `another patient's file: ${refused}`);
+    // The patient's QR code split over two symbols, read out of order with the barcode reader:
+    // the first read waits (and says what is missing), the second stores the dispensing.
+    const qrPart = (n, body) => `JAHISTC08,1\r\n${n === 1 ? record1 + '\r\n' : ''}${body}911,20261121001,2,${n}\r\n`;
+    const dispensing = ['5,20261120,1', '11,駅前薬局,34,4,1234567,,,,1', '51,広島中央総合病院,34,1,1234564,1', '201,1,アムロジピン錠５ｍｇ,1,錠,2,620000001,1', '301,1,1日1回朝食後,28,日分,1,,,1', '421,残薬は5錠,1'];
+    const scanQr = async (text) => {
+      await pharmacyPage.locator('#card').fill(payload);
+      await pharmacyPage.locator('#qr').fill(text);
+      await clickAndLoad(pharmacyPage, button(pharmacyPage, '登録'));
+    };
+    await scanQr(qrPart(2, dispensing.slice(3).join('\r\n') + '\r\n'));
+    const waiting = await text(pharmacyPage.locator('#medication-splits'));
+    assert.ok(waiting.includes('1 / 2') && waiting.includes('まで'), `the split code waits: ${waiting}`);
+    await shot(pharmacyPage, 'medication-split-waiting');
+    // The card stays read and the reader's next scan lands in the QR field.
+    assert.equal(await pharmacyPage.locator('#card').inputValue(), payload, 'the card is kept while a code waits');
+    assert.equal(await pharmacyPage.evaluate(() => document.activeElement.id), 'qr', 'the QR field has the focus');
+    await pharmacyPage.keyboard.type(qrPart(1, dispensing.slice(0, 3).join('\r\n') + '\r\n'));
+    await clickAndLoad(pharmacyPage, button(pharmacyPage, '登録'));
+    assert.ok((await text(pharmacyPage.locator('#medication-report'))).includes('登録 1 件'), 'the whole code is stored once complete');
+    assert.equal(await pharmacyPage.locator('#medication-splits').count(), 0, 'nothing waits any more');
+    for (let i = 0; i < 100 && pushed.length < 3; i++) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(pushed.length, 3, 'each new dispensing (two in the file, one in the split code) is pushed to the linked app');
     assert.match(pushed[0].headers['x-renkei-signature'], /^t=\d+,v1=[0-9a-f]{64}$/, 'pushes are signed');
     assert.equal(JSON.parse(pushed[0].body).event, 'medication.dispensing');
     // A one-time code for the patient's notebook app; the app reads the history once.
@@ -185,6 +222,7 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     await page.goto(`${base}/viewer/${person}?tab=medication`);
     const notebook = await text(page.locator('#medication'));
     assert.ok(notebook.includes('ノルバスク') && notebook.includes('ロキソニン') && notebook.includes('工業会薬局'), `the medication notebook: ${notebook.slice(0, 300)}`);
+    assert.ok(notebook.includes('アムロジピン') && notebook.includes('残薬確認: 残薬は5錠'), `the split code's dispensing and its 残薬確認: ${notebook.slice(0, 600)}`);
     const firstDay = page.locator('.month-calendars a.dispensed').first();
     assert.ok(await firstDay.isVisible(), 'dispensing dates are marked on a month calendar');
     await firstDay.click();

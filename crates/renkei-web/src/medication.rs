@@ -21,6 +21,7 @@ pub async fn form(State(st): State<WebState>, user: CurrentUser) -> Response {
             .await
             .unwrap_or_default(),
         splits: splits(&st, &user).await,
+        card: String::new(),
     })
 }
 
@@ -71,6 +72,7 @@ pub async fn link(
         report: None,
         apps,
         splits: SplitsView::default(),
+        card: String::new(),
     })
 }
 
@@ -112,6 +114,7 @@ pub async fn upload(
                                 report: None,
                                 apps: Vec::new(),
                                 splits: SplitsView::default(),
+                                card: String::new(),
                             });
                         }
                     }
@@ -129,6 +132,7 @@ pub async fn upload(
                     report: None,
                     apps: Vec::new(),
                     splits: SplitsView::default(),
+                    card: String::new(),
                 });
             }
         }
@@ -143,6 +147,7 @@ pub async fn upload(
             report: None,
             apps: Vec::new(),
             splits: SplitsView::default(),
+            card: String::new(),
         });
     }
     match st
@@ -151,18 +156,25 @@ pub async fn upload(
         .await
     {
         Ok(report) => {
-            let mut flash = format!(
-                "調剤 {} 件を登録しました（登録済み {} 件）",
-                report.dispensings_stored, report.dispensings_unchanged
-            );
-            if !report.pending.is_empty() {
-                flash.push_str("。分割QRコードの残りの部分を読み取ってください");
-            }
+            let waiting = !report.pending.is_empty();
+            let stored = report.dispensings_stored + report.dispensings_unchanged > 0;
+            let flash = match (waiting, stored) {
+                (true, false) => "分割QRコードの一部を受け付けました（すべての部分がそろうまで登録されません）。続けて残りの部分を読み取ってください".to_string(),
+                (true, true) => format!(
+                    "調剤 {} 件を登録しました（登録済み {} 件）。読み取り途中の分割QRコードの残りの部分を読み取ってください",
+                    report.dispensings_stored, report.dispensings_unchanged
+                ),
+                _ => format!(
+                    "調剤 {} 件を登録しました（登録済み {} 件）",
+                    report.dispensings_stored, report.dispensings_unchanged
+                ),
+            };
             render(&MedicationPage {
                 layout: user
                     .layout(&st.app, "お薬手帳データの登録")
                     .with_flash(Some(flash)),
                 splits: SplitsView::of(&report),
+                card: if waiting { card } else { String::new() },
                 report: Some(report),
                 apps: Vec::new(),
             })
@@ -174,6 +186,7 @@ pub async fn upload(
             report: None,
             apps: Vec::new(),
             splits: SplitsView::default(),
+            card: String::new(),
         }),
         Err(e) => error_page(&st.app, e),
     }
@@ -222,6 +235,7 @@ pub async fn issue_code(
             report: None,
             apps: Vec::new(),
             splits: SplitsView::default(),
+            card: String::new(),
         }),
         Err(e) => error_page(&st.app, e),
     }
@@ -304,6 +318,7 @@ mod tests {
                 signing_in: false,
             },
             splits: SplitsView::of(&report),
+            card: "34000000018:SECRET".into(),
             report: None,
             apps: Vec::new(),
         };

@@ -819,6 +819,9 @@ pub struct MedicationPage {
     pub apps: Vec<(i64, String)>,
     /// Split QR codes waiting for their other parts, and those given up.
     pub splits: SplitsView,
+    /// The card just read, kept while a split code waits for its next part (the reader then
+    /// scans only the QR code), with the focus on the QR field.
+    pub card: String,
 }
 
 /// The split QR codes a pharmacy is in the middle of reading.
