@@ -127,6 +127,20 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
 
     await page.goto(`${base}/viewer/${person}?tab=summary`);
     assert.ok(await page.locator('#summary').isVisible(), 'the minimum data page');
+    // Prescriptions are outside the patient's consent: the summary says so, never 「なし」, and
+    // the print-out names who printed it and what it leaves out.
+    const withheldRx = await text(page.locator('#summary [data-scope="prescription"]'));
+    assert.ok(withheldRx.includes('同意の範囲外'), `prescriptions are said to be outside the consent: ${withheldRx}`);
+    const section = await page.evaluate(() => {
+      const h = [...document.querySelectorAll('#summary h3')].find((e) => e.textContent === '現在の処方');
+      return h.nextElementSibling.nextElementSibling?.tagName === 'P' ? h.nextElementSibling.nextElementSibling.textContent : '';
+    });
+    assert.notEqual(section.trim(), 'なし', 'not allowed is not shown as none');
+    assert.ok((await text(page.locator('#summary .print-note'))).includes('含まれない区分: 処方（同意の範囲外'), 'the print-out lists what it leaves out');
+    // 印刷 prints (no inline handler: the app's CSP would block it).
+    await page.evaluate(() => { window.__printed = 0; window.print = () => { window.__printed += 1; }; });
+    await page.locator('#print-summary').click();
+    assert.equal(await page.evaluate(() => window.__printed), 1, 'the print button calls window.print');
     await shot(page, 'minimum-data');
 
     // A pharmacy uploads its receipt computer's export for the patient's card and discloses its

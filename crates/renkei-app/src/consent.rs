@@ -49,6 +49,9 @@ pub struct VisibleItem {
 pub struct RecordView {
     pub person: Person,
     pub items: Vec<VisibleItem>,
+    /// What the reader may see of each category, from the rules alone (so that a screen says
+    /// 「閲覧権限の範囲外」 or 「同意の範囲外」 where it would otherwise say 「なし」).
+    pub scopes: Vec<(ConsentCategory, renkei_core::consent::CategoryScope)>,
 }
 
 /// Which part of a record a read takes (everything by default).
@@ -865,6 +868,20 @@ impl App {
             .as_deref()
             .and_then(Profession::from_key)
             .unwrap_or(Profession::Clerk);
+        // A profession whose row of the matrix allows no category (the patient list only) does
+        // not open a record at all; decided before the person is looked up, so it says nothing
+        // about who exists.
+        if self.rights().await?.of(profession).is_empty() {
+            self.append_audit(self.event(
+                actor,
+                "clinical.read",
+                format!("person:{person_id}"),
+                AuditOutcome::Denied,
+                &format!("{what} profession_without_rights"),
+            ))
+            .await?;
+            return Err(AppError::Forbidden);
+        }
         let viewer = Viewer {
             user: actor.user_id.unwrap_or(0),
             facility,
@@ -1014,9 +1031,14 @@ impl App {
             }
         }
         self.close_read(actor, &read, &what).await?;
+        let scopes = ConsentCategory::ALL
+            .into_iter()
+            .map(|c| (c, read.decider.scope_of(c)))
+            .collect();
         Ok(RecordView {
             person: read.person,
             items,
+            scopes,
         })
     }
 
@@ -1096,9 +1118,14 @@ impl App {
             }
         }
         self.close_read(actor, &read, &what).await?;
+        let scopes = ConsentCategory::ALL
+            .into_iter()
+            .map(|c| (c, read.decider.scope_of(c)))
+            .collect();
         Ok(RecordView {
             person: read.person,
             items,
+            scopes,
         })
     }
 

@@ -3,6 +3,7 @@
 //! is decided item by item and audited; the calendar, time line, lab table and minimum data are
 //! computed from that result by `renkei_clinical::view`.
 
+use renkei_core::consent::{CategoryScope, ConsentCategory};
 use std::collections::HashMap;
 
 pub use renkei_clinical::view;
@@ -27,6 +28,8 @@ pub struct PatientView {
     pub messages: HashMap<i64, i64>,
     /// Links of this person under 名寄せ review, in words (see [`App::link_warnings`]).
     pub link_warnings: Vec<String>,
+    /// What the reader may see of each category, from the rules alone.
+    pub scopes: Vec<(ConsentCategory, CategoryScope)>,
 }
 
 /// The calendar of a patient: days with what the viewer may see, per facility.
@@ -82,7 +85,9 @@ impl App {
             .map(|(f, local, jlac)| ((f, local), jlac))
             .collect();
         let link_warnings = self.link_warnings(record.person.id).await?;
+        let scopes = record.scopes;
         Ok(PatientView {
+            scopes,
             person: record.person,
             items,
             facilities,

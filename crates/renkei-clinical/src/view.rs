@@ -446,7 +446,7 @@ pub fn minimum_data(items: &[ViewItem], today: &str) -> MinimumData {
         .map(|i| {
             (
                 i.date.clone().unwrap_or_default(),
-                i.display.clone(),
+                encounter_label(&i.display).to_string(),
                 i.facility,
             )
         })
@@ -647,5 +647,22 @@ mod tests {
         assert_eq!(m.medicines[0].1, "1錠 1日1回朝食後");
         assert_eq!(m.diagnoses.len(), 1);
         assert_eq!(m.diagnoses[0].0, "高血圧症");
+    }
+}
+
+/// An encounter's event in words (外来受診, 入院, 退院, …); anything else as given.
+pub fn encounter_label(event: &str) -> &str {
+    match event {
+        "outpatient_visit" => "外来受診",
+        "admission" => "入院",
+        "admission_planned" => "入院予定",
+        "transfer" => "転科・転棟",
+        "transfer_planned" => "転科・転棟予定",
+        "leave_of_absence" => "外出・外泊",
+        "return_from_leave" => "外出・外泊からの帰院",
+        "discharge" => "退院",
+        "discharge_planned" => "退院予定",
+        "attending_change" => "担当医の変更",
+        other => other,
     }
 }

@@ -395,6 +395,34 @@ impl Decision {
     }
 }
 
+/// What a viewer may see of a category of this patient's record, from the rules alone
+/// (profession rights, consents, disclosure policies, grants) — never from what data exists, so
+/// that saying it tells nothing about the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CategoryScope {
+    /// Every disclosing facility's records of the category, as far as the viewer's access goes.
+    Visible,
+    /// Some facilities' records (or some periods) only.
+    Partly,
+    /// The viewer's profession may not see the category at all.
+    OutsideProfession,
+    /// No other facility's records of the category are disclosed to the viewer (the viewer's own
+    /// facility's still are).
+    OutsideConsent,
+}
+
+impl CategoryScope {
+    /// What a screen says instead of 「なし」 when the category is not (wholly) visible.
+    pub fn label(self) -> &'static str {
+        match self {
+            CategoryScope::Visible => "",
+            CategoryScope::Partly => "一部の施設・期間の記録は同意の範囲外",
+            CategoryScope::OutsideProfession => "閲覧権限の範囲外",
+            CategoryScope::OutsideConsent => "同意の範囲外（他施設の記録）",
+        }
+    }
+}
+
 /// What one disclosing facility discloses to this viewer now.
 #[derive(Clone, Debug)]
 enum Disclosure {
@@ -558,6 +586,56 @@ impl Decider {
                 }
             }
         }
+    }
+
+    /// What the viewer may see of `category`, from the rules alone (see [`CategoryScope`]).
+    pub fn scope_of(&self, category: ConsentCategory) -> CategoryScope {
+        if !self.profession.contains(category) {
+            return CategoryScope::OutsideProfession;
+        }
+        if self.emergency {
+            return CategoryScope::Visible;
+        }
+        let (mut open, mut closed) = (0, 0);
+        for (facility, disclosure) in &self.disclosures {
+            if *facility == self.viewer.facility {
+                continue;
+            }
+            let reachable = match &self.card {
+                CardAccess::None => false,
+                CardAccess::All => true,
+                CardAccess::Only(fs) => fs.contains(facility),
+            };
+            let whole = match disclosure {
+                Disclosure::Always(c) => c.contains(category),
+                Disclosure::Windows(ws) => ws.iter().any(|(c, from, to)| {
+                    c.contains(category) && *from == i32::MIN && *to == i32::MAX
+                }),
+            };
+            let some = match disclosure {
+                Disclosure::Always(c) => c.contains(category),
+                Disclosure::Windows(ws) => ws.iter().any(|(c, _, _)| c.contains(category)),
+            };
+            match (reachable && some, reachable && whole) {
+                (true, true) => open += 1,
+                (true, false) => {
+                    open += 1;
+                    closed += 1;
+                }
+                _ => closed += 1,
+            }
+        }
+        match (open, closed) {
+            (0, _) => CategoryScope::OutsideConsent,
+            (_, 0) => CategoryScope::Visible,
+            _ => CategoryScope::Partly,
+        }
+    }
+
+    /// Whether the viewer's profession may see any category at all (a row of the matrix that
+    /// allows only the patient list cannot open the viewer).
+    pub fn may_read_anything(&self) -> bool {
+        !self.profession.is_empty()
     }
 
     /// Whether anything at all of `facility`'s could be permitted (lists and counts use this to

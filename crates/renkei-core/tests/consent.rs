@@ -531,3 +531,64 @@ fn data_periods_bound_dated_items_but_not_undated_ones() {
     assert!(d.may_see_any_of(1));
     assert!(!d.may_see_any_of(3));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+    /// What a screen says of a category (from the rules) never contradicts the decisions: what
+    /// it calls outside the profession or the consent is never shown, and what it calls visible
+    /// is shown from every facility that discloses anything to the viewer.
+    #[test]
+    fn a_categorys_scope_agrees_with_the_decisions(
+        rights in rights(),
+        patient in patient(),
+        queries in proptest::collection::vec(query(), 200),
+    ) {
+        for (viewer, item, now) in &queries {
+            let decider = Decider::new(&rights, viewer, &patient, *now);
+            let scope = decider.scope_of(item.category);
+            let permitted = decider.decide(item).permitted();
+            match scope {
+                CategoryScope::OutsideProfession => prop_assert!(!permitted, "{:?} {:?}", viewer, item),
+                CategoryScope::OutsideConsent if item.facility != viewer.facility => {
+                    prop_assert!(!permitted, "{:?} {:?}", viewer, item);
+                }
+                CategoryScope::Visible if item.date.is_none()
+                    && decider.may_see_any_of(item.facility)
+                    && (patient.consents.iter().any(|c| c.disclosing == item.facility)
+                        || patient.policies.iter().any(|p| p.facility == item.facility)) =>
+                {
+                    prop_assert!(permitted, "{:?} {:?}", viewer, item);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn a_clerk_is_told_allergies_are_outside_their_rights_not_that_there_are_none() {
+    let mut rights = ProfessionRights::defaults();
+    rights.set(
+        Profession::Clerk,
+        CategorySet::of(&[ConsentCategory::Admission]),
+    );
+    let clerk = Viewer {
+        user: 1,
+        facility: 2,
+        profession: Profession::Clerk,
+    };
+    let patient = PatientContext::default();
+    let d = Decider::new(&rights, &clerk, &patient, 0);
+    assert_eq!(
+        d.scope_of(ConsentCategory::Allergy),
+        CategoryScope::OutsideProfession
+    );
+    assert_eq!(
+        d.scope_of(ConsentCategory::Admission),
+        CategoryScope::OutsideConsent,
+        "no facility discloses to it"
+    );
+    assert!(d.may_read_anything());
+    rights.set(Profession::Clerk, CategorySet::EMPTY);
+    assert!(!Decider::new(&rights, &clerk, &patient, 0).may_read_anything());
+}

@@ -442,3 +442,37 @@ pub async fn public_search(
         Err(e) => error_page(&st.app, e),
     }
 }
+
+#[cfg(test)]
+mod inline_handler_tests {
+    /// The app's CSP forbids inline script: a handler attribute in a template would silently do
+    /// nothing (the ミニマムデータ 印刷 button did). None may be written.
+    #[test]
+    fn no_template_has_an_inline_event_handler() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.map(|e| e.path()).unwrap_or_default();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for (n, line) in text.lines().enumerate() {
+                let lower = line.to_ascii_lowercase();
+                let handler = lower.match_indices(" on").any(|(i, _)| {
+                    let rest = &lower[i + 3..];
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase())
+                        .collect();
+                    !name.is_empty() && rest[name.len()..].trim_start().starts_with('=')
+                });
+                if handler || lower.contains("javascript:") || lower.contains("<script>") {
+                    found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "inline script in templates:\n{}",
+            found.join("\n")
+        );
+    }
+}

@@ -9,6 +9,7 @@ use renkei_app::AppError;
 use renkei_app::consent::Selection;
 use renkei_app::viewer::PatientView;
 use renkei_app::viewer::view::{self, CalendarRow, LabTable, ViewItem};
+use renkei_core::consent::{CategoryScope, ConsentCategory};
 
 use crate::WebState;
 use crate::session::{CurrentUser, Operator};
@@ -553,6 +554,7 @@ pub async fn patient(
                         lab_map: Default::default(),
                         messages: Default::default(),
                         link_warnings: c.link_warnings.clone(),
+                        scopes: Vec::new(),
                     },
                     Some(c.calendar),
                 ),
@@ -766,7 +768,41 @@ pub async fn patient(
         }
         "summary" => {
             let m = view::minimum_data(&view.items, &today);
+            let scope = |c: ConsentCategory| {
+                view.scopes
+                    .iter()
+                    .find(|(k, _)| *k == c)
+                    .map_or("", |(_, s)| s.label())
+            };
+            let excluded: Vec<String> = view
+                .scopes
+                .iter()
+                .filter(|(c, s)| {
+                    *s != CategoryScope::Visible
+                        && matches!(
+                            c,
+                            ConsentCategory::Allergy
+                                | ConsentCategory::Contraindication
+                                | ConsentCategory::Prescription
+                                | ConsentCategory::Diagnosis
+                                | ConsentCategory::Admission
+                        )
+                })
+                .map(|(c, s)| format!("{}（{}）", c.label(), s.label()))
+                .collect();
             page.summary = Some(SummaryView {
+                allergy_scope: scope(ConsentCategory::Allergy),
+                contraindication_scope: scope(ConsentCategory::Contraindication),
+                prescription_scope: scope(ConsentCategory::Prescription),
+                diagnosis_scope: scope(ConsentCategory::Diagnosis),
+                visit_scope: scope(ConsentCategory::Admission),
+                excluded,
+                printed_by: format!(
+                    "{}（{}）が {} に印刷",
+                    user.view.actor.name,
+                    user.view.facility_name,
+                    st.app.now().jst_minutes()
+                ),
                 today,
                 visits: m
                     .visits
@@ -1266,6 +1302,7 @@ mod tests {
             lab_map: Default::default(),
             messages: Default::default(),
             link_warnings: Vec::new(),
+            scopes: Vec::new(),
         };
         let entries = notebook_entries(&view);
         let shown: Vec<(&str, &str)> = entries

@@ -694,6 +694,17 @@ pub struct LabLine {
 
 pub struct SummaryView {
     pub today: String,
+    /// Per section, what the reader may not see of it (empty: all of it), from the rules alone:
+    /// said instead of 「なし」.
+    pub allergy_scope: &'static str,
+    pub contraindication_scope: &'static str,
+    pub prescription_scope: &'static str,
+    pub diagnosis_scope: &'static str,
+    pub visit_scope: &'static str,
+    /// Categories not (wholly) included, for the print-out.
+    pub excluded: Vec<String>,
+    /// Who printed it, where and when.
+    pub printed_by: String,
     pub visits: Vec<(String, String, String)>,
     pub allergies: Vec<(String, String)>,
     pub contraindications: Vec<(String, String)>,

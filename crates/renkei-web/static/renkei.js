@@ -140,3 +140,11 @@ document.addEventListener('DOMContentLoaded', () => {
     });
   }
 });
+
+// Print buttons: the app's CSP allows no inline handlers, so a button marked data-print prints
+// the page here (its print CSS leaves out the navigation).
+document.addEventListener('DOMContentLoaded', () => {
+  for (const button of document.querySelectorAll('button[data-print]')) {
+    button.addEventListener('click', () => window.print());
+  }
+});

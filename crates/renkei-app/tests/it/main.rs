@@ -12,6 +12,7 @@ mod intake;
 mod link_reviews;
 mod medication;
 mod medication_intake;
+mod scopes;
 mod ssmix2_deviations;
 
 use std::sync::Arc;

@@ -80,3 +80,23 @@ fn every_sample_message_maps_to_its_snapshot() {
     }
     assert_eq!(mapped, all.len() - 1);
 }
+
+#[test]
+fn every_encounter_event_reads_in_japanese() {
+    // Each event the ADT mapping can record (map.rs encounter_event) has words, never its key.
+    for key in [
+        "outpatient_visit",
+        "admission",
+        "admission_planned",
+        "transfer",
+        "transfer_planned",
+        "leave_of_absence",
+        "return_from_leave",
+        "discharge",
+        "discharge_planned",
+        "attending_change",
+    ] {
+        let label = renkei_clinical::view::encounter_label(key);
+        assert!(!label.is_ascii(), "{key} → {label}");
+    }
+}
