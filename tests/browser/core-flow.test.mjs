@@ -293,6 +293,29 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     const oral = ((await withheld.json()).entry ?? []).filter((e) => e.resource.meta.profile[0].endsWith('/JP_MedicationRequest'));
     assert.equal(oral.length, 0, 'prescriptions the patient withheld stay withheld for the app too (injections were consented)');
 
+    // Break-the-glass at an emergency clinic that never read the card: the start asks for a
+    // confirmation, the next page names the patient, and every page of the grant is red with the
+    // time left.
+    const er = parseId(cli(bin, dataDir, ['admin', 'create-facility', '--type', 'clinic', '--name', '救急クリニック']), 'er clinic');
+    cli(bin, dataDir, ['admin', 'create-user', '--facility-id', String(er), '--login-id', 'er.dr', '--name', '救急 太郎', '--profession', 'doctor', '--role', 'staff', '--password', 'Er-Doctor-2026']);
+    const erPage = await newPage(browser);
+    await login(erPage, base, 'er.dr', 'Er-Doctor-2026');
+    await finishLogin(erPage, { label: 'er doctor', password: 'Er-Doctor-2026' });
+    await clickAndLoad(erPage, erPage.locator('#menu-emergency'));
+    await erPage.locator('#common_id').fill(commonId);
+    await erPage.locator('#reason').fill('意識障害で救急搬送、既往歴の確認');
+    assert.ok(await erPage.locator('#confirm').evaluate((e) => e.required && e.validity.valueMissing), 'the start needs the confirmation ticked');
+    await erPage.locator('#confirm').check();
+    await clickAndLoad(erPage, button(erPage, '緊急時閲覧を開始'));
+    const granted = await text(erPage.locator('.emergency-read'));
+    assert.ok(granted.includes(banner.name) && granted.includes(commonId), `the page names the patient: ${granted}`);
+    await shot(erPage, 'emergency-granted');
+    await clickAndLoad(erPage, erPage.locator('#emergency-record'));
+    assert.match(await text(erPage.locator('#emergency-banner')), /緊急時閲覧中（残り 2[34]:\d\d/, 'the red banner with the time left');
+    await erPage.goto(`${base}/viewer/${person}?tab=summary`);
+    assert.ok(await erPage.locator('#emergency-banner').isVisible(), 'on every tab of the grant');
+    await shot(erPage, 'emergency-viewer');
+
     // The operator sees each read in the person's access history.
     const operator = await newPage(browser);
     await login(operator, base, 'admin', 'Renkei-Operator-2026');

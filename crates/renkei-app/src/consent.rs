@@ -52,6 +52,8 @@ pub struct RecordView {
     /// What the reader may see of each category, from the rules alone (so that a screen says
     /// 「閲覧権限の範囲外」 or 「同意の範囲外」 where it would otherwise say 「なし」).
     pub scopes: Vec<(ConsentCategory, renkei_core::consent::CategoryScope)>,
+    /// Until when (unix microseconds) the reader's emergency grant runs, if this read is one.
+    pub emergency_until: Option<i64>,
 }
 
 /// Which part of a record a read takes (everything by default).
@@ -98,6 +100,8 @@ pub struct VisibleDay {
 struct OpenRead {
     person: Person,
     decider: Decider,
+    /// Until when the reader's emergency grant runs, if one does.
+    emergency_until: Option<i64>,
     /// Active links: (facility, its patient ID).
     links: Vec<(i64, String)>,
     tally: Tally,
@@ -909,13 +913,23 @@ impl App {
         let stored = self.store.consent_context(person.id).await?;
         let context = patient_context(&stored);
         let now = self.now().0;
-        let links: Vec<_> = self
+        let mut links: Vec<_> = self
             .store
             .links_of(person.id)
             .await?
             .into_iter()
             .filter(|l| l.active)
             .collect();
+        // Only disclosing facilities' records are read (besides the reader's own): without a
+        // disclosure rule nothing of theirs is permitted anyway, and an emergency grant opens
+        // what the region discloses, not what a facility keeps to itself.
+        let mut kept = Vec::with_capacity(links.len());
+        for l in links.drain(..) {
+            if l.facility_id == facility || self.store.facility(l.facility_id).await?.discloses {
+                kept.push(l);
+            }
+        }
+        let links = kept;
         let known = links.iter().any(|l| l.facility_id == facility)
             || context.cardless.iter().any(|g| {
                 g.viewer_facility == facility
@@ -930,9 +944,16 @@ impl App {
         }
         let rights = self.rights().await?;
         let decider = Decider::new(&rights, &viewer, &context, now);
+        let emergency_until = context
+            .emergency
+            .iter()
+            .filter(|g| g.user == viewer.user && g.expires_at > now)
+            .map(|g| g.expires_at)
+            .max();
         Ok(OpenRead {
             person,
             decider,
+            emergency_until,
             links: links
                 .into_iter()
                 .map(|l| (l.facility_id, l.patient_local_id))
@@ -1039,6 +1060,7 @@ impl App {
             person: read.person,
             items,
             scopes,
+            emergency_until: read.emergency_until,
         })
     }
 
@@ -1049,11 +1071,11 @@ impl App {
         &self,
         actor: &Actor,
         person_id: i64,
-    ) -> Result<(Person, Vec<VisibleDay>)> {
+    ) -> Result<(Person, Vec<VisibleDay>, Option<i64>)> {
         let mut read = self.open_read(actor, person_id, "view=days").await?;
         let days = self.days_of(&mut read, None).await?;
         self.close_read(actor, &read, "view=days").await?;
-        Ok((read.person, days))
+        Ok((read.person, days, read.emergency_until))
     }
 
     /// Lab results of the latest `dates` days with results the actor may see (for the lab
@@ -1126,6 +1148,7 @@ impl App {
             person: read.person,
             items,
             scopes,
+            emergency_until: read.emergency_until,
         })
     }
 

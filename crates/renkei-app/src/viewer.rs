@@ -30,6 +30,8 @@ pub struct PatientView {
     pub link_warnings: Vec<String>,
     /// What the reader may see of each category, from the rules alone.
     pub scopes: Vec<(ConsentCategory, CategoryScope)>,
+    /// Until when the reader's emergency grant runs, if this read is one.
+    pub emergency_until: Option<i64>,
 }
 
 /// The calendar of a patient: days with what the viewer may see, per facility.
@@ -39,6 +41,7 @@ pub struct CalendarView {
     pub facilities: Vec<(i64, String)>,
     pub calendar: view::Calendar,
     pub link_warnings: Vec<String>,
+    pub emergency_until: Option<i64>,
 }
 
 /// How many of the latest result days the lab table shows.
@@ -88,6 +91,7 @@ impl App {
         let scopes = record.scopes;
         Ok(PatientView {
             scopes,
+            emergency_until: record.emergency_until,
             person: record.person,
             items,
             facilities,
@@ -122,7 +126,7 @@ impl App {
         person_id: i64,
         month: Option<&str>,
     ) -> Result<CalendarView> {
-        let (person, days) = self.read_days(actor, person_id).await?;
+        let (person, days, emergency_until) = self.read_days(actor, person_id).await?;
         let entries: Vec<(i64, view::CalendarRow, &str)> = days
             .iter()
             .filter_map(|d| {
@@ -143,6 +147,7 @@ impl App {
             facilities,
             calendar,
             link_warnings,
+            emergency_until,
         })
     }
 

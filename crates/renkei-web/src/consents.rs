@@ -521,6 +521,15 @@ pub async fn emergency_form(State(st): State<WebState>, user: CurrentUser) -> Re
 /// `POST /emergency`: break-the-glass with a stated reason.
 pub async fn emergency(State(st): State<WebState>, user: CurrentUser, body: Bytes) -> Response {
     let f = fields(&body);
+    if field(&f, "confirm") != "1" {
+        return render(&EmergencyPage {
+            layout: user.layout(&st.app, "緊急時閲覧").with_error(Some(
+                "緊急の必要があり同意を確認できないことを確認のうえ、チェックを入れてください"
+                    .into(),
+            )),
+            granted: None,
+        });
+    }
     match st
         .app
         .request_emergency_access(
@@ -535,7 +544,21 @@ pub async fn emergency(State(st): State<WebState>, user: CurrentUser, body: Byte
                 "緊急時閲覧を開始しました（{} まで）。開示施設と事務局に通知されました",
                 Timestamp(until).jst_minutes()
             ))),
-            granted: Some(person.id),
+            granted: Some((
+                person.id,
+                format!(
+                    "{}（{}）{} {}・地域共通ID {}",
+                    person.kanji_name,
+                    person.kana_name,
+                    person.birth_date.clone().unwrap_or_default(),
+                    match person.sex.as_str() {
+                        "M" => "男",
+                        "F" => "女",
+                        _ => "",
+                    },
+                    person.common_id
+                ),
+            )),
         }),
         Err(AppError::Invalid(m)) => render(&EmergencyPage {
             layout: user.layout(&st.app, "緊急時閲覧").with_error(Some(m)),

@@ -555,6 +555,7 @@ pub async fn patient(
                         messages: Default::default(),
                         link_warnings: c.link_warnings.clone(),
                         scopes: Vec::new(),
+                        emergency_until: c.emergency_until,
                     },
                     Some(c.calendar),
                 ),
@@ -635,6 +636,15 @@ pub async fn patient(
         layout: user.layout(&st.app, "統合参照Viewer"),
         person: view.person.id,
         link_warnings: view.link_warnings.clone(),
+        emergency: view.emergency_until.map(|until| {
+            let left = ((until - st.app.now().0) / 60_000_000).max(0);
+            format!(
+                "緊急時閲覧中（残り {}:{:02}、{} まで）。この閲覧はすべて記録され、開示施設と事務局に通知されています",
+                left / 60,
+                left % 60,
+                renkei_core::time::Timestamp(until).jst_minutes()
+            )
+        }),
         kanji_name: view.person.kanji_name.clone(),
         kana_name: view.person.kana_name.clone(),
         birth_date: view.person.birth_date.clone().unwrap_or_default(),
@@ -1303,6 +1313,7 @@ mod tests {
             messages: Default::default(),
             link_warnings: Vec::new(),
             scopes: Vec::new(),
+            emergency_until: None,
         };
         let entries = notebook_entries(&view);
         let shown: Vec<(&str, &str)> = entries

@@ -630,7 +630,8 @@ pub struct PatientsPage {
 #[template(path = "emergency.html")]
 pub struct EmergencyPage {
     pub layout: Layout,
-    pub granted: Option<i64>,
+    /// The patient the grant opened: (person id, 「氏名（カナ）生年月日 性別」).
+    pub granted: Option<(i64, String)>,
 }
 
 #[derive(Template)]
@@ -719,6 +720,8 @@ pub struct ViewerPage {
     pub person: i64,
     /// Links of this person under 名寄せ review.
     pub link_warnings: Vec<String>,
+    /// The red banner of an emergency read (with the time left).
+    pub emergency: Option<String>,
     pub kanji_name: String,
     pub kana_name: String,
     pub birth_date: String,

@@ -213,13 +213,11 @@ async fn consent_rules_every_read(t: &TestStore) {
         categories(&app.read_record(&c_ph, person).await.unwrap()),
         vec!["diagnosis", "lab"]
     );
-    assert!(
-        app.read_record(&c_clerk, person)
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    // A profession allowed no category opens no record at all (#19: not an empty one).
+    assert!(matches!(
+        app.read_record(&c_clerk, person).await,
+        Err(AppError::Forbidden)
+    ));
     // The operator narrows the pharmacists' row: diagnoses no more.
     let rights = app.rights().await.unwrap();
     let rows: Vec<_> = renkei_core::user::Profession::ALL

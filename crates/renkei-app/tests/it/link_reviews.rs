@@ -39,7 +39,7 @@ async fn hospital(app: &App, code: &str, name: &str, login: &str) -> Actor {
                 facility_id: f.id,
                 login_id: login.into(),
                 name: login.into(),
-                profession: "clerk".into(),
+                profession: "doctor".into(),
                 role: "facility_admin".into(),
                 active: true,
                 ..Default::default()
@@ -54,7 +54,7 @@ async fn hospital(app: &App, code: &str, name: &str, login: &str) -> Actor {
         login_id: login.into(),
         name: login.into(),
         facility_id: Some(f.id),
-        profession: Some("clerk".into()),
+        profession: Some("doctor".into()),
         role: renkei_core::user::Role::FacilityAdmin,
         emergency: false,
         client: "127.0.0.1".into(),

@@ -120,3 +120,80 @@ async fn scopes_follow_the_rules_not_the_data(t: &TestStore) {
     assert!(refused);
 }
 on_both_backends!(scopes_follow_the_rules_not_the_data);
+
+/// Break-the-glass opens what the region discloses, not what a facility keeps to itself, and
+/// the read says it is an emergency and until when.
+async fn an_emergency_read_shows_only_disclosing_facilities(t: &TestStore) {
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_795_219_200)));
+    let app = App::new(t.store.clone(), clock, AppConfig::default());
+    let system = Actor::system("test");
+    let hospital = staff(
+        &app,
+        "hospital",
+        "中央病院",
+        "h.admin",
+        "doctor",
+        "facility_admin",
+    )
+    .await;
+    let clinic = staff(&app, "clinic", "みどり内科", "c.dr", "doctor", "staff").await;
+    let er = staff(&app, "clinic", "救急クリニック", "e.dr", "doctor", "staff").await;
+    let card = app
+        .issue_card(
+            &hospital,
+            "9999013",
+            CardKind::Hm,
+            Some(&PersonDetails {
+                kanji_name: "山田 花子".into(),
+                kana_name: "ヤマダ ハナコ".into(),
+                birth_date: "1958-03-03".into(),
+                sex: "F".into(),
+                ..PersonDetails::default()
+            }),
+        )
+        .await
+        .unwrap();
+    app.read_card(&clinic, &card.payload, "9999013")
+        .await
+        .unwrap();
+    // The same problem list at the disclosing hospital and at the clinic, which does not
+    // disclose (the NHO sample's PPR-01 file, filed under each facility's patient ID).
+    let path = "999/901/9999013/-/PPR-01/9999013_-_PPR-01_999999999999999_20111209163030000_01_1";
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/nho-ssmix2-testing-tool/sampleData")
+            .join(path),
+    )
+    .unwrap();
+    for facility in [hospital.facility_id.unwrap(), clinic.facility_id.unwrap()] {
+        let file = renkei_app::intake::SourceFile {
+            relative_path: path.into(),
+            bytes: bytes.clone(),
+        };
+        let mut report = renkei_app::intake::ImportReport::default();
+        app.import_ssmix2_batch(&system, facility, &[file], &mut report)
+            .await
+            .unwrap();
+        assert_eq!(report.errors.len(), 0, "{report:?}");
+    }
+    app.request_emergency_access(
+        &er,
+        &card.common_id.digits(),
+        "意識障害で救急搬送、既往歴の確認",
+    )
+    .await
+    .unwrap();
+    let seen = app.read_record(&er, card.person.id).await.unwrap();
+    assert!(!seen.items.is_empty());
+    assert!(
+        seen.items
+            .iter()
+            .all(|i| i.facility_id == hospital.facility_id.unwrap()),
+        "only the disclosing hospital's records"
+    );
+    assert!(seen.emergency_until.is_some());
+    // An ordinary read carries no emergency.
+    let own = app.read_record(&clinic, card.person.id).await.unwrap();
+    assert!(own.emergency_until.is_none());
+}
+on_both_backends!(an_emergency_read_shows_only_disclosing_facilities);
