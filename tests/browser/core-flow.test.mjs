@@ -108,6 +108,7 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     await page.goto(`${base}/viewer/${person}?tab=documents`);
     assert.ok(await page.locator('#timeline img.thumb').first().isVisible(), 'the image study has a thumbnail');
     await clickAndLoad(page, page.locator('#timeline a:has(img.thumb)').first());
+    assert.ok(await page.locator('#patient-banner').isVisible(), 'the image page names the patient');
     const image = page.locator('#dicom-image');
     await image.waitFor();
     assert.ok(await image.evaluate((img) => img.complete && img.naturalWidth > 0), 'the DICOM image renders');
@@ -127,6 +128,10 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
 
     await page.goto(`${base}/viewer/${person}?tab=summary`);
     assert.ok(await page.locator('#summary').isVisible(), 'the minimum data page');
+    // The patient banner: who it is (with the age) and whether allergies are recorded.
+    const bannerText = await text(page.locator('#patient-banner'));
+    assert.match(bannerText, /(男|女)・\d{4}年\d{1,2}月\d{1,2}日（\d+歳）・地域共通ID \d{11}/, `the banner: ${bannerText}`);
+    assert.ok(/アレルギー(あり|: 登録なし)/.test(bannerText), `the allergy flag: ${bannerText}`);
     // Prescriptions are outside the patient's consent: the summary says so, never 「なし」, and
     // the print-out names who printed it and what it leaves out.
     const withheldRx = await text(page.locator('#summary [data-scope="prescription"]'));
@@ -173,7 +178,8 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
       kana: document.querySelector('.patient-bar h1 span').textContent.trim(),
       line: document.querySelector('.patient-bar p').textContent,
     }));
-    const [, y, m, d, sexLabel] = banner.line.match(/(\d{4})-(\d{2})-(\d{2}) (\S+)・/);
+    const [, sexLabel, y, mm, dd] = banner.line.match(/(男|女)・(\d{4})年(\d{1,2})月(\d{1,2})日（\d+歳）/);
+    const [m, d] = [mm.padStart(2, '0'), dd.padStart(2, '0')];
     const era = Number(y) >= 1989 ? `H${String(Number(y) - 1988).padStart(2, '0')}` : `S${String(Number(y) - 1925).padStart(2, '0')}`;
     const record1 = `1,${banner.name},${sexLabel === '男' ? 1 : 2},${era}${m}${d},730-0011,広島市中区基町1-1,,,,,${banner.kana}`;
     const exported = Buffer.from(fixture.replace(/^1,.*$/m, record1));

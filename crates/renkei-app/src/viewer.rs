@@ -321,3 +321,45 @@ impl App {
             .await?)
     }
 }
+
+/// What every page about a patient shows at its top, so that no screen can be taken for
+/// another patient's: who it is, and whether allergies or contraindications are recorded (as far
+/// as the reader may see them; otherwise why not).
+#[derive(Clone, Debug)]
+pub struct PatientBanner {
+    pub person: Person,
+    /// Allergies and contraindications the reader may see.
+    pub allergies: usize,
+    pub contraindications: usize,
+    pub allergy_scope: CategoryScope,
+    pub contraindication_scope: CategoryScope,
+    pub emergency_until: Option<i64>,
+}
+
+impl App {
+    /// The banner of a patient page: a read of the allergy and contraindication categories,
+    /// decided and audited like any read.
+    pub async fn patient_banner(&self, actor: &Actor, person_id: i64) -> Result<PatientBanner> {
+        let selection = Selection {
+            categories: Some(vec!["allergy".into(), "contraindication".into()]),
+            ..Selection::default()
+        };
+        let record = self.read_selected(actor, person_id, &selection).await?;
+        let count = |c: ConsentCategory| record.items.iter().filter(|i| i.category == c).count();
+        let scope = |c: ConsentCategory| {
+            record
+                .scopes
+                .iter()
+                .find(|(k, _)| *k == c)
+                .map_or(CategoryScope::OutsideProfession, |(_, s)| *s)
+        };
+        Ok(PatientBanner {
+            allergies: count(ConsentCategory::Allergy),
+            contraindications: count(ConsentCategory::Contraindication),
+            allergy_scope: scope(ConsentCategory::Allergy),
+            contraindication_scope: scope(ConsentCategory::Contraindication),
+            emergency_until: record.emergency_until,
+            person: record.person,
+        })
+    }
+}

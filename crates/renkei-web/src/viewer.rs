@@ -636,24 +636,7 @@ pub async fn patient(
         layout: user.layout(&st.app, "統合参照Viewer"),
         person: view.person.id,
         link_warnings: view.link_warnings.clone(),
-        emergency: view.emergency_until.map(|until| {
-            let left = ((until - st.app.now().0) / 60_000_000).max(0);
-            format!(
-                "緊急時閲覧中（残り {}:{:02}、{} まで）。この閲覧はすべて記録され、開示施設と事務局に通知されています",
-                left / 60,
-                left % 60,
-                renkei_core::time::Timestamp(until).jst_minutes()
-            )
-        }),
-        kanji_name: view.person.kanji_name.clone(),
-        kana_name: view.person.kana_name.clone(),
-        birth_date: view.person.birth_date.clone().unwrap_or_default(),
-        sex: match view.person.sex.as_str() {
-            "M" => "男",
-            "F" => "女",
-            _ => "",
-        },
-        common_id: view.person.common_id.clone(),
+        banner: BannerView::default(),
         tab: tab.clone(),
         legend: view
             .facilities
@@ -843,6 +826,10 @@ pub async fn patient(
         }
         _ => {}
     }
+    page.banner = match st.app.patient_banner(actor, person).await {
+        Ok(b) => BannerView::of(&b, &st.app.now().jst_date(), st.app.now().0),
+        Err(e) => return error_page(&st.app, e),
+    };
     render(&page)
 }
 
@@ -968,8 +955,13 @@ pub async fn document(
             series: images.iter().map(|(i, _)| *i).collect(),
         }
     });
+    let banner = match st.app.patient_banner(&user.view.actor, person).await {
+        Ok(b) => BannerView::of(&b, &st.app.now().jst_date(), st.app.now().0),
+        Err(e) => return error_page(&st.app, e),
+    };
     render(&DocumentPage {
         layout: user.layout(&st.app, "文書・画像"),
+        banner,
         person,
         item,
         viewer,

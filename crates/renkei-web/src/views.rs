@@ -720,13 +720,8 @@ pub struct ViewerPage {
     pub person: i64,
     /// Links of this person under 名寄せ review.
     pub link_warnings: Vec<String>,
-    /// The red banner of an emergency read (with the time left).
-    pub emergency: Option<String>,
-    pub kanji_name: String,
-    pub kana_name: String,
-    pub birth_date: String,
-    pub sex: &'static str,
-    pub common_id: String,
+    /// Who the patient is, allergy flags, the emergency banner.
+    pub banner: BannerView,
     pub tab: String,
     pub legend: Vec<(String, &'static str)>,
     pub months: Vec<String>,
@@ -796,6 +791,7 @@ pub struct DrugLine {
 #[template(path = "document.html")]
 pub struct DocumentPage {
     pub layout: Layout,
+    pub banner: BannerView,
     pub person: i64,
     pub item: i64,
     pub viewer: Option<DicomViewer>,
@@ -936,5 +932,138 @@ impl LinkReviewRow {
             open: r.review.resolved_at.is_none(),
             outcome,
         }
+    }
+}
+
+/// The patient banner every patient page starts with (see `patient_banner.html`).
+#[derive(Clone, Debug, Default)]
+pub struct BannerView {
+    pub kanji_name: String,
+    pub kana_name: String,
+    /// 「1952年10月27日（74歳）」.
+    pub birth: String,
+    pub sex: &'static str,
+    pub common_id: String,
+    /// Flags in words: 「アレルギーあり（2件）」, 「禁忌: 閲覧権限の範囲外」…
+    pub flags: Vec<(String, bool)>,
+    /// The red emergency banner with the time left.
+    pub emergency: Option<String>,
+}
+
+impl BannerView {
+    /// `today`: `YYYY-MM-DD` (JST); `now`: unix microseconds.
+    pub fn of(b: &renkei_app::viewer::PatientBanner, today: &str, now: i64) -> Self {
+        use renkei_core::consent::CategoryScope;
+        let p = &b.person;
+        let birth = p.birth_date.as_deref().unwrap_or("");
+        let age = age_on(birth, today)
+            .map(|a| format!("（{a}歳）"))
+            .unwrap_or_default();
+        let birth = match (birth.get(..4), birth.get(5..7), birth.get(8..10)) {
+            (Some(y), Some(m), Some(d)) => format!(
+                "{y}年{}月{}日{age}",
+                m.trim_start_matches('0'),
+                d.trim_start_matches('0')
+            ),
+            _ => "生年月日不明".to_string(),
+        };
+        let flag = |what: &str, n: usize, scope: CategoryScope| -> (String, bool) {
+            match scope {
+                CategoryScope::OutsideProfession | CategoryScope::OutsideConsent if n == 0 => {
+                    (format!("{what}: {}", scope.label()), false)
+                }
+                _ if n > 0 => (format!("{what}あり（{n}件）"), true),
+                CategoryScope::Partly => (
+                    format!("{what}: 表示できる範囲に登録なし（{}）", scope.label()),
+                    false,
+                ),
+                _ => (format!("{what}: 登録なし"), false),
+            }
+        };
+        BannerView {
+            kanji_name: p.kanji_name.clone(),
+            kana_name: p.kana_name.clone(),
+            birth,
+            sex: match p.sex.as_str() {
+                "M" => "男",
+                "F" => "女",
+                _ => "性別不明",
+            },
+            common_id: p.common_id.clone(),
+            flags: vec![
+                flag("アレルギー", b.allergies, b.allergy_scope),
+                flag("禁忌", b.contraindications, b.contraindication_scope),
+            ],
+            emergency: b.emergency_until.map(|until| {
+                let left = ((until - now) / 60_000_000).max(0);
+                format!(
+                    "緊急時閲覧中（残り {}:{:02}、{} まで）。この閲覧はすべて記録され、開示施設と事務局に通知されています",
+                    left / 60,
+                    left % 60,
+                    renkei_core::time::Timestamp(until).jst_minutes()
+                )
+            }),
+        }
+    }
+}
+
+/// Full years from `birth` to `today` (both `YYYY-MM-DD`).
+pub fn age_on(birth: &str, today: &str) -> Option<i32> {
+    let part = |s: &str, r: std::ops::Range<usize>| s.get(r).and_then(|v| v.parse::<i32>().ok());
+    let (by, bm, bd) = (part(birth, 0..4)?, part(birth, 5..7)?, part(birth, 8..10)?);
+    let (ty, tm, td) = (part(today, 0..4)?, part(today, 5..7)?, part(today, 8..10)?);
+    let years = ty - by - i32::from((tm, td) < (bm, bd));
+    (years >= 0).then_some(years)
+}
+
+#[cfg(test)]
+mod banner_tests {
+    use super::*;
+    use renkei_core::consent::CategoryScope;
+
+    fn banner(allergies: usize, scope: CategoryScope) -> renkei_app::viewer::PatientBanner {
+        renkei_app::viewer::PatientBanner {
+            person: renkei_app::identity::PersonRow {
+                id: 1,
+                common_id: "34000000018".into(),
+                kanji_name: "中村 茂".into(),
+                kana_name: "ナカムラ シゲル".into(),
+                birth_date: Some("1952-10-27".into()),
+                sex: "M".into(),
+                issuer_facility: 1,
+                created_at: 0,
+                merged_into: None,
+                phone: String::new(),
+                postal_code: String::new(),
+                address: String::new(),
+            },
+            allergies,
+            contraindications: 0,
+            allergy_scope: scope,
+            contraindication_scope: CategoryScope::Visible,
+            emergency_until: None,
+        }
+    }
+
+    #[test]
+    fn the_banner_says_who_and_whether_allergies_are_known_or_hidden() {
+        assert_eq!(age_on("1952-10-27", "2026-10-26"), Some(73));
+        assert_eq!(age_on("1952-10-27", "2026-10-27"), Some(74));
+        assert_eq!(age_on("2024-02-29", "2025-02-28"), Some(0));
+        assert_eq!(age_on("", "2026-10-27"), None);
+        let b = BannerView::of(&banner(2, CategoryScope::Visible), "2026-11-21", 0);
+        assert_eq!(b.birth, "1952年10月27日（74歳）");
+        assert_eq!(b.sex, "男");
+        assert_eq!(b.flags[0], ("アレルギーあり（2件）".to_string(), true));
+        assert_eq!(b.flags[1], ("禁忌: 登録なし".to_string(), false));
+        // Outside the reader's rights: said so, never 「登録なし」.
+        let hidden = BannerView::of(
+            &banner(0, CategoryScope::OutsideProfession),
+            "2026-11-21",
+            0,
+        );
+        assert_eq!(hidden.flags[0].0, "アレルギー: 閲覧権限の範囲外");
+        let partly = BannerView::of(&banner(0, CategoryScope::Partly), "2026-11-21", 0);
+        assert!(partly.flags[0].0.contains("表示できる範囲に登録なし"));
     }
 }
