@@ -15,6 +15,7 @@ pub mod jahis;
 pub mod jlac10;
 mod map;
 mod time;
+pub mod units;
 pub mod view;
 
 use serde::Serialize;

@@ -320,6 +320,13 @@ fn flag_of(item: &ViewItem, numeric: Option<f64>, reference: &str) -> String {
     String::new()
 }
 
+/// A lab result's abnormal flag (`H`, `L`, …; empty when normal or unknown): the one sent, else
+/// from its reference range. For the time line, as the lab table marks it.
+pub fn abnormal_flag(item: &ViewItem) -> String {
+    let numeric = item.detail.get("numeric").and_then(Value::as_f64);
+    flag_of(item, numeric, &item.text("reference_range"))
+}
+
 /// The lab table of the results among `items`.
 pub fn lab_table(items: &[ViewItem], local_map: &HashMap<(i64, String), String>) -> LabTable {
     let mut rows: HashMap<String, LabRow> = HashMap::new();
@@ -345,18 +352,29 @@ pub fn lab_table(items: &[ViewItem], local_map: &HashMap<(i64, String), String>)
         let core = key
             .strip_prefix("core:")
             .and_then(|k| jlac10::core_items().iter().find(|c| c.key == k));
+        let flag = flag_of(item, numeric, &reference);
+        // The row's unit: the core set's, else the first result's. A result in another unit is
+        // converted when UCUM says how, else it gets a row of its own under its own unit.
+        let row_unit = core
+            .map(|c| c.unit.to_string())
+            .filter(|u| !u.is_empty())
+            .or_else(|| rows.get(&key).map(|r| r.unit.clone()))
+            .unwrap_or_else(|| unit.clone());
+        let (key, shown_unit, value, numeric, converted) =
+            fit_unit(&key, (&unit, &row_unit), value, numeric);
         let row = rows.entry(key.clone()).or_insert_with(|| LabRow {
             key: key.clone(),
             name: core.map_or_else(|| item.display.clone(), |c| c.name.to_string()),
-            unit: core.map_or_else(|| unit.clone(), |c| c.unit.to_string()),
-            reference: reference.clone(),
+            unit: shown_unit,
+            reference: String::new(),
             cells: BTreeMap::new(),
         });
-        if row.reference.is_empty() {
+        // A reference range is shown only in the unit it was written in.
+        if row.reference.is_empty() && !converted {
             row.reference = reference.clone();
         }
         row.cells.entry(date.clone()).or_default().push(LabCell {
-            flag: flag_of(item, numeric, &reference),
+            flag,
             value,
             numeric,
             facility: item.facility,
@@ -365,11 +383,13 @@ pub fn lab_table(items: &[ViewItem], local_map: &HashMap<(i64, String), String>)
     }
     let order = |key: &str| -> (u8, usize, String) {
         if let Some(k) = key.strip_prefix("core:") {
+            // A row of another unit (`core:WBC|10*3/uL`) follows its item's row.
+            let base = k.split('|').next().unwrap_or(k);
             let at = jlac10::core_items()
                 .iter()
-                .position(|c| c.key == k)
+                .position(|c| c.key == base)
                 .unwrap_or(usize::MAX);
-            (0, at, String::new())
+            (0, at, key.to_string())
         } else if key.starts_with("jlac10:") {
             (1, 0, key.to_string())
         } else {
@@ -381,6 +401,52 @@ pub fn lab_table(items: &[ViewItem], local_map: &HashMap<(i64, String), String>)
     LabTable {
         dates: dates.into_iter().rev().collect(),
         rows,
+    }
+}
+
+/// A result placed under a row's unit: `(row key, row unit, value, numeric, converted)`. Same
+/// unit (however written), or none given: as it is. Convertible: converted. Otherwise: a row of
+/// its own (`key|unit`) under its own unit.
+fn fit_unit(
+    key: &str,
+    (unit, row_unit): (&str, &str),
+    value: String,
+    numeric: Option<f64>,
+) -> (String, String, String, Option<f64>, bool) {
+    if unit.is_empty() || row_unit.is_empty() || unit == row_unit {
+        let shown = if row_unit.is_empty() { unit } else { row_unit };
+        return (key.to_string(), shown.to_string(), value, numeric, false);
+    }
+    match crate::units::factor(unit, row_unit) {
+        Some(f) if (f - 1.0).abs() < 1e-12 => {
+            (key.to_string(), row_unit.to_string(), value, numeric, false)
+        }
+        Some(f) => match numeric {
+            Some(n) => {
+                let v = crate::units::apply(n, f);
+                (
+                    key.to_string(),
+                    row_unit.to_string(),
+                    crate::units::format_value(v),
+                    Some(v),
+                    true,
+                )
+            }
+            None => (
+                format!("{key}|{unit}"),
+                unit.to_string(),
+                value,
+                numeric,
+                false,
+            ),
+        },
+        None => (
+            format!("{key}|{unit}"),
+            unit.to_string(),
+            value,
+            numeric,
+            false,
+        ),
     }
 }
 
@@ -524,6 +590,23 @@ pub fn minimum_data(items: &[ViewItem], today: &str) -> MinimumData {
     out
 }
 
+/// An encounter's event in words (外来受診, 入院, 退院, …); anything else as given.
+pub fn encounter_label(event: &str) -> &str {
+    match event {
+        "outpatient_visit" => "外来受診",
+        "admission" => "入院",
+        "admission_planned" => "入院予定",
+        "transfer" => "転科・転棟",
+        "transfer_planned" => "転科・転棟予定",
+        "leave_of_absence" => "外出・外泊",
+        "return_from_leave" => "外出・外泊からの帰院",
+        "discharge" => "退院",
+        "discharge_planned" => "退院予定",
+        "attending_change" => "担当医の変更",
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -595,6 +678,36 @@ mod tests {
     }
 
     #[test]
+    fn each_result_is_shown_in_its_own_unit_or_converted_never_under_a_wrong_header() {
+        let wbc = |id: i64, facility: i64, date: &str, value: f64, unit: &str| {
+            let mut i = lab(id, facility, "2A010000001930101", "JC10", date, value, "");
+            i.detail["unit"] = json!({ "code": unit });
+            i
+        };
+        let items = vec![
+            wbc(1, 1, "2026-10-01", 6200.0, "/mm3"),
+            // The case that was shown as 5.3 /mm3: 10³/µL is converted to 5300 /mm3.
+            wbc(2, 2, "2026-11-01", 5.3, "10³/µL"),
+            wbc(3, 3, "2026-11-15", 48.0, "×10²/μL"),
+            // A unit UCUM cannot relate to counts: a row of its own, under its own unit.
+            wbc(4, 3, "2026-11-20", 3.0, "+"),
+        ];
+        let t = lab_table(&items, &HashMap::new());
+        let row = t.rows.iter().find(|r| r.key == "core:WBC").unwrap();
+        assert_eq!(row.unit, "/mm3");
+        assert_eq!(row.cells["2026-11-01"][0].value, "5300");
+        assert_eq!(row.cells["2026-11-01"][0].numeric, Some(5300.0));
+        assert_eq!(row.cells["2026-11-15"][0].value, "4800");
+        let apart = t.rows.iter().find(|r| r.key == "core:WBC|+").unwrap();
+        assert_eq!(
+            (apart.unit.as_str(), apart.name.as_str()),
+            ("+", "白血球数")
+        );
+        assert_eq!(t.rows[0].key, "core:WBC", "the item's own row first");
+        assert_eq!(t.rows[1].key, "core:WBC|+", "its other unit right after it");
+    }
+
+    #[test]
     fn the_calendar_marks_rows_per_facility() {
         let mut admission = lab(9, 2, "A01", "HL70003", "2026-11-03", 0.0, "");
         admission.category = "encounter".into();
@@ -647,22 +760,5 @@ mod tests {
         assert_eq!(m.medicines[0].1, "1錠 1日1回朝食後");
         assert_eq!(m.diagnoses.len(), 1);
         assert_eq!(m.diagnoses[0].0, "高血圧症");
-    }
-}
-
-/// An encounter's event in words (外来受診, 入院, 退院, …); anything else as given.
-pub fn encounter_label(event: &str) -> &str {
-    match event {
-        "outpatient_visit" => "外来受診",
-        "admission" => "入院",
-        "admission_planned" => "入院予定",
-        "transfer" => "転科・転棟",
-        "transfer_planned" => "転科・転棟予定",
-        "leave_of_absence" => "外出・外泊",
-        "return_from_leave" => "外出・外泊からの帰院",
-        "discharge" => "退院",
-        "discharge_planned" => "退院予定",
-        "attending_change" => "担当医の変更",
-        other => other,
     }
 }

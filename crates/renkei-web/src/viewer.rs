@@ -68,6 +68,8 @@ fn describe(item: &ViewItem) -> (String, String) {
     };
     let title = if item.display.is_empty() {
         item.code.clone()
+    } else if item.category == "encounter" {
+        view::encounter_label(&item.display).to_string()
     } else {
         item.display.clone()
     };
@@ -99,14 +101,25 @@ fn describe(item: &ViewItem) -> (String, String) {
                 }
             )
         }
-        "lab_result" => format!("{} {} {}", s("value"), s("unit"), {
-            let r = s("reference_range");
-            if r.is_empty() {
-                String::new()
-            } else {
-                format!("（基準 {r}）")
+        "lab_result" => format!(
+            "{} {}{} {}",
+            s("value"),
+            s("unit"),
+            match view::abnormal_flag(item).as_str() {
+                "" => String::new(),
+                "H" | "HH" | ">" => " ▲高値".to_string(),
+                "L" | "LL" | "<" => " ▼低値".to_string(),
+                other => format!(" 異常（{other}）"),
+            },
+            {
+                let r = s("reference_range");
+                if r.is_empty() {
+                    String::new()
+                } else {
+                    format!("（基準 {r}）")
+                }
             }
-        }),
+        ),
         "encounter" => [s("patient_class"), s("department"), s("ward")]
             .into_iter()
             .filter(|x| !x.is_empty())
@@ -1322,6 +1335,49 @@ mod tests {
             "allergies first (any source), then the notebook's own records; drugs are not entries"
         );
         assert_eq!(entries[0].3, "駅前薬局");
+    }
+
+    #[test]
+    fn the_time_line_marks_abnormal_values_and_names_encounters_in_words() {
+        let item = |category: &str, display: &str, detail: serde_json::Value| ViewItem {
+            id: 1,
+            facility: 1,
+            category: category.into(),
+            date: Some("2026-11-01".into()),
+            code: String::new(),
+            code_system: String::new(),
+            display: display.into(),
+            status: "F".into(),
+            end: None,
+            detail,
+        };
+        let high = item(
+            "lab_result",
+            "AST",
+            serde_json::json!({"value": "45", "numeric": 45.0, "unit": {"code": "U/L"}, "reference_range": "13-30"}),
+        );
+        assert_eq!(describe(&high).1, "45 U/L ▲高値 （基準 13-30）");
+        let low = item(
+            "lab_result",
+            "Hb",
+            serde_json::json!({"value": "9.1", "abnormal": "L", "unit": "g/dL"}),
+        );
+        assert_eq!(describe(&low).1, "9.1 g/dL ▼低値");
+        let normal = item(
+            "lab_result",
+            "AST",
+            serde_json::json!({"value": "20", "numeric": 20.0, "unit": "U/L", "reference_range": "13-30"}),
+        );
+        assert_eq!(describe(&normal).1, "20 U/L （基準 13-30）");
+        assert_eq!(
+            describe(&item(
+                "encounter",
+                "outpatient_visit",
+                serde_json::json!({})
+            ))
+            .0,
+            "外来受診"
+        );
     }
 
     #[test]
