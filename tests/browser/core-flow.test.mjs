@@ -60,6 +60,10 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
       throw new Error(`no card:\n${(await bodyText(hospitalPage)).slice(0, 1000)}`);
     });
     const payload = await text(hospitalPage.locator('#payload'));
+    // Redirect after POST: reloading the issued card shows the same card, never a new one.
+    assert.match(pathname(hospitalPage), /^\/cards\/\d+$/, 'the issued card has its own page');
+    await hospitalPage.reload();
+    assert.equal(await text(hospitalPage.locator('#payload')), payload, 'a reload does not issue again');
     await hospitalPage.goto(`${base}/consents?patient=${PATIENT}`);
     await hospitalPage.locator('#new-consent input[value="prescription"]').uncheck();
     await clickAndLoad(hospitalPage, button(hospitalPage, '同意を登録'));
@@ -321,6 +325,20 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     await erPage.goto(`${base}/viewer/${person}?tab=summary`);
     assert.ok(await erPage.locator('#emergency-banner').isVisible(), 'on every tab of the grant');
     await shot(erPage, 'emergency-viewer');
+    // The barcode reader scans first: the cursor starts in the QR field; a patient new here is
+    // named and the patient ID asked for, then the record opens.
+    await erPage.goto(`${base}/cards`);
+    assert.equal(await erPage.evaluate(() => document.activeElement.id), 'scanned', 'the cursor starts in the QR field');
+    await Promise.all([erPage.waitForEvent('load'), erPage.keyboard.type(payload + '\n')]);
+    assert.ok((await text(erPage.locator('#scan-pending'))).includes(banner.name), 'the scanned patient is named');
+    assert.equal(await erPage.evaluate(() => document.activeElement.id), 'pending_patient', 'the patient ID is asked for next');
+    await Promise.all([erPage.waitForEvent('load'), erPage.keyboard.type('E-0001\n')]);
+    assert.equal(pathname(erPage), `/viewer/${person}`, 'the record opens after the read');
+    // A wrong scan: the error is said and the cursor is back in the QR field.
+    await erPage.goto(`${base}/cards`);
+    await Promise.all([erPage.waitForEvent('load'), erPage.keyboard.type('34000000000\n')]);
+    assert.ok((await text(erPage.locator('.error'))).length > 0, 'the error is said');
+    assert.equal(await erPage.evaluate(() => document.activeElement.id), 'scanned', 'the cursor is back in the QR field');
 
     // The operator sees each read in the person's access history.
     const operator = await newPage(browser);

@@ -865,6 +865,19 @@ impl App {
         Ok(())
     }
 
+    /// Whether the actor's profession may open records at all (its row of the matrix allows
+    /// some category); screens use it to open the record after a card read or to stay.
+    pub async fn may_open_records(&self, actor: &Actor) -> bool {
+        let profession = actor
+            .profession
+            .as_deref()
+            .and_then(Profession::from_key)
+            .unwrap_or(Profession::Clerk);
+        self.rights()
+            .await
+            .is_ok_and(|r| !r.of(profession).is_empty())
+    }
+
     async fn open_read(&self, actor: &Actor, person_id: i64, what: &str) -> Result<OpenRead> {
         let facility = actor.facility_id.ok_or(AppError::Forbidden)?;
         let profession = actor

@@ -85,6 +85,15 @@ pub struct PersonQuery {
 /// The most persons one search returns (narrow the search for more).
 pub const SEARCH_LIMIT: usize = 100;
 
+/// What a scanned card led to (see [`App::read_card_scan`]).
+#[derive(Clone, Debug)]
+pub enum CardScan {
+    /// Read and linked under this patient ID.
+    Linked(Person, String),
+    /// A verified card of a person not linked here yet: the patient ID is asked for.
+    NeedsPatientId(Person),
+}
+
 /// A person as the card screens show them.
 #[derive(Clone, Debug)]
 pub struct IssuedCard {
@@ -266,6 +275,52 @@ impl App {
                 "自施設の患者ID（カルテ番号）を入力してください".into(),
             ));
         }
+        let person = self.verify_card(actor, facility_id, scanned, proof).await?;
+        self.link_read_card(actor, facility_id, person, patient)
+            .await
+    }
+
+    /// A card scanned first, as a barcode reader does: a patient this facility has linked
+    /// before is read at once (under the patient ID it has); a new one is named and the patient
+    /// ID asked for (`NeedsPatientId`), nothing linked yet. Verified, rate-limited and audited
+    /// like [`App::read_card_with`].
+    pub async fn read_card_scan(
+        &self,
+        actor: &Actor,
+        scanned: &str,
+        proof: &CardProof,
+        patient_local_id: &str,
+    ) -> Result<CardScan> {
+        let facility_id = self.facility_of(actor)?;
+        let person = self.verify_card(actor, facility_id, scanned, proof).await?;
+        let patient = patient_local_id.trim();
+        let known = self
+            .store
+            .links_of(person.id)
+            .await?
+            .into_iter()
+            .find(|l| l.active && l.facility_id == facility_id)
+            .map(|l| l.patient_local_id);
+        let patient = match (patient.is_empty(), known) {
+            (false, _) => patient.to_string(),
+            (true, Some(p)) => p,
+            (true, None) => return Ok(CardScan::NeedsPatientId(person)),
+        };
+        let person = self
+            .link_read_card(actor, facility_id, person, &patient)
+            .await?;
+        Ok(CardScan::Linked(person, patient))
+    }
+
+    /// Checks a read proves the card or the patient present; the person it leads to (the
+    /// survivor of a merge). Refusals are audited and all look alike.
+    async fn verify_card(
+        &self,
+        actor: &Actor,
+        facility_id: i64,
+        scanned: &str,
+        proof: &CardProof,
+    ) -> Result<Person> {
         self.count_card_read(actor, facility_id).await?;
         let payload = CardPayload::parse(scanned).map_err(|e| AppError::Invalid(e.to_string()))?;
         let id = payload.id.digits();
@@ -302,6 +357,18 @@ impl App {
         if let Some(survivor) = person.merged_into {
             person = self.store.person(survivor).await?;
         }
+        Ok(person)
+    }
+
+    /// Links the facility's patient ID to a verified card's person, with the card-less grant
+    /// and the first-read notice.
+    async fn link_read_card(
+        &self,
+        actor: &Actor,
+        facility_id: i64,
+        person: Person,
+        patient: &str,
+    ) -> Result<Person> {
         let new_here = !self
             .store
             .links_of(person.id)

@@ -4,7 +4,7 @@
 use axum::extract::{Form, State};
 use axum::response::{IntoResponse, Response};
 use renkei_app::AppError;
-use renkei_app::identity::{CardKind, PersonDetails};
+use renkei_app::identity::{CardKind, CardScan, PersonDetails};
 
 use crate::WebState;
 use crate::session::CurrentUser;
@@ -17,7 +17,7 @@ async fn page(
     error: Option<String>,
     read_patient: String,
 ) -> Response {
-    page_with(st, user, linked, error, read_patient, None).await
+    page_with(st, user, linked, error, read_patient, None, None).await
 }
 
 async fn page_with(
@@ -27,6 +27,7 @@ async fn page_with(
     error: Option<String>,
     read_patient: String,
     holders: Option<Vec<(String, String, String)>>,
+    pending: Option<PendingScan>,
 ) -> Response {
     let facility = match user.view.actor.facility_id {
         Some(id) => st.app.facility(&user.view.actor, id).await.ok(),
@@ -43,6 +44,7 @@ async fn page_with(
         read_patient,
         linked,
         holders,
+        pending,
     })
 }
 
@@ -67,6 +69,9 @@ pub struct ReadForm {
     /// `patients`: read from the patient list, go back there.
     #[serde(default)]
     back: String,
+    /// The patient list's facility filter, kept across the read.
+    #[serde(default)]
+    facility: String,
 }
 
 pub async fn read(
@@ -74,40 +79,66 @@ pub async fn read(
     user: CurrentUser,
     Form(f): Form<ReadForm>,
 ) -> Response {
+    let proof = renkei_app::identity::CardProof {
+        code: f.code.clone(),
+        name: f.name.clone(),
+        birth_date: f.birth_date.clone(),
+    };
+    let actor = &user.view.actor;
     match st
         .app
-        .read_card_with(
-            &user.view.actor,
-            &f.scanned,
-            &renkei_app::identity::CardProof {
+        .read_card_scan(actor, &f.scanned, &proof, &f.patient_local_id)
+        .await
+    {
+        Ok(CardScan::Linked(person, _)) if f.back == "patients" => {
+            // The facility filter is a directory number; anything else is dropped.
+            let keep = f
+                .facility
+                .trim()
+                .parse::<i64>()
+                .map(|id| format!("&facility={id}"))
+                .unwrap_or_default();
+            let _ = person;
+            axum::response::Redirect::to(&format!("/patients?done=read{keep}")).into_response()
+        }
+        // Read: the patient is opened (for a profession that may read records).
+        Ok(CardScan::Linked(person, _)) if st.app.may_open_records(actor).await => {
+            axum::response::Redirect::to(&format!("/viewer/{}", person.id)).into_response()
+        }
+        Ok(CardScan::Linked(person, patient)) => {
+            let linked = LinkedPerson {
+                name: display_name(&person),
+                common_id: person.common_id.clone(),
+                patient,
+            };
+            page(&st, &user, Some(linked), None, String::new()).await
+        }
+        Ok(CardScan::NeedsPatientId(person)) => {
+            let pending = PendingScan {
+                scanned: f.scanned.clone(),
                 code: f.code.clone(),
                 name: f.name.clone(),
                 birth_date: f.birth_date.clone(),
-            },
-            &f.patient_local_id,
-        )
-        .await
-    {
-        Ok(person) => {
-            let name = if person.kanji_name.is_empty() {
-                person.kana_name.clone()
-            } else {
-                person.kanji_name.clone()
+                label: format!(
+                    "{}（地域共通ID {}）",
+                    display_name(&person),
+                    person.common_id
+                ),
             };
-            let linked = LinkedPerson {
-                name,
-                common_id: person.common_id.clone(),
-                patient: f.patient_local_id.trim().to_string(),
-            };
-            if f.back == "patients" {
-                return axum::response::Redirect::to("/patients?done=read").into_response();
-            }
-            page(&st, &user, Some(linked), None, String::new()).await
+            page_with(&st, &user, None, None, String::new(), None, Some(pending)).await
         }
         Err(AppError::Invalid(m) | AppError::Conflict(m)) => {
             page(&st, &user, None, Some(m), f.patient_local_id).await
         }
         Err(e) => error_page(&st.app, e),
+    }
+}
+
+fn display_name(person: &renkei_app::identity::PersonRow) -> String {
+    if person.kanji_name.is_empty() {
+        person.kana_name.clone()
+    } else {
+        person.kanji_name.clone()
     }
 }
 
@@ -243,28 +274,52 @@ pub async fn issue(
         )
         .await
     {
-        Ok(issued) => render(&CardIssuedPage {
-            layout: user
-                .layout(&st.app, "カードを発行しました")
-                .with_flash(Some("カードを発行しました".into())),
-            qr_svg: crate::pages::qr_svg(&issued.payload),
-            printed: issued.common_id.printed(),
-            payload: issued.payload,
-            code: issued.code,
-            card_id: issued.card.id,
-            name: issued.person.kanji_name,
-            kana: issued.person.kana_name,
-            kind: match kind {
-                CardKind::Hm => "HMカード",
-                CardKind::Disclosure => "診療情報開示カード",
-            },
-        })
-        .into_response(),
+        // Redirect after POST: reloading the page shows the card again, never issues another.
+        Ok(issued) => {
+            axum::response::Redirect::to(&format!("/cards/{}?done=issued", issued.card.id))
+                .into_response()
+        }
         Err(AppError::Invalid(m) | AppError::Conflict(m)) => {
             page(&st, &user, None, Some(m), String::new()).await
         }
         Err(e) => error_page(&st.app, e),
     }
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct IssuedQuery {
+    #[serde(default)]
+    done: String,
+}
+
+/// `GET /cards/{id}`: a card the facility issued, with its QR code and what to print.
+pub async fn issued(
+    State(st): State<WebState>,
+    user: CurrentUser,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    axum::extract::Query(q): axum::extract::Query<IssuedQuery>,
+) -> Response {
+    let card = match st.app.card_for_print(&user.view.actor, id).await {
+        Ok(p) => p,
+        Err(e) => return error_page(&st.app, e),
+    };
+    render(&CardIssuedPage {
+        layout: user
+            .layout(&st.app, "発行したカード")
+            .with_flash((q.done == "issued").then(|| "カードを発行しました".to_string())),
+        qr_svg: crate::pages::qr_svg(&card.payload),
+        printed: card.common_id.printed(),
+        payload: card.payload,
+        code: card.code,
+        card_id: card.card.id,
+        name: card.person.kanji_name,
+        kana: card.person.kana_name,
+        kind: if card.card.kind == "disclosure" {
+            "診療情報開示カード"
+        } else {
+            "HMカード"
+        },
+    })
 }
 
 /// The card and its seal label as a PDF, for the issuing facility's printer.
@@ -346,7 +401,7 @@ pub async fn check(
                 .into_iter()
                 .map(|p| (p.kanji_name, p.kana_name, p.common_id))
                 .collect();
-            page_with(&st, &user, None, None, String::new(), Some(rows)).await
+            page_with(&st, &user, None, None, String::new(), Some(rows), None).await
         }
         Err(AppError::Invalid(m)) => page(&st, &user, None, Some(m), String::new()).await,
         Err(e) => error_page(&st.app, e),

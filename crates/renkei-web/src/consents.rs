@@ -489,6 +489,7 @@ pub async fn patients(
                 rows,
                 include_hidden,
                 facility_name,
+                facility: q.facility,
             })
         }
         Err(e) => error_page(&st.app, e),

@@ -86,6 +86,7 @@ pub fn router(state: WebState) -> Router {
         .route("/cards/read", post(cards::read))
         .route("/cards/issue", post(cards::issue))
         .route("/cards/check", post(cards::check))
+        .route("/cards/{id}", get(cards::issued))
         .route("/cards/{id}/pdf", get(cards::pdf))
         .route(
             "/admin/facilities",

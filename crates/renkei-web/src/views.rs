@@ -515,6 +515,20 @@ pub struct CardsPage {
     pub linked: Option<LinkedPerson>,
     /// The card-holding check's answer: (name, kana, common ID).
     pub holders: Option<Vec<(String, String, String)>>,
+    /// A card scanned first whose person is not linked here yet: the patient ID is asked for.
+    pub pending: Option<PendingScan>,
+}
+
+/// A verified scan waiting for the facility's patient ID (the scan and any typed proof are
+/// sent again with it, and checked again).
+#[derive(Clone, Debug)]
+pub struct PendingScan {
+    pub scanned: String,
+    pub code: String,
+    pub name: String,
+    pub birth_date: String,
+    /// 「山田 花子（地域共通ID 34000000018）」.
+    pub label: String,
 }
 
 #[derive(Template)]
@@ -624,6 +638,8 @@ pub struct PatientsPage {
     pub rows: Vec<ListedRow>,
     pub include_hidden: bool,
     pub facility_name: Option<String>,
+    /// The facility filter, kept across a card read.
+    pub facility: Option<i64>,
 }
 
 #[derive(Template)]

@@ -197,3 +197,78 @@ async fn an_emergency_read_shows_only_disclosing_facilities(t: &TestStore) {
     assert!(own.emergency_until.is_none());
 }
 on_both_backends!(an_emergency_read_shows_only_disclosing_facilities);
+
+/// A barcode reader scans first (#19 point 7): a patient the facility knows is read at once
+/// under the ID it has; a new one is named and the patient ID asked for, nothing linked yet;
+/// an unproven card is refused as before.
+async fn a_card_scanned_first_asks_for_the_patient_id_only_when_new(t: &TestStore) {
+    use renkei_app::identity::{CardProof, CardScan};
+    let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_795_219_200)));
+    let app = App::new(t.store.clone(), clock, AppConfig::default());
+    let hospital = staff(
+        &app,
+        "hospital",
+        "中央病院",
+        "h.admin",
+        "doctor",
+        "facility_admin",
+    )
+    .await;
+    let clinic = staff(&app, "clinic", "みどり内科", "c.dr", "doctor", "staff").await;
+    let card = app
+        .issue_card(
+            &hospital,
+            "H-1",
+            CardKind::Hm,
+            Some(&PersonDetails {
+                kanji_name: "山田 花子".into(),
+                kana_name: "ヤマダ ハナコ".into(),
+                birth_date: "1958-03-03".into(),
+                sex: "F".into(),
+                ..PersonDetails::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let none = CardProof::default();
+    match app
+        .read_card_scan(&clinic, &card.payload, &none, "")
+        .await
+        .unwrap()
+    {
+        CardScan::NeedsPatientId(p) => assert_eq!(p.id, card.person.id),
+        other => panic!("asked for the patient ID, not {other:?}"),
+    }
+    assert!(
+        app.person_links(&Actor::system("test"), card.person.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|l| l.facility_id != clinic.facility_id.unwrap()),
+        "nothing linked yet"
+    );
+    match app
+        .read_card_scan(&clinic, &card.payload, &none, "C-7")
+        .await
+        .unwrap()
+    {
+        CardScan::Linked(p, id) => assert_eq!((p.id, id.as_str()), (card.person.id, "C-7")),
+        other => panic!("linked, not {other:?}"),
+    }
+    // Next visit: the scan alone, under the ID the clinic gave.
+    match app
+        .read_card_scan(&clinic, &card.payload, &none, "")
+        .await
+        .unwrap()
+    {
+        CardScan::Linked(_, id) => assert_eq!(id, "C-7"),
+        other => panic!("read at once, not {other:?}"),
+    }
+    // A bare ID is still no card.
+    assert!(matches!(
+        app.read_card_scan(&clinic, &card.common_id.digits(), &none, "")
+            .await,
+        Err(AppError::Invalid(_))
+    ));
+}
+on_both_backends!(a_card_scanned_first_asks_for_the_patient_id_only_when_new);
