@@ -345,7 +345,9 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     await login(operator, base, 'admin', 'Renkei-Operator-2026');
     await finishLogin(operator, { label: 'operator', password: 'Renkei-Operator-2026' });
     await operator.goto(`${base}/admin/persons/${person}/access`);
-    const reads = await operator.locator('#access tbody tr', { hasText: 'clinical.read' }).filter({ hasText: 'midori.dr' }).count();
+    const reads = await operator.locator('#access tbody tr', { hasText: '診療情報の閲覧' }).filter({ hasText: 'midori.dr' }).count();
+    const accessText = await text(operator.locator('#access'));
+    assert.ok(accessText.includes('みどり内科クリニック') && !/\bclinical\.read\b|system:/.test(accessText), 'names and words, not IDs and keys');
     assert.ok(reads >= 7, `each of the doctor's reads is audited (${reads})`);
     await shot(operator, 'access-history');
     passed = true;

@@ -135,8 +135,14 @@ test('foundation: bootstrap, operator administration, first user login, public s
     // i. Audit trail.
     await page.goto(`${base}/admin/audit`);
     const audit = await text(page.locator('#audit'));
-    assert.ok(audit.includes('directory.facility.create'), 'audit shows directory.facility.create');
-    assert.ok(audit.includes('auth.login'), 'audit shows auth.login');
+    assert.ok(audit.includes('施設の登録'), 'audit shows the facility registration in words');
+    assert.ok(audit.includes('ログイン'), 'audit shows the login in words');
+    assert.ok(!/directory\.facility\.create|auth\.login|system:/.test(audit), 'no action keys or system: strings on the screen');
+    // Actions are chosen from a list, with a filter for break-the-glass.
+    await page.locator('#action').selectOption({ label: 'ログイン' });
+    await clickAndLoad(page, button(page, '検索'));
+    const logins = await page.locator('#audit tbody tr').allTextContents();
+    assert.ok(logins.length > 0 && logins.every((r) => r.includes('ログイン')), `only logins: ${logins.slice(0, 3)}`);
     await shot(page, 'audit');
 
     // j. Log out.
@@ -219,12 +225,15 @@ test('foundation: bootstrap, operator administration, first user login, public s
     await page.locator('#scanned').focus();
     await page.keyboard.type(payload);
     await Promise.all([page.waitForLoadState('load'), page.keyboard.press('Enter')]);
-    await page.locator('#linked').waitFor().catch(async () => {
+    // Read and linked: the patient's record opens, its banner naming the patient.
+    await page.locator('#patient-banner').waitFor().catch(async () => {
       throw new Error(`card not read:\n${(await bodyText(page)).slice(0, 1000)}`);
     });
-    assert.ok((await text(page.locator('#linked'))).includes('髙橋 太郎'), 'the card links the clinic patient');
+    assert.ok(pathname(page).startsWith('/viewer/'), 'the record opens after the read');
+    assert.ok((await text(page.locator('#patient-banner'))).includes('髙橋 太郎'), 'the card links the clinic patient');
     await shot(page, 'card-read');
     // A mistyped ID is refused by the check digit.
+    await page.goto(`${base}/cards`);
     await page.locator('#read_patient').fill('C-0002');
     const digits = payload.split(':')[1];
     const typo = digits.slice(0, 5) + digits[6] + digits[5] + digits.slice(7);
@@ -242,7 +251,7 @@ test('foundation: bootstrap, operator administration, first user login, public s
     await page.locator('#manual-proof summary').click();
     await page.locator('#code').fill(cardCode);
     await clickAndLoad(page, button(page, '読み取り'));
-    assert.ok((await text(page.locator('#linked'))).includes('髙橋 太郎'), 'typed by hand with the printed code, the card reads');
+    assert.ok((await text(page.locator('#patient-banner'))).includes('髙橋 太郎'), 'typed by hand with the printed code, the card reads');
     await shot(page, 'card-read-by-hand');
 
     // l2b. Consent: the hospital records what it discloses, to whom, for which period; the
@@ -297,7 +306,7 @@ test('foundation: bootstrap, operator administration, first user login, public s
     await shot(page, 'person');
     // Who read the record, and when.
     await clickAndLoad(page, page.locator('#access-history'));
-    assert.ok((await text(page.locator('#access'))).includes('clinical.read'), 'the access history lists the clinic\'s read');
+    assert.ok((await text(page.locator('#access'))).includes('診療情報の閲覧'), 'the access history lists the clinic\'s read');
     await shot(page, 'access-history');
     // The profession matrix: pharmacists no longer see diagnoses.
     await page.goto(`${base}/admin/rights`);

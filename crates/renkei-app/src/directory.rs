@@ -334,6 +334,25 @@ impl App {
         ))
     }
 
+    /// Every facility's name by its number, inactive ones and the operator's included (for the
+    /// operator's screens, which show names, not numbers).
+    pub async fn facility_names_by_id(
+        &self,
+        actor: &Actor,
+    ) -> Result<std::collections::HashMap<i64, String>> {
+        actor.require_operator()?;
+        let mut out = std::collections::HashMap::new();
+        for page in 0.. {
+            let (list, total) = self.facility_search("", "", None, false, page).await?;
+            let done = list.is_empty() || (out.len() + list.len()) as i64 >= total;
+            out.extend(list.into_iter().map(|f| (f.id, f.name)));
+            if done {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Every participating facility (for choosing consent targets and referral destinations).
     pub async fn participating_facilities(&self) -> Result<Vec<FacilityView>> {
         let mut out = Vec::new();

@@ -398,6 +398,12 @@ impl App {
         Ok(person)
     }
 
+    /// The common ID of a person by number (for the operator's screens, which show no internal
+    /// numbers); `None` for a number nobody has.
+    pub async fn common_id_of(&self, person_id: i64) -> Option<String> {
+        self.store.person(person_id).await.ok().map(|p| p.common_id)
+    }
+
     /// Re-issues a lost card: the old one stops working, the ID stays.
     pub async fn reissue_card(
         &self,

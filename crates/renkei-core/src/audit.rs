@@ -620,3 +620,155 @@ mod tests {
         assert!(latest_anchor(&k, "junk\n").is_err());
     }
 }
+
+/// Every action the audit trail records, with the words the operator's screens use for it
+/// (the search offers them as a list).
+pub const ACTION_LABELS: &[(&str, &str)] = &[
+    ("auth.login", "ログイン"),
+    ("auth.logout", "ログアウト"),
+    ("auth.password.change", "パスワード変更"),
+    ("auth.password.reset", "パスワード再設定"),
+    ("auth.recovery_codes.regenerate", "回復コードの再発行"),
+    ("auth.totp.enrol", "二要素認証の登録"),
+    ("auth.totp.reset", "二要素認証のリセット"),
+    ("clinical.read", "診療情報の閲覧"),
+    ("clinical.document.read", "文書・画像の閲覧"),
+    ("clinical.list", "患者一覧の閲覧"),
+    ("clinical.import", "診療情報の取り込み"),
+    ("clinical.write", "診療情報の登録（FHIR）"),
+    ("clinical.medication.import", "お薬手帳データの登録"),
+    ("clinical.medication.split_expired", "分割QRコードの破棄"),
+    ("clinical.patient.merge", "施設内の患者統合"),
+    ("clinical.lab_code.map", "検査コードの対応付け"),
+    ("consent.create", "同意の登録"),
+    ("consent.withdraw", "同意の撤回"),
+    ("consent.read", "同意の閲覧"),
+    ("consent.pdf", "同意書の出力"),
+    ("consent.scan.attach", "同意書スキャンの登録"),
+    ("consent.scan.read", "同意書スキャンの閲覧"),
+    ("consent.policy.update", "開示ルールの変更"),
+    ("consent.rights.update", "職種別閲覧権限の変更"),
+    ("consent.referral.record", "紹介の登録"),
+    ("consent.opt_in", "開示の再開（オプトイン）"),
+    ("consent.opt_out", "開示の停止（オプトアウト）"),
+    ("consent.emergency.grant", "緊急時閲覧の開始"),
+    ("consent.access_history", "閲覧履歴の確認"),
+    ("consent.patient_list", "カードレス患者一覧"),
+    ("consent.patient_list.hide", "患者一覧から非表示"),
+    ("identity.card.issue", "カードの発行"),
+    ("identity.card.reissue", "カードの再発行"),
+    ("identity.card.revoke", "カードの失効"),
+    ("identity.card.read", "カードの読み取り（名寄せ）"),
+    ("identity.card.print", "カードの印刷"),
+    ("identity.card.holding_check", "カード保持確認"),
+    ("identity.person.create", "地域共通IDの登録"),
+    ("identity.person.read", "地域共通IDの詳細"),
+    ("identity.person.search", "地域共通IDの検索"),
+    ("identity.person.merge", "地域共通IDの統合"),
+    ("identity.person.unmerge", "地域共通IDの統合取消"),
+    ("identity.mpi.suggest", "名寄せ候補の提示"),
+    ("identity.link.confirm_suggested", "名寄せ候補の確定"),
+    ("identity.link.review_opened", "名寄せ確認（不一致の検出）"),
+    ("identity.link.review_resolved", "名寄せ確認の完了"),
+    ("directory.facility.create", "施設の登録"),
+    ("directory.facility.update", "施設の変更"),
+    ("directory.user.create", "利用者の登録"),
+    ("directory.user.update", "利用者の変更"),
+    (
+        "directory.institutions.import",
+        "医療機関コードマスタの取り込み",
+    ),
+    ("notice.create", "お知らせの登録"),
+    ("notice.update", "お知らせの変更"),
+    ("notice.delete", "お知らせの削除"),
+    ("audit.search", "監査ログの検索"),
+    ("audit.read", "監査ログの閲覧"),
+    ("audit.key", "監査鍵"),
+    ("api.client.register", "APIクライアントの登録"),
+    ("api.client.enable", "APIクライアントの有効化"),
+    ("api.client.disable", "APIクライアントの停止"),
+    ("api.token.issue", "アクセストークンの発行"),
+    ("api.authorize", "アプリの許可"),
+    ("fhir.pdqm.read", "患者情報の参照（PDQm）"),
+    ("fhir.pdqm.search", "患者の検索（PDQm）"),
+    ("fhir.pixm.query", "ID照会（PIXm）"),
+    ("medication.app.register", "お薬手帳アプリの登録"),
+    ("medication.app.subscribe", "お薬手帳アプリの連携"),
+    ("medication.code.issue", "ワンタイムコードの発行"),
+    ("medication.code.use", "ワンタイムコードの使用"),
+    ("case.create", "ファイル開示相談の作成"),
+    ("case.read", "ファイル開示相談の閲覧"),
+    ("case.reply", "ファイル開示相談への返信"),
+    ("case.reading", "読影"),
+    ("case.file.upload", "相談ファイルのアップロード"),
+    ("box.upload", "HM-Box アップロード"),
+    ("box.share", "HM-Box 共有"),
+    ("box.unshare", "HM-Box 共有解除"),
+    ("box.delete", "HM-Box 削除"),
+    ("box.expire", "HM-Box 期限切れ削除"),
+    ("wopi.token", "オンライン編集の開始"),
+    ("wopi.save", "オンライン編集の保存"),
+];
+
+/// An action in words; an action without a label shows as it is recorded.
+pub fn action_label(action: &str) -> &str {
+    ACTION_LABELS
+        .iter()
+        .find(|(k, _)| *k == action)
+        .map_or(action, |(_, v)| v)
+}
+
+/// An event's detail in words: the machine keys the trail records (`permitted=3`,
+/// `basis=emergency`, `no_relation`, …) said as a reader would.
+pub fn detail_in_words(detail: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("withheld_facilities=", "表示しなかった施設 "),
+        ("permitted=", "表示 "),
+        ("denied=", "非表示 "),
+        ("basis=emergency", "緊急時閲覧"),
+        ("no_relation", "関係のない患者"),
+        ("no_such_person", "存在しない患者"),
+        ("profession_without_rights", "閲覧権限のない職種"),
+        ("name_change_confirmed=", "氏名変更の確認 "),
+        ("stored=", "新規 "),
+        ("unchanged=", "変更なし "),
+        ("errors=", "エラー "),
+        ("view=", "画面 "),
+        ("categories=", "区分 "),
+        ("wrong_secret", "カードの照合に失敗"),
+        ("no_proof", "カードの証明なし"),
+        ("unknown_id", "未登録のID"),
+        ("invalid_id", "IDの形式誤り"),
+        ("totp_enrol", "二要素認証の登録後"),
+        ("totp", "二要素認証"),
+        ("password_wrong", "パスワード誤り"),
+        ("locked", "ロック中"),
+        ("recovery_code", "回復コード"),
+    ];
+    let mut out = detail.to_string();
+    for (key, words) in WORDS {
+        out = out.replace(key, words);
+    }
+    out
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn actions_and_details_read_in_japanese() {
+        assert_eq!(action_label("clinical.read"), "診療情報の閲覧");
+        assert_eq!(action_label("consent.emergency.grant"), "緊急時閲覧の開始");
+        assert_eq!(action_label("x.unknown"), "x.unknown");
+        let keys: Vec<&str> = ACTION_LABELS.iter().map(|(k, _)| *k).collect();
+        let mut unique = keys.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(keys.len(), unique.len(), "each action once");
+        assert_eq!(
+            detail_in_words("view=all permitted=3 denied=1 withheld_facilities=0 basis=emergency"),
+            "画面 all 表示 3 非表示 1 表示しなかった施設 0 緊急時閲覧"
+        );
+    }
+}

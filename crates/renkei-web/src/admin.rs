@@ -597,6 +597,80 @@ pub async fn delete_notice(
     }
 }
 
+/// One event as the operator reads it: names and words, not numbers and keys.
+fn audit_row(
+    c: renkei_core::audit::ChainedAuditEvent,
+    names: &std::collections::HashMap<i64, String>,
+    target: String,
+) -> AuditRowView {
+    let e = c.event;
+    let who = match e.login_id.strip_prefix("system:") {
+        Some(what) => format!("システム（{what}）"),
+        None if e.login_id.is_empty() => "システム".into(),
+        None => e.login_id.clone(),
+    };
+    AuditRowView {
+        seq: c.seq,
+        at: e.at.jst_minutes(),
+        login_id: who,
+        facility_id: e
+            .facility_id
+            .map(|f| {
+                names
+                    .get(&f)
+                    .cloned()
+                    .unwrap_or_else(|| "（不明な施設）".into())
+            })
+            .unwrap_or_default(),
+        profession: e
+            .profession
+            .as_deref()
+            .map(|p| {
+                Profession::from_key(p)
+                    .map(|p| p.label().to_string())
+                    .unwrap_or_else(|| p.to_string())
+            })
+            .unwrap_or_default(),
+        action: renkei_core::audit::action_label(&e.action).to_string(),
+        target,
+        outcome: e.outcome.label(),
+        outcome_key: e.outcome.key(),
+        detail: renkei_core::audit::detail_in_words(&e.detail),
+        client: e.client,
+        emergency: e.emergency,
+    }
+}
+
+/// An event's target in words: a patient by the common ID, a facility by its name; other kinds
+/// by their kind.
+async fn target_in_words(
+    st: &WebState,
+    names: &std::collections::HashMap<i64, String>,
+    target: &str,
+) -> String {
+    let (kind, rest) = target.split_once(':').unwrap_or((target, ""));
+    let id = rest
+        .split(['/', '-'])
+        .next()
+        .unwrap_or("")
+        .parse::<i64>()
+        .ok();
+    match (kind, id) {
+        ("person", Some(id)) => match st.app.common_id_of(id).await {
+            Some(common) => format!("患者（地域共通ID {common}）"),
+            None => "患者".into(),
+        },
+        ("facility", Some(id)) => names.get(&id).cloned().unwrap_or_else(|| "施設".into()),
+        ("common_id", _) => format!("地域共通ID {rest}"),
+        ("notice", _) => "お知らせ".into(),
+        ("user", _) => "利用者".into(),
+        ("profession_rights", _) => "職種別閲覧権限".into(),
+        ("persons", _) => "患者".into(),
+        _ => target.to_string(),
+    }
+}
+
+/// `GET /admin/audit`: the audit trail searched, in names and words.
 pub async fn audit(
     State(st): State<WebState>,
     Operator(user): Operator,
@@ -626,8 +700,21 @@ pub async fn audit(
         (AuditOutcome::Failure.key(), AuditOutcome::Failure.label()),
         (AuditOutcome::Denied.key(), AuditOutcome::Denied.label()),
     ];
+    let names = st
+        .app
+        .facility_names_by_id(&user.view.actor)
+        .await
+        .unwrap_or_default();
+    let mut facilities: Vec<(i64, String)> = names.iter().map(|(k, v)| (*k, v.clone())).collect();
+    facilities.sort_by(|a, b| a.1.cmp(&b.1));
     match st.app.search_audit(&user.view.actor, &search).await {
         Ok((events, total)) => {
+            let shown = events.len() as i64;
+            let mut rows = Vec::with_capacity(events.len());
+            for c in events {
+                let target = target_in_words(&st, &names, &c.event.target).await;
+                rows.push(audit_row(c, &names, target));
+            }
             let page = q.page.max(0);
             let link = |p: i64| {
                 let mut next = q.clone();
@@ -636,7 +723,6 @@ pub async fn audit(
                     .ok()
                     .map(|qs| format!("/admin/audit?{qs}"))
             };
-            let shown = events.len() as i64;
             render(&AuditPage {
                 layout: user.layout(&st.app, "監査ログ検索"),
                 s: view,
@@ -650,36 +736,9 @@ pub async fn audit(
                 } else {
                     None
                 },
-                events: events
-                    .into_iter()
-                    .map(|c| AuditRowView {
-                        seq: c.seq,
-                        at: c.event.at.jst_minutes(),
-                        login_id: c.event.login_id,
-                        facility_id: c
-                            .event
-                            .facility_id
-                            .map(|v| v.to_string())
-                            .unwrap_or_default(),
-                        profession: c
-                            .event
-                            .profession
-                            .as_deref()
-                            .map(|p| {
-                                Profession::from_key(p)
-                                    .map(|p| p.label().to_string())
-                                    .unwrap_or_else(|| p.to_string())
-                            })
-                            .unwrap_or_default(),
-                        action: c.event.action,
-                        target: c.event.target,
-                        outcome: c.event.outcome.label(),
-                        outcome_key: c.event.outcome.key(),
-                        detail: c.event.detail,
-                        client: c.event.client,
-                        emergency: c.event.emergency,
-                    })
-                    .collect(),
+                events: rows,
+                actions: renkei_core::audit::ACTION_LABELS.to_vec(),
+                facilities: facilities.clone(),
             })
         }
         Err(AppError::Invalid(m)) => render(&AuditPage {
@@ -692,6 +751,8 @@ pub async fn audit(
             events: Vec::new(),
             prev_link: None,
             next_link: None,
+            actions: renkei_core::audit::ACTION_LABELS.to_vec(),
+            facilities,
         }),
         Err(e) => error_page(&st.app, e),
     }

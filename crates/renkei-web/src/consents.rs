@@ -641,6 +641,11 @@ pub async fn access_history(
     Operator(user): Operator,
     Path(id): Path<i64>,
 ) -> Response {
+    let names = st
+        .app
+        .facility_names_by_id(&user.view.actor)
+        .await
+        .unwrap_or_default();
     match st.app.access_history(&user.view.actor, id).await {
         Ok(events) => render(&AccessPage {
             layout: user.layout(&st.app, "閲覧履歴"),
@@ -653,15 +658,15 @@ pub async fn access_history(
                     facility: e
                         .event
                         .facility_id
-                        .map(|f| f.to_string())
+                        .and_then(|f| names.get(&f).cloned())
                         .unwrap_or_default(),
-                    action: e.event.action,
+                    action: renkei_core::audit::action_label(&e.event.action).to_string(),
                     outcome: match e.event.outcome {
                         renkei_core::audit::AuditOutcome::Success => "許可",
                         renkei_core::audit::AuditOutcome::Denied => "拒否",
                         renkei_core::audit::AuditOutcome::Failure => "失敗",
                     },
-                    detail: e.event.detail,
+                    detail: renkei_core::audit::detail_in_words(&e.event.detail),
                     emergency: e.event.emergency,
                 })
                 .collect(),

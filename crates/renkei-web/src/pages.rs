@@ -476,3 +476,58 @@ mod inline_handler_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod action_label_tests {
+    /// Every action the code records has words for the operator's screens (a new action without
+    /// a label would show as its key).
+    #[test]
+    fn every_recorded_action_has_a_label() {
+        const PREFIXES: [&str; 14] = [
+            "auth.",
+            "clinical.",
+            "consent.",
+            "identity.",
+            "directory.",
+            "notice.",
+            "audit.",
+            "api.",
+            "fhir.",
+            "medication.",
+            "case.",
+            "box.",
+            "wopi.",
+            "intake.",
+        ];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut missing = Vec::new();
+        for krate in ["renkei-app", "renkei-web", "renkei"] {
+            let dir = root.join(krate).join("src");
+            for entry in
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            {
+                let path = entry.map(|e| e.path()).unwrap_or_default();
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for (i, part) in text.split('"').enumerate() {
+                    let literal = i % 2 == 1;
+                    let action = literal
+                        && PREFIXES.iter().any(|p| part.starts_with(p))
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_')
+                        && !part.ends_with(".html")
+                        && !part.ends_with('.')
+                        && part != "medication.dispensing";
+                    if action && renkei_core::audit::action_label(part) == part {
+                        missing.push(format!("{}: {part}", path.display()));
+                    }
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "actions without words:\n{}",
+            missing.join("\n")
+        );
+    }
+}

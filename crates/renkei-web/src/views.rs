@@ -496,6 +496,10 @@ pub struct AuditPage {
     pub events: Vec<AuditRowView>,
     pub prev_link: Option<String>,
     pub next_link: Option<String>,
+    /// The actions to choose from: (key, words).
+    pub actions: Vec<(&'static str, &'static str)>,
+    /// The facilities to choose from: (number, name), by name.
+    pub facilities: Vec<(i64, String)>,
 }
 
 pub struct LinkedPerson {
