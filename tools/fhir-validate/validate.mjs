@@ -440,7 +440,7 @@ async function main(argv) {
       continue;
     }
     // A golden file of the API may hold a JSON array of resources: each is validated on its own.
-    const docs = Array.isArray(json) ? json.map((r, i) => [r, `[${i}]`]) : [[json, '']];
+    const docs = Array.isArray(json) ? json.map((r, i) => [r, `[${i}] `]) : [[json, '']];
     const issues = docs.flatMap(([doc, at]) => validateJson(doc).map((i) => ({ ...i, path: at + i.path })));
     for (const i of issues) {
       if (quiet && i.severity !== 'error' && i.severity !== 'fatal') continue;
