@@ -808,6 +808,8 @@ impl App {
             kana_name: person.kana_name,
             birth_date: person.birth_date,
             sex: person.sex,
+            postal_code: person.postal_code,
+            address: person.address,
         };
         Ok((facility, patient, record))
     }

@@ -1,7 +1,8 @@
 //! JP-CLINS (電子カルテ情報共有サービス) send bundles: a facility's diagnoses, allergies (with
 //! contraindications folded in) or lab results for one patient, as `JP_Bundle_CLINS`
 //! collections following the IG's rules (the JP-CLINS implementation guide, see `docs/fhir.md`):
-//! - `Bundle.identifier` is `<10-digit institution>^<insured-person id>^<report id>`;
+//! - `Bundle.identifier` is `<10-digit institution>^<year>^<report id>` (rule R2152: the year
+//!   the bundle is made, a report id of at most 36 letters, digits and hyphens);
 //! - `meta.tag` declares the one resource type carried;
 //! - entry 0 is the Patient, every `fullUrl` a fresh `urn:uuid`, references point to them;
 //! - every resource carries the institution number extension and a resource-instance identifier;
@@ -13,7 +14,7 @@
 
 use serde_json::{Value, json};
 
-use crate::fhir::{Entry, to_resource};
+use crate::fhir::{DISEASE_KEY_NUMBER, Entry, to_resource};
 use crate::jlac10;
 
 pub const BUNDLE_PROFILE: &str =
@@ -43,6 +44,8 @@ pub struct ClinsPatient {
     pub birth_date: Option<String>,
     /// `M`, `F`, …
     pub sex: String,
+    pub postal_code: String,
+    pub address: String,
 }
 
 /// What a bundle is made from.
@@ -52,7 +55,8 @@ pub struct ClinsInput<'a> {
     pub institution: &'a str,
     /// 被保険者個人識別子: `保険者番号(8):記号:番号:枝番`.
     pub insured: &'a str,
-    /// The report id (the bundle's identity: sending it again replaces the earlier one).
+    /// The report id (the bundle's identity with the institution and the year: sending it again
+    /// in the same year replaces the earlier one). At most 36 letters, digits and hyphens.
     pub report_id: &'a str,
     pub patient: &'a ClinsPatient,
     pub entries: &'a [Entry<'a>],
@@ -90,7 +94,7 @@ pub fn valid_insured(s: &str) -> bool {
 }
 
 fn valid_report_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    !s.is_empty() && s.len() <= 36 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// Whether an item belongs in a diagnosis or allergy bundle: still open, or ended within the
@@ -130,7 +134,7 @@ pub fn bundle(input: &ClinsInput, uuid: &mut dyn FnMut() -> String) -> Result<Va
     if !valid_report_id(input.report_id) {
         return Err(err(
             "report",
-            "the report id is 1 to 128 letters, digits and hyphens",
+            "the report id is 1 to 36 letters, digits and hyphens",
         ));
     }
     let patient_url = format!("urn:uuid:{}", uuid());
@@ -159,7 +163,7 @@ pub fn bundle(input: &ClinsInput, uuid: &mut dyn FnMut() -> String) -> Result<Va
         "language": "ja",
         "identifier": {
             "system": "http://jpfhir.jp/fhir/clins/bundle-identifier",
-            "value": format!("{}^{}^{}", input.institution, input.insured, input.report_id),
+            "value": format!("{}^{}^{}", input.institution, input.now.get(..4).unwrap_or(""), input.report_id),
         },
         "type": "collection",
         "timestamp": input.now,
@@ -201,7 +205,22 @@ pub(crate) fn ecs_patient(p: &ClinsPatient, institution: &str, insured: &str, no
     if let Some(b) = &p.birth_date {
         patient["birthDate"] = json!(b);
     }
+    // JP_Patient_eCS requires the address as text; one the facility does not know is said so.
+    patient["address"] = if p.address.trim().is_empty() {
+        json!([{ "_text": { "extension": [data_absent("unknown")] } }])
+    } else {
+        let mut a = json!({ "text": p.address.trim(), "country": "JP" });
+        if !p.postal_code.trim().is_empty() {
+            a["postalCode"] = json!(p.postal_code.trim());
+        }
+        json!([a])
+    };
     patient
+}
+
+/// The R4 `data-absent-reason` extension: an element a profile requires but nobody knows.
+pub(crate) fn data_absent(reason: &str) -> Value {
+    json!({ "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": reason })
 }
 
 /// An item as its JP-CLINS (eCS) resource of type `t`, referring to the patient at
@@ -228,7 +247,9 @@ pub(crate) fn ecs_resource(
         o.remove("requester");
         o.remove("serviceProvider");
     }
-    r["meta"] = json!({ "lastUpdated": now, "profile": [format!("{ECS}{profile}|1")] });
+    // Unversioned: JP_Bundle_CLINS's validEntryProfile-* invariants refuse `…|1` in an entry (as
+    // the IG's bundle example has it).
+    r["meta"] = json!({ "lastUpdated": now, "profile": [format!("{ECS}{profile}")] });
     r["language"] = json!("ja");
     r["identifier"] =
         json!([{ "system": INSTANCE_SYSTEM, "value": format!("{}-{}", institution, e.id) }]);
@@ -245,8 +266,56 @@ pub(crate) fn ecs_resource(
     if t == "Observation" {
         r["category"] = json!([{ "coding": [{ "system": "http://jpfhir.jp/fhir/core/CodeSystem/JP_SimpleObservationCategory_CS", "code": "laboratory" }] }]);
         r["code"] = lab_code(e);
+        r["specimen"] = specimen(e);
+    }
+    if t == "Condition" {
+        require_key_number(&mut r);
     }
     Some(r)
+}
+
+/// JP_Condition_eCS requires a MEDIS 病名管理番号 coding (with its display); a diagnosis that
+/// has none gets the IG's "not coded" number, all nines, with the diagnosis text.
+fn require_key_number(r: &mut Value) {
+    let text = r["code"]["text"].as_str().unwrap_or("").to_string();
+    let Some(codings) = r["code"]["coding"].as_array_mut() else {
+        r["code"]["coding"] =
+            json!([{ "system": DISEASE_KEY_NUMBER, "code": "99999999", "display": text }]);
+        return;
+    };
+    match codings
+        .iter_mut()
+        .find(|c| c["system"] == DISEASE_KEY_NUMBER)
+    {
+        Some(c) if c.get("display").is_none() => c["display"] = json!(text),
+        Some(_) => {}
+        None => codings.insert(
+            0,
+            json!({ "system": DISEASE_KEY_NUMBER, "code": "99999999", "display": text }),
+        ),
+    }
+}
+
+/// The specimen of a lab result, which JP_Observation_LabResult_eCS requires: by its material
+/// name (as the IG's examples do: `type` Specimen, `display` 血清) when the JLAC10 material
+/// code is one of the core set's, else marked unknown.
+pub(crate) fn specimen(e: &Entry) -> Value {
+    let material = (e.code_system == "JC10" && jlac10::is_jlac10(e.code))
+        .then(|| e.code.get(9..12))
+        .flatten();
+    let name = match material {
+        Some("001") => Some("尿(含むその他)"),
+        Some("018") => Some("全血"),
+        Some("019") => Some("全血(添加物入り)"),
+        Some("021") => Some("毛細管血"),
+        Some("022") => Some("血漿"),
+        Some("023") => Some("血清"),
+        _ => None,
+    };
+    match name {
+        Some(n) => json!({ "type": "Specimen", "display": n }),
+        None => json!({ "extension": [data_absent("unknown")] }),
+    }
 }
 
 /// A lab result's code as JP-CLINS wants it: the local code with its material, then the
@@ -284,6 +353,7 @@ mod tests {
             kana_name: "タカハシ タロウ".into(),
             birth_date: Some("1948-04-05".into()),
             sex: "M".into(),
+            ..ClinsPatient::default()
         }
     }
 
@@ -334,10 +404,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b["type"], "collection");
-        assert_eq!(
-            b["identifier"]["value"],
-            "1318814790^00012345:あいう:１８７:05^LAB-20211105-1"
-        );
+        assert_eq!(b["identifier"]["value"], "1318814790^2026^LAB-20211105-1");
         assert_eq!(b["meta"]["tag"][0]["code"], "Observation");
         assert_eq!(b["entry"][0]["resource"]["resourceType"], "Patient");
         let obs = &b["entry"][1]["resource"];
@@ -349,6 +416,12 @@ mod tests {
             "1318814790"
         );
         assert!(obs.get("id").is_none());
+        assert_eq!(obs["specimen"]["display"], "血清");
+        let patient = &b["entry"][0]["resource"];
+        assert_eq!(
+            patient["address"][0]["_text"]["extension"][0]["valueCode"],
+            "unknown"
+        );
         let bad = bundle(
             &ClinsInput {
                 resource_type: "Observation",

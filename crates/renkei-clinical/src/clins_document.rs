@@ -167,6 +167,10 @@ fn organization(p: &Party, now: &str) -> Value {
             ext.push(json!({ "url": "http://jpfhir.jp/fhir/eCS/Extension/StructureDefinition/JP_eCS_Department", "valueCodeableConcept": { "text": p.department.trim() } }));
         }
         o["extension"] = json!(ext);
+    } else {
+        // JP_Organization_eCS requires the medical-institution code: a facility named without
+        // it has one that says the code is unknown.
+        o["identifier"] = json!([{ "system": INSTITUTION_SYSTEM, "_value": { "extension": [crate::clins::data_absent("unknown")] } }]);
     }
     if !p.phone.trim().is_empty() {
         o["telecom"] = json!([{ "system": "phone", "value": p.phone.trim() }]);

@@ -136,11 +136,25 @@ pub fn system_uri(system: &str, facility: i64) -> String {
     }
 }
 
+/// MEDIS 標準病名マスター 病名管理番号 (8 digits), the code JP_Condition_eCS requires.
+pub const DISEASE_KEY_NUMBER: &str = "http://medis.or.jp/CodeSystem/master-disease-keyNumber";
+
+/// Whether a MEDIS disease code is a 病名管理番号 (8 digits) rather than a 病名交換用コード.
+pub fn is_disease_key_number(code: &str) -> bool {
+    code.len() == 8 && code.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn coding(system: &str, code: &str, display: &str, facility: i64) -> Option<Value> {
     if code.trim().is_empty() {
         return None;
     }
-    let mut c = json!({ "system": system_uri(system, facility), "code": code.trim() });
+    let uri = match system.trim() {
+        // MDCDX2 names both MEDIS disease codes (JP Core's Condition notes): the 8-digit
+        // 病名管理番号 and the 4-character 病名交換用コード.
+        "MDCDX" | "MDCDX2" if is_disease_key_number(code.trim()) => DISEASE_KEY_NUMBER.to_string(),
+        s => system_uri(s, facility),
+    };
+    let mut c = json!({ "system": uri, "code": code.trim() });
     if !display.trim().is_empty() {
         c["display"] = json!(display.trim());
     }
@@ -482,6 +496,10 @@ pub fn to_resource(resource_type: &str, e: &Entry, patient: &str) -> Option<Valu
                 _ => "final",
             });
             r["category"] = json!([{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": if lab { "laboratory" } else { "vital-signs" } }] }]);
+            if lab {
+                // JP_Observation_LabResult requires the specimen.
+                r["specimen"] = crate::clins::specimen(e);
+            }
             let mut code = concept(e.code_system, e.code, e.display, f);
             if let Some(local) = d.get("local_code")
                 && let Some(c) = coding(

@@ -88,7 +88,8 @@ pub fn system_name(uri: &str) -> String {
         "http://medis.or.jp/CodeSystem/master-HOT7" => "HOT7".into(),
         "http://medis.or.jp/CodeSystem/master-HOT13" => "HOT13".into(),
         "http://capstandard.jp/iyaku.info/CodeSystem/YJ-code" => "YJ".into(),
-        "http://medis.or.jp/CodeSystem/master-disease-exCode" => "MDCDX2".into(),
+        "http://medis.or.jp/CodeSystem/master-disease-exCode"
+        | "http://medis.or.jp/CodeSystem/master-disease-keyNumber" => "MDCDX2".into(),
         "http://jpfhir.jp/fhir/core/mhlw/CodeSystem/ICD10-2013-full" => "I10".into(),
         "http://loinc.org" => "LN".into(),
         other => other.to_string(),
