@@ -340,6 +340,23 @@ test('core flow: import, card and consent, clinic reads the card, calendar, lab 
     assert.ok((await text(erPage.locator('.error'))).length > 0, 'the error is said');
     assert.equal(await erPage.evaluate(() => document.activeElement.id), 'scanned', 'the cursor is back in the QR field');
 
+    // Phones: no main page is wider than a 390 px screen (tables scroll inside their box).
+    const wide = [];
+    const phone = async (p, urls) => {
+      await p.setViewportSize({ width: 390, height: 844 });
+      for (const u of urls) {
+        await p.goto(`${base}${u}`);
+        const [scroll, inner] = await p.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+        if (scroll > inner) wide.push(`${u}: ${scroll}px`);
+        await shot(p, `phone${u.replace(/[^a-z0-9]+/gi, '-')}`);
+      }
+      await p.setViewportSize({ width: 1280, height: 800 });
+    };
+    await phone(page, ['/', '/patients', `/viewer/${person}?tab=calendar`, `/viewer/${person}?tab=timeline`, `/viewer/${person}?tab=labs`, `/viewer/${person}?tab=medication`, `/viewer/${person}?tab=summary`, '/cards', '/box', '/cases', '/facilities/search']);
+    await phone(hospitalPage, ['/consents', `/consents?patient=${PATIENT}`]);
+    await phone(pharmacyPage, ['/medication']);
+    assert.deepEqual(wide, [], 'pages wider than a phone');
+
     // The operator sees each read in the person's access history.
     const operator = await newPage(browser);
     await login(operator, base, 'admin', 'Renkei-Operator-2026');
