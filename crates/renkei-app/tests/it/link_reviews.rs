@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use renkei_app::directory::{FacilityInput, UserInput};
-use renkei_app::identity::{CardKind, PersonDetails};
 use renkei_app::intake::{ImportReport, SourceFile};
 use renkei_app::{Actor, App, AppConfig, AppError};
 use renkei_core::time::{FixedClock, Timestamp};
@@ -72,21 +71,7 @@ async fn a_live_feed_that_names_someone_else_is_kept_and_reviewed(t: &TestStore)
     let app = App::new(t.store.clone(), clock, AppConfig::default());
     let admin = hospital(&app, "3411234564", "登呂病院", "h.admin").await;
     let other = hospital(&app, "3411234572", "北病院", "n.admin").await;
-    let card = app
-        .issue_card(
-            &admin,
-            "1234567",
-            CardKind::Hm,
-            Some(&PersonDetails {
-                kanji_name: "山田 花子".into(),
-                kana_name: "ヤマダ ハナコ".into(),
-                birth_date: "1958-03-03".into(),
-                sex: "F".into(),
-                ..PersonDetails::default()
-            }),
-        )
-        .await
-        .unwrap();
+    let card = crate::medication::hanako(&app, &admin, "1234567").await;
     // The person as the hospital registered her: no review.
     assert_eq!(
         app.receive_hl7(adt("A1", "山田^花子", "19580303", "F").as_bytes())
@@ -169,21 +154,7 @@ async fn a_storage_file_that_names_someone_else_is_kept_and_reviewed(t: &TestSto
     let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_795_219_200)));
     let app = App::new(t.store.clone(), clock, AppConfig::default());
     let admin = hospital(&app, "3411234564", "登呂病院", "h.admin").await;
-    let card = app
-        .issue_card(
-            &admin,
-            "1234567",
-            CardKind::Hm,
-            Some(&PersonDetails {
-                kanji_name: "山田 花子".into(),
-                kana_name: "ヤマダ ハナコ".into(),
-                birth_date: "1958-03-03".into(),
-                sex: "F".into(),
-                ..PersonDetails::default()
-            }),
-        )
-        .await
-        .unwrap();
+    let card = crate::medication::hanako(&app, &admin, "1234567").await;
     // A clerk's typo in the birth date, in the hospital's standardized storage.
     let file = SourceFile {
         relative_path:

@@ -392,3 +392,26 @@ async fn files_without_a_card_find_their_card_holder(t: &TestStore) {
 }
 
 on_both_backends!(files_without_a_card_find_their_card_holder);
+
+/// A hospital issues 山田 花子 (F, 1958-03-03) an HM card under `patient`: the card-holder the
+/// intake, consent and 名寄せ tests share.
+pub(crate) async fn hanako(
+    app: &App,
+    hospital: &Actor,
+    patient: &str,
+) -> renkei_app::identity::IssuedCard {
+    app.issue_card(
+        hospital,
+        patient,
+        CardKind::Hm,
+        Some(&PersonDetails {
+            kanji_name: "山田 花子".into(),
+            kana_name: "ヤマダ ハナコ".into(),
+            birth_date: "1958-03-03".into(),
+            sex: "F".into(),
+            ..PersonDetails::default()
+        }),
+    )
+    .await
+    .unwrap()
+}

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use renkei_app::identity::{CardKind, PersonDetails};
 use renkei_app::medication::{MedicationOptions, MedicationReport};
 use renkei_app::{Actor, App, AppConfig, AppError};
 use renkei_core::time::{FixedClock, Timestamp};
@@ -36,21 +35,7 @@ async fn setup(t: &TestStore) -> Pharmacy {
         "facility_admin",
     )
     .await;
-    let card = app
-        .issue_card(
-            &hospital,
-            "H-1",
-            CardKind::Hm,
-            Some(&PersonDetails {
-                kanji_name: "山田 花子".into(),
-                kana_name: "ヤマダ ハナコ".into(),
-                birth_date: "1958-03-03".into(),
-                sex: "F".into(),
-                ..PersonDetails::default()
-            }),
-        )
-        .await
-        .unwrap();
+    let card = crate::medication::hanako(&app, &hospital, "H-1").await;
     Pharmacy {
         app,
         clock,
@@ -495,22 +480,8 @@ async fn split_codes_wait_for_every_part_on_every_path(t: &TestStore) {
     );
     assert_eq!(r.pending[0].received, [2], "the late part starts afresh");
     // A part read with another patient's card is refused.
-    let other = p
-        .app
-        .issue_card(
-            &staff(&p.app, "hospital", "北病院", "n.clerk", "clerk", "staff").await,
-            "N-1",
-            CardKind::Hm,
-            Some(&PersonDetails {
-                kanji_name: "山田 花子".into(),
-                kana_name: "ヤマダ ハナコ".into(),
-                birth_date: "1958-03-03".into(),
-                sex: "F".into(),
-                ..PersonDetails::default()
-            }),
-        )
-        .await
-        .unwrap();
+    let north = staff(&p.app, "hospital", "北病院", "n.clerk", "clerk", "staff").await;
+    let other = crate::medication::hanako(&p.app, &north, "N-1").await;
     let r = p
         .app
         .import_medication(

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use renkei_app::consent::ConsentInput;
-use renkei_app::identity::{CardKind, PersonDetails};
 use renkei_app::{Actor, App, AppConfig, AppError};
 use renkei_core::consent::{CategoryScope, CategorySet, ConsentCategory};
 use renkei_core::time::{FixedClock, Timestamp};
@@ -35,21 +34,7 @@ async fn scopes_follow_the_rules_not_the_data(t: &TestStore) {
         user_id: Some(9_999),
         ..doctor.clone()
     };
-    let card = app
-        .issue_card(
-            &hospital,
-            "H-1",
-            CardKind::Hm,
-            Some(&PersonDetails {
-                kanji_name: "山田 花子".into(),
-                kana_name: "ヤマダ ハナコ".into(),
-                birth_date: "1958-03-03".into(),
-                sex: "F".into(),
-                ..PersonDetails::default()
-            }),
-        )
-        .await
-        .unwrap();
+    let card = crate::medication::hanako(&app, &hospital, "H-1").await;
     // Everything but prescriptions, for every participating facility.
     app.create_consent(
         &hospital,
@@ -138,21 +123,7 @@ async fn an_emergency_read_shows_only_disclosing_facilities(t: &TestStore) {
     .await;
     let clinic = staff(&app, "clinic", "みどり内科", "c.dr", "doctor", "staff").await;
     let er = staff(&app, "clinic", "救急クリニック", "e.dr", "doctor", "staff").await;
-    let card = app
-        .issue_card(
-            &hospital,
-            "9999013",
-            CardKind::Hm,
-            Some(&PersonDetails {
-                kanji_name: "山田 花子".into(),
-                kana_name: "ヤマダ ハナコ".into(),
-                birth_date: "1958-03-03".into(),
-                sex: "F".into(),
-                ..PersonDetails::default()
-            }),
-        )
-        .await
-        .unwrap();
+    let card = crate::medication::hanako(&app, &hospital, "9999013").await;
     app.read_card(&clinic, &card.payload, "9999013")
         .await
         .unwrap();
@@ -215,21 +186,7 @@ async fn a_card_scanned_first_asks_for_the_patient_id_only_when_new(t: &TestStor
     )
     .await;
     let clinic = staff(&app, "clinic", "みどり内科", "c.dr", "doctor", "staff").await;
-    let card = app
-        .issue_card(
-            &hospital,
-            "H-1",
-            CardKind::Hm,
-            Some(&PersonDetails {
-                kanji_name: "山田 花子".into(),
-                kana_name: "ヤマダ ハナコ".into(),
-                birth_date: "1958-03-03".into(),
-                sex: "F".into(),
-                ..PersonDetails::default()
-            }),
-        )
-        .await
-        .unwrap();
+    let card = crate::medication::hanako(&app, &hospital, "H-1").await;
     let none = CardProof::default();
     match app
         .read_card_scan(&clinic, &card.payload, &none, "")

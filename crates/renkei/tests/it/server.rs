@@ -329,7 +329,7 @@ async fn health_login_audit_and_logout() {
         .await
         .unwrap();
     assert!(
-        audit.contains("auth.login") && audit.contains("totp_enrol"),
+        audit.contains("<td>ログイン</td>") && audit.contains("二要素認証の登録後"),
         "{audit}"
     );
 
